@@ -1,0 +1,81 @@
+"""Batch normalisation over (N, H, W) for each channel of an NCHW tensor.
+
+Training (Ioffe & Szegedy 2015, Algorithm 1), per channel c with M = N*H*W values:
+
+    mu = mean(x),  var = mean((x - mu)^2)            (biased: used to normalise)
+    xhat = (x - mu) / sqrt(var + eps),  out = gamma * xhat + beta
+    running_mean = (1 - momentum) * running_mean + momentum * mu
+    running_var  = (1 - momentum) * running_var  + momentum * var * M / (M - 1)
+
+The running variance is the unbiased one, exactly PyTorch's convention; evaluation
+normalises with the running statistics instead of the batch's.
+
+Backward in training mode, the compact form of the chain rule through mu and var:
+
+    dx = gamma / sqrt(var + eps) / M * (M * dout - sum(dout) - xhat * sum(dout * xhat))
+
+In eval mode mu and var are constants, so dx = dout * gamma / sqrt(running_var + eps).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class BatchNormCache(NamedTuple):
+    xhat: np.ndarray     # (N, C, H, W) normalised input
+    inv_std: np.ndarray  # (C,) 1 / sqrt(var + eps)
+    gamma: np.ndarray    # (C,)
+    training: bool
+
+
+def _per_channel(v: np.ndarray) -> np.ndarray:
+    return v.reshape(1, -1, 1, 1)
+
+
+def batchnorm2d_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, running_mean: np.ndarray,
+    running_var: np.ndarray, momentum: float = 0.1, eps: float = 1e-5, training: bool = True,
+) -> tuple[np.ndarray, BatchNormCache]:
+    """x (N, C, H, W) -> out (N, C, H, W). Updates running_mean/var in place when training."""
+    if training:
+        N, C, H, W = x.shape
+        M = N * H * W
+        if M < 2:
+            raise ValueError("batch norm in training mode needs more than one value per channel")
+        mu = x.mean(axis=(0, 2, 3))
+        xc = x - _per_channel(mu)
+        var = np.einsum("nchw,nchw->c", xc, xc) / M
+        running_mean *= 1 - momentum
+        running_mean += momentum * mu
+        running_var *= 1 - momentum
+        running_var += momentum * var * (M / (M - 1))
+        inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+        xhat = xc
+        xhat *= _per_channel(inv_std)
+    else:
+        inv_std = (1.0 / np.sqrt(running_var + eps)).astype(x.dtype)
+        xhat = (x - _per_channel(running_mean)) * _per_channel(inv_std)
+    out = xhat * _per_channel(gamma)
+    out += _per_channel(beta)
+    return out, BatchNormCache(xhat, inv_std, gamma, training)
+
+
+def batchnorm2d_backward(
+    dout: np.ndarray, cache: BatchNormCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """dout (N, C, H, W) -> (dx, dgamma (C,), dbeta (C,))."""
+    xhat, inv_std, gamma, training = cache
+    dbeta = dout.sum(axis=(0, 2, 3))
+    dgamma = np.einsum("nchw,nchw->c", dout, xhat)
+    scale = _per_channel(gamma * inv_std)
+    if not training:
+        return dout * scale, dgamma, dbeta
+    N, _, H, W = dout.shape
+    M = N * H * W
+    dx = dout - _per_channel(dbeta / M)
+    dx -= xhat * _per_channel(dgamma / M)
+    dx *= scale
+    return dx, dgamma, dbeta

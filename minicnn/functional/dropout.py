@@ -1,0 +1,24 @@
+"""Inverted dropout: zero each value with probability p and scale the survivors by 1/(1-p),
+so the expected activation is unchanged and evaluation needs no rescaling.
+
+The cache is the scaled mask (same shape and dtype as x). Randomness comes from the
+``np.random.Generator`` passed in, so a mask can be reproduced exactly in tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def dropout_forward(
+    x: np.ndarray, p: float, rng: np.random.Generator, training: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    if not training or p == 0.0:
+        return x, None
+    keep = rng.random(x.shape, dtype=np.float32) >= p
+    mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+    return x * mask, mask
+
+
+def dropout_backward(dout: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    return dout if mask is None else dout * mask

@@ -1,0 +1,134 @@
+"""Kernel dispatcher: one entry point per kernel, three interchangeable tiers.
+
+    backend "naive"  loops that read like the maths (the reference; slow)
+    backend "numpy"  vectorised NumPy on strided views
+    backend "numba"  compiled, parallel loops (the default when Numba imports)
+
+Pick a tier globally with ``set_backend`` or per call with ``backend=``. If Numba is not
+installed the dispatcher warns once and falls back to NumPy.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from minicnn.kernels import im2col as _im
+from minicnn.kernels import pool as _pool
+from minicnn.kernels.im2col import conv_output_size, output_hw
+
+try:
+    from minicnn.kernels import numba_kernels as _nb
+except ImportError:  # pragma: no cover - exercised only without numba
+    _nb = None
+
+BACKENDS = ("naive", "numpy", "numba")
+_backend = "numba" if _nb is not None else "numpy"
+_warned = False
+
+__all__ = [
+    "BACKENDS", "col2im", "conv_output_size", "get_backend", "im2col", "im2col_into",
+    "maxpool_backward", "maxpool_forward", "numba_available", "output_hw", "set_backend",
+]
+
+
+def numba_available() -> bool:
+    return _nb is not None
+
+
+def set_backend(name: str) -> None:
+    """Select the kernel tier used when a call passes no ``backend``."""
+    global _backend
+    if name not in BACKENDS:
+        raise ValueError(f"unknown kernel backend {name!r}; choose one of {BACKENDS}")
+    _backend = name
+
+
+def get_backend() -> str:
+    return _backend
+
+
+def _resolve(backend: str | None) -> str:
+    global _warned
+    name = _backend if backend is None else backend
+    if name not in BACKENDS:
+        raise ValueError(f"unknown kernel backend {name!r}; choose one of {BACKENDS}")
+    if name == "numba" and _nb is None:
+        if not _warned:
+            warnings.warn("numba is not installed; minicnn kernels fall back to NumPy",
+                          RuntimeWarning, stacklevel=3)
+            _warned = True
+        return "numpy"
+    return name
+
+
+def im2col(x: np.ndarray, KH: int, KW: int, stride: int = 1, padding: int = 0,
+           backend: str | None = None) -> np.ndarray:
+    """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW). Layout documented in kernels/im2col.py."""
+    name = _resolve(backend)
+    if name == "naive":
+        return _im.im2col_naive(x, KH, KW, stride, padding)
+    if name == "numpy":
+        return _im.im2col_numpy(x, KH, KW, stride, padding)
+    N, C, H, W = x.shape
+    OH, OW = output_hw(H, W, KH, KW, stride, padding)
+    cols = np.empty((C * KH * KW, N * OH * OW), dtype=x.dtype)
+    return _nb.im2col_into(np.ascontiguousarray(x), KH, KW, stride, padding, OH, OW, cols)
+
+
+def im2col_into(x: np.ndarray, KH: int, KW: int, stride: int, padding: int,
+                out: np.ndarray, backend: str | None = None) -> np.ndarray:
+    """Like ``im2col`` but writes into a preallocated ``out`` (reused across steps)."""
+    name = _resolve(backend)
+    if name != "numba":
+        out[...] = im2col(x, KH, KW, stride, padding, backend=name)
+        return out
+    N, C, H, W = x.shape
+    OH, OW = output_hw(H, W, KH, KW, stride, padding)
+    return _nb.im2col_into(np.ascontiguousarray(x), KH, KW, stride, padding, OH, OW, out)
+
+
+def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], KH: int, KW: int,
+           stride: int = 1, padding: int = 0, backend: str | None = None,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """cols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W), summing overlapping windows."""
+    name = _resolve(backend)
+    if name == "naive":
+        dx = _im.col2im_naive(cols, x_shape, KH, KW, stride, padding)
+    elif name == "numpy":
+        dx = _im.col2im_numpy(cols, x_shape, KH, KW, stride, padding)
+    else:
+        N, C, H, W = x_shape
+        OH, OW = output_hw(H, W, KH, KW, stride, padding)
+        target = out if out is not None else np.empty(x_shape, dtype=cols.dtype)
+        return _nb.col2im_into(np.ascontiguousarray(cols), KH, KW, stride, padding, OH, OW,
+                               target)
+    if out is not None:
+        out[...] = dx
+        return out
+    return dx
+
+
+def maxpool_forward(x: np.ndarray, KH: int, KW: int, stride: int,
+                    backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """x (N, C, H, W) -> (out (N, C, OH, OW), argmax int32 (N, C, OH, OW))."""
+    name = _resolve(backend)
+    if name == "naive":
+        return _pool.maxpool_forward_naive(x, KH, KW, stride)
+    if name == "numpy":
+        return _pool.maxpool_forward_numpy(x, KH, KW, stride)
+    N, C, H, W = x.shape
+    OH, OW = output_hw(H, W, KH, KW, stride, 0)
+    return _nb.maxpool_forward(np.ascontiguousarray(x), KH, KW, stride, OH, OW)
+
+
+def maxpool_backward(dout: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, int, int, int],
+                     backend: str | None = None) -> np.ndarray:
+    """Route dout (N, C, OH, OW) to the argmax positions: dx (N, C, H, W)."""
+    name = _resolve(backend)
+    if name == "naive":
+        return _pool.maxpool_backward_naive(dout, argmax, x_shape)
+    if name == "numpy":
+        return _pool.maxpool_backward_numpy(dout, argmax, x_shape)
+    return _nb.maxpool_backward(np.ascontiguousarray(dout), argmax, x_shape[2], x_shape[3])

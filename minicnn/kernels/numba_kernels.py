@@ -1,0 +1,131 @@
+"""Numba tier of the hot kernels: same contracts as ``im2col.py`` and ``pool.py``.
+
+Every kernel here is ``@njit(cache=True)`` (compiled once, cached on disk next to this
+file) and ``parallel=True`` with ``prange`` over independent outputs, so two threads never
+write the same element:
+
+* ``im2col``  : one thread per row k = (c, kh, kw) of ``cols``; the row is written
+  contiguously. Instead of padding the input (a full copy) the valid output range of
+  each row is computed once and the rest is zero-filled.
+* ``col2im``  : one thread per (n, c) image plane of ``dx``; all KH*KW rows that touch that
+  plane are added by the same thread, so the accumulation is race-free.
+* ``maxpool`` : one thread per (n, c) plane, forward and backward.
+
+Inputs are assumed C-contiguous (the dispatcher makes them so); dtypes float32 and
+float64 each get their own compiled specialisation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, inline="always")
+def _valid_range(kernel_offset, stride, padding, size, out_size):
+    """Output positions o with 0 <= o*stride + kernel_offset - padding < size."""
+    # smallest o with o*stride >= padding - kernel_offset
+    lo_num = padding - kernel_offset
+    lo = 0 if lo_num <= 0 else (lo_num + stride - 1) // stride
+    # largest o with o*stride <= size - 1 + padding - kernel_offset
+    hi_num = size - 1 + padding - kernel_offset
+    hi = -1 if hi_num < 0 else hi_num // stride
+    if hi > out_size - 1:
+        hi = out_size - 1
+    if lo > hi + 1:
+        lo = hi + 1
+    return lo, hi + 1
+
+
+@njit(parallel=True, cache=True)
+def im2col_into(x, KH, KW, stride, padding, OH, OW, cols):
+    """Fill cols (C*KH*KW, N*OH*OW) from x (N, C, H, W); see im2col.py for the layout."""
+    N, C, H, W = x.shape
+    for k in prange(C * KH * KW):
+        c = k // (KH * KW)
+        kh = (k // KW) % KH
+        kw = k % KW
+        ow_lo, ow_hi = _valid_range(kw, stride, padding, W, OW)
+        oh_lo, oh_hi = _valid_range(kh, stride, padding, H, OH)
+        row = cols[k]
+        for n in range(N):
+            base = n * OH * OW
+            for oh in range(OH):
+                j = base + oh * OW
+                if oh < oh_lo or oh >= oh_hi:
+                    for ow in range(OW):
+                        row[j + ow] = 0
+                    continue
+                h = oh * stride + kh - padding
+                src = x[n, c, h]
+                for ow in range(ow_lo):
+                    row[j + ow] = 0
+                w0 = ow_lo * stride + kw - padding
+                for ow in range(ow_lo, ow_hi):
+                    row[j + ow] = src[w0 + (ow - ow_lo) * stride]
+                for ow in range(ow_hi, OW):
+                    row[j + ow] = 0
+    return cols
+
+
+@njit(parallel=True, cache=True)
+def col2im_into(cols, KH, KW, stride, padding, OH, OW, dx):
+    """dx (N, C, H, W) = col2im(cols); dx is overwritten (not accumulated into)."""
+    N, C, H, W = dx.shape
+    for nc in prange(N * C):
+        n = nc // C
+        c = nc % C
+        plane = dx[n, c]
+        plane[:, :] = 0
+        for kh in range(KH):
+            oh_lo, oh_hi = _valid_range(kh, stride, padding, H, OH)
+            for kw in range(KW):
+                ow_lo, ow_hi = _valid_range(kw, stride, padding, W, OW)
+                row = cols[(c * KH + kh) * KW + kw]
+                w0 = ow_lo * stride + kw - padding
+                for oh in range(oh_lo, oh_hi):
+                    h = oh * stride + kh - padding
+                    j = (n * OH + oh) * OW
+                    dst = plane[h]
+                    for ow in range(ow_lo, ow_hi):
+                        dst[w0 + (ow - ow_lo) * stride] += row[j + ow]
+    return dx
+
+
+@njit(parallel=True, cache=True)
+def maxpool_forward(x, KH, KW, stride, OH, OW):
+    N, C, H, W = x.shape
+    out = np.empty((N, C, OH, OW), dtype=x.dtype)
+    argmax = np.empty((N, C, OH, OW), dtype=np.int32)
+    for nc in prange(N * C):
+        n = nc // C
+        c = nc % C
+        plane = x[n, c]
+        for oh in range(OH):
+            for ow in range(OW):
+                h0 = oh * stride
+                w0 = ow * stride
+                best = plane[h0, w0]
+                best_idx = h0 * W + w0
+                for kh in range(KH):
+                    for kw in range(KW):
+                        v = plane[h0 + kh, w0 + kw]
+                        if v > best:  # strict: the first maximum wins ties
+                            best = v
+                            best_idx = (h0 + kh) * W + (w0 + kw)
+                out[n, c, oh, ow] = best
+                argmax[n, c, oh, ow] = best_idx
+    return out, argmax
+
+
+@njit(parallel=True, cache=True)
+def maxpool_backward(dout, argmax, H, W):
+    N, C, OH, OW = dout.shape
+    dx = np.zeros((N, C, H * W), dtype=dout.dtype)
+    for nc in prange(N * C):
+        n = nc // C
+        c = nc % C
+        for oh in range(OH):
+            for ow in range(OW):
+                dx[n, c, argmax[n, c, oh, ow]] += dout[n, c, oh, ow]
+    return dx.reshape(N, C, H, W)

@@ -1,0 +1,31 @@
+"""Parameter-free shape and activation layers: ReLU and Flatten."""
+
+from __future__ import annotations
+
+import math
+
+from minicnn.functional.activation import relu_backward, relu_forward
+from minicnn.layers.base import Layer
+
+
+class ReLU(Layer):
+    def forward(self, x):
+        out, self.out = relu_forward(x)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return relu_backward(dout, self.out)
+
+
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C*H*W), in C-order (the same order as PyTorch's flatten)."""
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout, need_dx=True):
+        return dout.reshape(self.x_shape)
+
+    def output_shape(self, input_shape):
+        return (math.prod(input_shape),)

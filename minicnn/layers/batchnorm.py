@@ -1,0 +1,43 @@
+"""BatchNorm2D layer with PyTorch's conventions (momentum 0.1, eps 1e-5, unbiased running
+variance, running statistics in eval mode). The maths is in ``functional.batchnorm``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn.functional.batchnorm import batchnorm2d_backward, batchnorm2d_forward
+from minicnn.layers.base import Layer
+
+
+class BatchNorm2D(Layer):
+    def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.num_features, self.momentum, self.eps = num_features, momentum, eps
+        self.reset_parameters(np.random.default_rng())
+        self.cache = None
+
+    def reset_parameters(self, rng: np.random.Generator) -> None:
+        C = self.num_features
+        self.params["gamma"] = np.ones(C, dtype=np.float32)
+        self.params["beta"] = np.zeros(C, dtype=np.float32)
+        self.buffers["running_mean"] = np.zeros(C, dtype=np.float32)
+        self.buffers["running_var"] = np.ones(C, dtype=np.float32)
+        self._zero_grads()
+
+    def forward(self, x):
+        if x.ndim != 4 or x.shape[1] != self.num_features:
+            raise ValueError(f"BatchNorm2D expects (N, {self.num_features}, H, W), got {x.shape}")
+        out, self.cache = batchnorm2d_forward(
+            x, self.params["gamma"], self.params["beta"], self.buffers["running_mean"],
+            self.buffers["running_var"], self.momentum, self.eps, self.training)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        dx, self.grads["gamma"], self.grads["beta"] = batchnorm2d_backward(dout, self.cache)
+        return dx
+
+    def macs(self, input_shape):
+        return int(np.prod(input_shape))  # one multiply-add per value in eval mode
+
+    def config(self):
+        return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps}

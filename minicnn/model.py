@@ -1,0 +1,166 @@
+"""Sequential: a stack of layers with named parameters, summary, save and load."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import numpy as np
+
+from minicnn.layers.base import Layer
+
+
+class Sequential:
+    """Layers applied in order. The public surface other code relies on:
+
+    * ``forward(x)`` returns logits; ``backward(dout)`` returns dx and fills every layer's
+      gradients (overwriting them); ``train()`` / ``eval()`` switch mode (training first).
+    * ``parameters()``, ``gradients()`` and ``buffers()`` map dotted names
+      ``"<layer index>.<name>"`` (e.g. "0.W", "1.gamma") to the LIVE arrays: writing into
+      them changes the model, and an optimizer updates them in place.
+    * ``rng`` (a Generator or seed) initialises every parameter and drives dropout, so one
+      seed reproduces a run.
+    """
+
+    def __init__(self, layers: Iterable[Layer], rng: np.random.Generator | int | None = None,
+                 metadata: dict | None = None) -> None:
+        self.layers = list(layers)
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layer {i} is {type(layer).__name__}, not a minicnn Layer")
+        self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        self.metadata = dict(metadata or {})
+        for layer in self.layers:
+            layer.reset_parameters(self.rng)
+            layer.rng = self.rng
+        self.training = True
+
+    # ------------------------------------------------------------------ computation
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    __call__ = forward
+
+    def backward(self, dout: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        """Backpropagate dL/dlogits; returns dL/dx (None if ``need_input_grad`` is False,
+        which lets the first layer skip work the training loop never uses)."""
+        for i in range(len(self.layers) - 1, -1, -1):
+            dout = self.layers[i].backward(dout, need_dx=need_input_grad or i > 0)
+        return dout
+
+    def train(self) -> Sequential:
+        self.training = True
+        for layer in self.layers:
+            layer.training = True
+        return self
+
+    def eval(self) -> Sequential:
+        self.training = False
+        for layer in self.layers:
+            layer.training = False
+        return self
+
+    def predict_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Softmax probabilities (N, K) in eval mode, in batches; restores the mode after."""
+        from minicnn.functional.loss import softmax
+
+        was_training = self.training
+        self.eval()
+        try:
+            return np.concatenate([softmax(self.forward(x[i:i + batch_size]))
+                                   for i in range(0, len(x), batch_size)])
+        finally:
+            if was_training:
+                self.train()
+
+    # ------------------------------------------------------------------ named state
+    def _named(self, attr: str) -> dict[str, np.ndarray]:
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers)
+                for k, v in getattr(layer, attr).items()}
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return self._named("params")
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        return self._named("grads")
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        return self._named("buffers")
+
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Copy values from {"param/0.W": ..., "buffer/1.running_mean": ...} into the LIVE
+        arrays (in place, so an optimizer built earlier stays linked to the model)."""
+        for kind, named in (("param", self.parameters()), ("buffer", self.buffers())):
+            for name, arr in named.items():
+                arr[...] = arrays[f"{kind}/{name}"]
+
+    def astype(self, dtype) -> Sequential:
+        """Cast every parameter, gradient and buffer (e.g. to float64 for gradient checks).
+        This replaces the arrays: build the optimizer after casting."""
+        for layer in self.layers:
+            layer.astype(np.dtype(dtype))
+        return self
+
+    def num_parameters(self) -> int:
+        return sum(v.size for v in self.parameters().values())
+
+    # ------------------------------------------------------------------ description
+    def spec(self) -> list[dict]:
+        return [{"type": type(layer).__name__, "config": layer.config()} for layer in self.layers]
+
+    def summary(self, input_shape: tuple[int, ...], print_fn=print) -> str:
+        """Table of each layer's output shape, parameter count and multiply-accumulates for
+        one sample of ``input_shape`` (without the batch axis, e.g. (1, 48, 48))."""
+        rows = [("#", "layer", "output shape", "params", "MACs")]
+        shape, total_p, total_m = tuple(input_shape), 0, 0
+        for i, layer in enumerate(self.layers):
+            macs = layer.macs(shape)
+            shape = layer.output_shape(shape)
+            p = sum(v.size for v in layer.params.values())
+            total_p, total_m = total_p + p, total_m + macs
+            rows.append((str(i), repr(layer), str(shape), f"{p:,}", f"{macs:,}"))
+        rows.append(("", "total", "", f"{total_p:,}", f"{total_m:,}"))
+        widths = [max(len(r[c]) for r in rows) for c in range(5)]
+        lines = ["  ".join(cell.ljust(w) if c < 3 else cell.rjust(w)
+                           for c, (cell, w) in enumerate(zip(row, widths))) for row in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.insert(len(lines) - 1, "-" * len(lines[0]))
+        text = "\n".join(lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def macs(self, input_shape: tuple[int, ...]) -> int:
+        total, shape = 0, tuple(input_shape)
+        for layer in self.layers:
+            total += layer.macs(shape)
+            shape = layer.output_shape(shape)
+        return total
+
+    def __repr__(self) -> str:
+        inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential(\n{inner}\n)"
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
+        """Atomically write weights + JSON architecture spec to ``path`` (.npz)."""
+        from minicnn.serialize import save_model
+
+        save_model(self, path, metadata)
+
+    def load_weights(self, path: str | os.PathLike) -> None:
+        """Load a file saved from the SAME architecture into this model, checking it first."""
+        from minicnn.serialize import SPEC_KEY, WeightsError, check_arrays, read_json_entry
+        from minicnn.serialize import model_arrays, read_npz
+
+        arrays = read_npz(path)
+        spec = read_json_entry(arrays, SPEC_KEY, path)
+        if isinstance(spec, dict) and spec.get("layers") != self.spec():
+            raise WeightsError(f"{path}: saved from a different architecture than this model")
+        arrays.pop(SPEC_KEY)
+        check_arrays(path, arrays, model_arrays(self))
+        self.load_arrays(arrays)
+        if isinstance(spec, dict):
+            self.metadata = dict(spec.get("metadata") or {})
