@@ -8,7 +8,8 @@
 
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.model import Sequential
-from minicnn.serialize import WeightsError, load_model as load
+from minicnn.serialize import WeightsError
+from minicnn.serialize import load_model as load
 
 __all__ = ["Sequential", "SoftmaxCrossEntropy", "WeightsError", "load"]
 __version__ = "0.1.0"

@@ -29,14 +29,14 @@ def numerical_gradient(f: Callable[[], np.ndarray | float], x: np.ndarray,
         i = it.multi_index
         old = x[i]
         x[i] = old + h
-        plus = f()
+        plus = np.array(f(), dtype=np.float64)  # a copy: f may return a view of x
         x[i] = old - h
-        minus = f()
+        minus = np.array(f(), dtype=np.float64)
         x[i] = old
         if dout is None:
             grad[i] = (plus - minus) / (2 * h)
         else:
-            grad[i] = np.sum((np.asarray(plus) - np.asarray(minus)) * dout) / (2 * h)
+            grad[i] = np.sum((plus - minus) * dout) / (2 * h)
         it.iternext()
     return grad
 

@@ -152,8 +152,14 @@ class Sequential:
 
     def load_weights(self, path: str | os.PathLike) -> None:
         """Load a file saved from the SAME architecture into this model, checking it first."""
-        from minicnn.serialize import SPEC_KEY, WeightsError, check_arrays, read_json_entry
-        from minicnn.serialize import model_arrays, read_npz
+        from minicnn.serialize import (
+            SPEC_KEY,
+            WeightsError,
+            check_arrays,
+            model_arrays,
+            read_json_entry,
+            read_npz,
+        )
 
         arrays = read_npz(path)
         spec = read_json_entry(arrays, SPEC_KEY, path)

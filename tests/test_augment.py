@@ -1,0 +1,81 @@
+"""Tests for emotion.augment: shapes, determinism and the geometry of the one warp.
+
+Speed is measured by hand (see the report), not asserted here: timing tests are flaky on
+shared CI machines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+
+from emotion.augment import AugmentConfig, affine_matrices, augment_batch
+
+# Everything off: the pipeline must then be the identity, which checks the plumbing.
+OFF = AugmentConfig(flip_p=0.0, max_shift=0.0, max_rotation=0.0, scale_range=(1.0, 1.0),
+                    brightness=0.0, contrast=0.0, erase_p=0.0)
+
+
+@pytest.fixture
+def images() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (16, 48, 48), dtype=np.uint8)
+
+
+def test_output_dtype_shape_and_input_untouched(images):
+    before = images.copy()
+    out = augment_batch(images, np.random.default_rng(1))
+    assert out.dtype == np.uint8 and out.shape == images.shape
+    assert out is not images
+    np.testing.assert_array_equal(images, before)
+    assert not np.array_equal(out, images)
+
+
+def test_same_seed_same_output_different_seed_different_output(images):
+    a = augment_batch(images, np.random.default_rng(42))
+    b = augment_batch(images, np.random.default_rng(42))
+    c = augment_batch(images, np.random.default_rng(43))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_disabled_and_zero_strength_configs_are_the_identity(images):
+    np.testing.assert_array_equal(
+        augment_batch(images, np.random.default_rng(0), AugmentConfig.none()), images)
+    np.testing.assert_array_equal(augment_batch(images, np.random.default_rng(0), OFF), images)
+
+
+def test_flip_alone_mirrors_exactly(images):
+    flip = replace(OFF, flip_p=1.0)
+    out = augment_batch(images, np.random.default_rng(0), flip)
+    np.testing.assert_array_equal(out, images[:, :, ::-1])
+
+
+def test_matrices_match_cv2_rotation_matrix():
+    config = AugmentConfig(flip_p=0.0, max_shift=0.0)
+    m = affine_matrices(5, 48, 48, np.random.default_rng(3), config)
+    # Replay the draws in affine_matrices' order: flip, angle, scale.
+    rng = np.random.default_rng(3)
+    rng.random(5)
+    angle = rng.uniform(-config.max_rotation, config.max_rotation, 5)
+    scale = rng.uniform(*config.scale_range, 5)
+    for i in range(5):
+        expected = cv2.getRotationMatrix2D((23.5, 23.5), angle[i], scale[i])
+        np.testing.assert_allclose(m[i], expected, atol=1e-12)
+
+
+def test_erasing_alone_changes_one_rectangle(images):
+    erase = replace(OFF, erase_p=1.0, erase_area=(0.05, 0.1))
+    out = augment_batch(images, np.random.default_rng(0), erase)
+    for before, after in zip(images, out):
+        ys, xs = np.nonzero(before != after)
+        assert len(ys) > 0
+        box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+        assert box <= 0.1 * 48 * 48 + 48  # within the largest area (plus rounding)
+
+
+def test_rejects_non_uint8_input(images):
+    with pytest.raises(ValueError, match="uint8"):
+        augment_batch(images.astype(np.float32), np.random.default_rng(0))

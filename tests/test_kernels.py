@@ -1,0 +1,124 @@
+"""Every kernel tier agrees with the naive reference; im2col and col2im are adjoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from minicnn import kernels
+from minicnn.kernels import conv_output_size
+
+FAST = ("numpy", "numba")
+
+
+@st.composite
+def conv_case(draw):
+    N = draw(st.integers(1, 3))
+    C = draw(st.integers(1, 3))
+    H = draw(st.integers(1, 9))
+    W = draw(st.integers(1, 9))
+    KH = draw(st.integers(1, 4))
+    KW = draw(st.integers(1, 4))
+    stride = draw(st.integers(1, 3))
+    padding = draw(st.integers(0, 2))
+    assume(conv_output_size(H, KH, stride, padding) > 0)
+    assume(conv_output_size(W, KW, stride, padding) > 0)
+    seed = draw(st.integers(0, 2**31 - 1))
+    return (N, C, H, W), KH, KW, stride, padding, np.random.default_rng(seed)
+
+
+@given(conv_case(), st.sampled_from([np.float32, np.float64]))
+def test_im2col_tiers_match_naive(case, dtype):
+    shape, KH, KW, s, p, rng = case
+    x = rng.standard_normal(shape).astype(dtype)
+    ref = kernels.im2col(x, KH, KW, s, p, backend="naive")
+    for backend in FAST:
+        got = kernels.im2col(x, KH, KW, s, p, backend=backend)
+        assert got.dtype == dtype and got.shape == ref.shape
+        np.testing.assert_array_equal(got, ref, err_msg=backend)
+
+
+@given(conv_case())
+def test_col2im_tiers_match_naive(case):
+    shape, KH, KW, s, p, rng = case
+    N, C, H, W = shape
+    OH, OW = kernels.output_hw(H, W, KH, KW, s, p)
+    cols = rng.standard_normal((C * KH * KW, N * OH * OW))
+    ref = kernels.col2im(cols, shape, KH, KW, s, p, backend="naive")
+    for backend in FAST:
+        got = kernels.col2im(cols, shape, KH, KW, s, p, backend=backend)
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12, err_msg=backend)
+
+
+@given(conv_case(), st.sampled_from(("naive",) + FAST))
+def test_adjoint_identity(case, backend):
+    """<im2col(x), y> == <x, col2im(y)>: col2im is exactly the transpose of im2col."""
+    shape, KH, KW, s, p, rng = case
+    x = rng.standard_normal(shape)
+    cols = kernels.im2col(x, KH, KW, s, p, backend=backend)
+    y = rng.standard_normal(cols.shape)
+    lhs = np.sum(cols * y)
+    rhs = np.sum(x * kernels.col2im(y, shape, KH, KW, s, p, backend=backend))
+    assert lhs == pytest.approx(rhs, rel=1e-10, abs=1e-10)
+
+
+@st.composite
+def pool_case(draw):
+    N, C = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    H, W = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    k = draw(st.integers(1, 3))
+    stride = draw(st.integers(1, 3))
+    assume(H >= k and W >= k)
+    seed = draw(st.integers(0, 2**31 - 1))
+    return (N, C, H, W), k, stride, np.random.default_rng(seed)
+
+
+@given(pool_case(), st.booleans())
+def test_maxpool_tiers_match_naive(case, with_ties):
+    shape, k, s, rng = case
+    x = rng.standard_normal(shape)
+    if with_ties:  # few distinct values: ties everywhere, all tiers must pick the same one
+        x = np.round(x)
+    out, arg = kernels.maxpool_forward(x, k, k, s, backend="naive")
+    dout = rng.standard_normal(out.shape)
+    dx = kernels.maxpool_backward(dout, arg, shape, backend="naive")
+    for backend in FAST:
+        out2, arg2 = kernels.maxpool_forward(x, k, k, s, backend=backend)
+        np.testing.assert_array_equal(out2, out, err_msg=backend)
+        np.testing.assert_array_equal(arg2, arg, err_msg=backend)
+        dx2 = kernels.maxpool_backward(dout, arg2, shape, backend=backend)
+        np.testing.assert_allclose(dx2, dx, rtol=1e-12, atol=1e-12, err_msg=backend)
+
+
+@pytest.mark.parametrize("backend", ("naive",) + FAST)
+def test_maxpool_tie_goes_to_first_maximum(backend):
+    x = np.array([[[[1.0, 3.0], [3.0, 3.0]]]])  # three equal maxima in one 2x2 window
+    out, arg = kernels.maxpool_forward(x, 2, 2, 2, backend=backend)
+    assert out[0, 0, 0, 0] == 3.0
+    assert arg[0, 0, 0, 0] == 1  # flat index of (0, 1): the first 3.0 in row-major order
+    dx = kernels.maxpool_backward(np.ones_like(out), arg, x.shape, backend=backend)
+    np.testing.assert_array_equal(dx[0, 0], [[0.0, 1.0], [0.0, 0.0]])
+
+
+def test_im2col_into_reuses_buffer():
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 5)).astype(np.float32)
+    buf = np.empty((27, 2 * 25), dtype=np.float32)
+    out = kernels.im2col_into(x, 3, 3, 1, 1, out=buf)
+    assert out is buf
+    np.testing.assert_array_equal(buf, kernels.im2col(x, 3, 3, 1, 1, backend="naive"))
+
+
+def test_backend_selection_and_errors():
+    assert kernels.get_backend() in kernels.BACKENDS
+    old = kernels.get_backend()
+    try:
+        kernels.set_backend("numpy")
+        assert kernels.get_backend() == "numpy"
+        with pytest.raises(ValueError, match="unknown kernel backend"):
+            kernels.set_backend("cuda")
+    finally:
+        kernels.set_backend(old)
+    with pytest.raises(ValueError, match="does not fit"):
+        kernels.im2col(np.zeros((1, 1, 2, 2)), 3, 3, 1, 0)

@@ -1,0 +1,153 @@
+"""What users rely on from Sequential: live named arrays, modes, summary, and learning."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn.layers import (
+    BatchNorm2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    MaxPool2D,
+    ReLU,
+)
+from minicnn.optim import SGD, Adam
+
+
+def tiny_cnn(seed=0, classes=7):
+    return minicnn.Sequential([
+        Conv2D(1, 8, 3, padding="same"), BatchNorm2D(8), ReLU(), MaxPool2D(2),
+        Conv2D(8, 16, 3, padding=1), BatchNorm2D(16), ReLU(), GlobalAvgPool2D(),
+        Dropout(0.1), Dense(16, classes),
+    ], rng=seed)
+
+
+def test_named_parameters_are_live_and_mirrored():
+    model = tiny_cnn()
+    params, grads = model.parameters(), model.gradients()
+    assert set(params) == set(grads)
+    assert {"0.W", "0.b", "1.gamma", "1.beta", "9.W", "9.b"} <= set(params)
+    assert set(model.buffers()) == {"1.running_mean", "1.running_var", "5.running_mean",
+                                    "5.running_var"}
+    params["9.W"][...] = 0.0  # writing through the dict changes the model
+    params["9.b"][...] = 5.0
+    x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    model.eval()
+    np.testing.assert_array_equal(model.forward(x), 5.0)
+    assert model.layers[9].params["b"] is params["9.b"]
+
+
+def test_seed_reproduces_initialisation_and_dropout():
+    x = np.random.default_rng(0).standard_normal((4, 1, 8, 8)).astype(np.float32)
+    a, b = tiny_cnn(seed=3), tiny_cnn(seed=3)
+    for k in a.parameters():
+        np.testing.assert_array_equal(a.parameters()[k], b.parameters()[k])
+    np.testing.assert_array_equal(a.forward(x), b.forward(x))  # same dropout masks
+    assert not np.array_equal(tiny_cnn(seed=4).parameters()["0.W"], a.parameters()["0.W"])
+
+
+def test_backward_overwrites_gradients():
+    model = tiny_cnn().astype(np.float64)
+    x = np.random.default_rng(0).standard_normal((4, 1, 8, 8))
+    loss = minicnn.SoftmaxCrossEntropy()
+    model.layers[8].p = 0.0
+    for _ in range(2):
+        loss(model.forward(x), np.array([0, 1, 2, 3]))
+        model.backward(loss.backward())
+        first = {k: v.copy() for k, v in model.gradients().items()}
+    loss(model.forward(x), np.array([0, 1, 2, 3]))
+    model.backward(loss.backward())
+    for k, v in model.gradients().items():
+        np.testing.assert_allclose(v, first[k], rtol=1e-10, atol=1e-12)
+
+
+def test_train_eval_modes():
+    model = tiny_cnn()
+    assert model.training and all(layer.training for layer in model.layers)
+    model.eval()
+    assert not model.training and not any(layer.training for layer in model.layers)
+    x = np.random.default_rng(0).standard_normal((3, 1, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(model.forward(x), model.forward(x))  # deterministic
+    stats = {k: v.copy() for k, v in model.buffers().items()}
+    model.forward(x)
+    for k, v in model.buffers().items():  # eval must not touch running statistics
+        np.testing.assert_array_equal(v, stats[k])
+    model.train()
+    model.forward(x)
+    assert not np.array_equal(model.buffers()["1.running_mean"], stats["1.running_mean"])
+
+
+def test_summary_reports_shapes_params_and_macs():
+    model = minicnn.Sequential([Conv2D(1, 4, 3), ReLU(), MaxPool2D(2), Flatten(),
+                                Dense(4 * 23 * 23, 7)], rng=0)
+    text = model.summary((1, 48, 48), print_fn=None)
+    assert "(4, 46, 46)" in text and "(4, 23, 23)" in text and "(7,)" in text
+    conv_macs = 4 * 46 * 46 * 9
+    dense_macs = 4 * 23 * 23 * 7
+    assert f"{conv_macs:,}" in text and f"{conv_macs + dense_macs:,}" in text
+    assert f"{model.num_parameters():,}" in text
+    assert model.num_parameters() == 4 * 9 + 4 + 4 * 23 * 23 * 7 + 7
+
+
+def test_astype_casts_everything():
+    model = tiny_cnn().astype(np.float64)
+    for d in (model.parameters(), model.gradients(), model.buffers()):
+        assert all(v.dtype == np.float64 for v in d.values())
+    out = model.forward(np.zeros((2, 1, 8, 8)))
+    assert out.dtype == np.float64
+
+
+def test_first_loss_is_about_ln7():
+    """With He init and balanced labels the untrained network guesses uniformly."""
+    model = tiny_cnn(seed=0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((140, 1, 12, 12)).astype(np.float32)
+    labels = np.repeat(np.arange(7), 20)
+    loss = minicnn.SoftmaxCrossEntropy()(model.forward(x), labels)
+    assert abs(loss - math.log(7)) < 0.25
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda p: Adam(p, lr=1e-2),
+    lambda p: SGD(p, lr=0.1, momentum=0.9, nesterov=True),
+])
+def test_tiny_network_overfits_20_samples(make_opt):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 1, 8, 8)).astype(np.float32)
+    y = np.arange(20) % 7
+    model = minicnn.Sequential([
+        Conv2D(1, 8, 3, padding="same"), BatchNorm2D(8), ReLU(), MaxPool2D(2), Flatten(),
+        Dense(8 * 4 * 4, 32), ReLU(), Dense(32, 7),
+    ], rng=0)
+    opt = make_opt(model.parameters())
+    loss_fn = minicnn.SoftmaxCrossEntropy()
+    for _ in range(150):
+        loss_fn(model.forward(x), y)
+        model.backward(loss_fn.backward(), need_input_grad=False)
+        opt.step(model.gradients())
+    model.eval()
+    assert (model.forward(x).argmax(1) == y).mean() == 1.0
+
+
+def test_rejects_non_layers_and_bad_configs():
+    with pytest.raises(TypeError, match="not a minicnn Layer"):
+        minicnn.Sequential([Conv2D(1, 2, 3), "relu"])
+    with pytest.raises(ValueError, match="odd kernel"):
+        Conv2D(1, 2, 4, padding="same")
+    with pytest.raises(ValueError, match="dropout probability"):
+        Dropout(1.0)
+    with pytest.raises(ValueError, match="expects"):
+        Dense(3, 2).forward(np.zeros((1, 4), np.float32))
+
+
+def test_predict_proba_restores_mode():
+    model = tiny_cnn()
+    p = model.predict_proba(np.zeros((5, 1, 8, 8), np.float32), batch_size=2)
+    assert p.shape == (5, 7) and np.allclose(p.sum(1), 1) and model.training
