@@ -84,6 +84,28 @@ def test_conv2d_gradients(params, target_columns):
         conv_module.TARGET_COLUMNS = old
 
 
+@given(conv_params(), st.sampled_from([1, 4096]))
+def test_conv2d_cached_columns_match_recomputed(params, target_columns):
+    """Keeping im2col columns for backward gives the same gradients as recomputing them."""
+    x_shape, w_shape, stride, padding, seed = params
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    old = conv_module.TARGET_COLUMNS, conv_module.CACHE_COLUMNS_BYTES
+    conv_module.TARGET_COLUMNS = target_columns
+    try:
+        grads = []
+        for budget in (0, 2**30):  # recompute, then keep
+            conv_module.CACHE_COLUMNS_BYTES = budget
+            out, cache = F.conv2d_forward(x, w, b, stride, padding)
+            assert (cache.cols is None) == (budget == 0)
+            grads.append(F.conv2d_backward(np.ones_like(out), cache))
+        for recomputed, kept in zip(*grads):
+            np.testing.assert_array_equal(kept, recomputed)
+    finally:
+        conv_module.TARGET_COLUMNS, conv_module.CACHE_COLUMNS_BYTES = old
+
+
 def test_conv2d_matches_direct_definition():
     """The GEMM result equals the convolution written as a sum (cross-correlation)."""
     rng = np.random.default_rng(0)

@@ -122,3 +122,74 @@ def test_backend_selection_and_errors():
         kernels.set_backend(old)
     with pytest.raises(ValueError, match="does not fit"):
         kernels.im2col(np.zeros((1, 1, 2, 2)), 3, 3, 1, 0)
+
+
+@st.composite
+def nchw_case(draw):
+    shape = tuple(draw(st.integers(1, 5)) for _ in range(4))
+    seed = draw(st.integers(0, 2**31 - 1))
+    return shape, np.random.default_rng(seed)
+
+
+@given(nchw_case(), st.sampled_from([np.float32, np.float64]))
+def test_channel_moments_match_reference(case, dtype):
+    shape, rng = case
+    x = (3 + 2 * rng.standard_normal(shape)).astype(dtype)  # offset mean: tests the centring
+    x64 = x.astype(np.float64)
+    ref_mean, ref_var = x64.mean(axis=(0, 2, 3)), x64.var(axis=(0, 2, 3))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for backend in FAST:
+        mean, var = kernels.channel_moments(x, backend=backend)
+        assert mean.dtype == dtype and var.dtype == dtype
+        np.testing.assert_allclose(mean, ref_mean, rtol=tol, atol=tol, err_msg=backend)
+        np.testing.assert_allclose(var, ref_var, rtol=tol, atol=tol, err_msg=backend)
+
+
+@given(nchw_case(), st.sampled_from([np.float32, np.float64]))
+def test_channel_sums_match_reference(case, dtype):
+    shape, rng = case
+    dout = rng.standard_normal(shape).astype(dtype)
+    xhat = rng.standard_normal(shape).astype(dtype)
+    d64, x64 = dout.astype(np.float64), xhat.astype(np.float64)
+    ref_s, ref_sx = d64.sum(axis=(0, 2, 3)), (d64 * x64).sum(axis=(0, 2, 3))
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    for backend in FAST:
+        s, sx = kernels.channel_sums(dout, xhat, backend=backend)
+        assert s.dtype == dtype and sx.dtype == dtype
+        np.testing.assert_allclose(s, ref_s, rtol=tol, atol=tol, err_msg=backend)
+        np.testing.assert_allclose(sx, ref_sx, rtol=tol, atol=tol, err_msg=backend)
+
+
+@given(nchw_case(), st.sampled_from([np.float32, np.float64]))
+def test_relu_backward_matches_reference(case, dtype):
+    shape, rng = case
+    dout = rng.standard_normal(shape).astype(dtype)
+    out = np.maximum(rng.standard_normal(shape), 0).astype(dtype)  # ReLU outputs, many zeros
+    ref = np.where(out > 0, dout, 0)
+    for backend in FAST:
+        dx = kernels.relu_backward(dout, out, backend=backend)
+        assert dx.dtype == dtype
+        np.testing.assert_array_equal(dx, ref, err_msg=backend)
+
+
+@given(nchw_case(), st.sampled_from([np.float32, np.float64]))
+def test_channel_affine_kernels_match_reference(case, dtype):
+    shape, rng = case
+    C = shape[1]
+    x = rng.standard_normal(shape).astype(dtype)
+    y = rng.standard_normal(shape).astype(dtype)
+    a, b, c = (rng.standard_normal(C).astype(dtype) for _ in range(3))
+
+    def per_channel(v):
+        return v.astype(np.float64).reshape(1, -1, 1, 1)
+
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    ref1 = (x64 - per_channel(a)) * per_channel(b) + per_channel(c)
+    ref2 = x64 * per_channel(a) + y64 * per_channel(b) + per_channel(c)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for backend in FAST:
+        got1 = kernels.channel_affine(x, a, b, c, backend=backend)
+        got2 = kernels.channel_affine2(x, a, y, b, c, backend=backend)
+        assert got1.dtype == dtype and got2.dtype == dtype
+        np.testing.assert_allclose(got1, ref1, rtol=tol, atol=tol, err_msg=backend)
+        np.testing.assert_allclose(got2, ref2, rtol=tol, atol=tol, err_msg=backend)

@@ -23,6 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from minicnn import kernels
+
 
 class BatchNormCache(NamedTuple):
     xhat: np.ndarray     # (N, C, H, W) normalised input
@@ -45,21 +47,18 @@ def batchnorm2d_forward(
         M = N * H * W
         if M < 2:
             raise ValueError("batch norm in training mode needs more than one value per channel")
-        mu = x.mean(axis=(0, 2, 3))
-        xc = x - _per_channel(mu)
-        var = np.einsum("nchw,nchw->c", xc, xc) / M
+        mu, var = kernels.channel_moments(x)  # one parallel pass per channel
         running_mean *= 1 - momentum
         running_mean += momentum * mu
         running_var *= 1 - momentum
         running_var += momentum * var * (M / (M - 1))
-        inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-        xhat = xc
-        xhat *= _per_channel(inv_std)
     else:
-        inv_std = (1.0 / np.sqrt(running_var + eps)).astype(x.dtype)
-        xhat = (x - _per_channel(running_mean)) * _per_channel(inv_std)
-    out = xhat * _per_channel(gamma)
-    out += _per_channel(beta)
+        mu, var = running_mean, running_var
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+    # two fused per-channel passes: xhat = (x - mu) * inv_std, out = xhat * gamma + beta
+    zeros = np.zeros_like(inv_std)
+    xhat = kernels.channel_affine(x, mu, inv_std, zeros)
+    out = kernels.channel_affine(xhat, zeros, gamma, beta)
     return out, BatchNormCache(xhat, inv_std, gamma, training)
 
 
@@ -68,14 +67,12 @@ def batchnorm2d_backward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """dout (N, C, H, W) -> (dx, dgamma (C,), dbeta (C,))."""
     xhat, inv_std, gamma, training = cache
-    dbeta = dout.sum(axis=(0, 2, 3))
-    dgamma = np.einsum("nchw,nchw->c", dout, xhat)
-    scale = _per_channel(gamma * inv_std)
+    dbeta, dgamma = kernels.channel_sums(dout, xhat)  # sum(dout), sum(dout * xhat)
     if not training:
-        return dout * scale, dgamma, dbeta
+        return dout * _per_channel(gamma * inv_std), dgamma, dbeta
     N, _, H, W = dout.shape
     M = N * H * W
-    dx = dout - _per_channel(dbeta / M)
-    dx -= xhat * _per_channel(dgamma / M)
-    dx *= scale
+    # dx = scale * (dout - dbeta / M - xhat * dgamma / M), fused into one pass
+    scale = gamma * inv_std
+    dx = kernels.channel_affine2(dout, scale, xhat, -scale * dgamma / M, -scale * dbeta / M)
     return dx, dgamma, dbeta
