@@ -1,0 +1,123 @@
+"""End-to-end inference time per frame: a 640x480 frame with one face, detection included.
+
+    python benchmarks/bench_inference.py            # full run
+    python benchmarks/bench_inference.py --quick    # a second or two
+
+For each architecture and TTA mode it reports the median time of the two steps the webcam
+loop repeats every frame, measured separately:
+
+    detect_ms    HaarDetector on the whole frame (the same detector for every row)
+    classify_ms  crop + per-image standardisation + network forward (eval) for the one face
+    total_ms     EmotionRecognizer.analyze(frame): both, as the webcam runs them
+    fps          1000 / total_ms
+
+The face is a real FER2013 test face (upscaled to 200 px) when the data folder is present,
+otherwise a synthetic face; with a synthetic face Haar may find nothing, so classification
+is also timed on a fixed box so that its row is never empty. The models are untrained when
+no shipped weights exist: the time of a forward pass does not depend on the weight values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emotion.faces import HaarDetector, crop_faces
+from emotion.models import build
+from emotion.preprocess import predict_proba
+from emotion.recognizer import DEFAULT_WEIGHTS, EmotionRecognizer
+from emotion.synthetic import make_synthetic
+
+FRAME = (480, 640)  # H, W
+FACE_BOX = (220, 120, 200, 200)  # x, y, w, h: where the face is placed
+FER2013_DIR = Path(os.environ.get(
+    "FER2013_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013"))
+
+
+def make_frame() -> tuple[np.ndarray, str]:
+    """A BGR 640x480 frame with one 200-px face on a mildly noisy gray background."""
+    files = sorted((FER2013_DIR / "test" / "happy").glob("*.jpg"))[:1]
+    if files:
+        face, source = cv2.imread(str(files[0]), cv2.IMREAD_GRAYSCALE), "FER2013 face"
+    else:
+        face, source = make_synthetic(1, 0)[0][0], "synthetic face"
+    rng = np.random.default_rng(0)
+    img = np.clip(rng.normal(128, 6, FRAME), 0, 255).astype(np.uint8)
+    x, y, w, h = FACE_BOX
+    img[y:y + h, x:x + w] = cv2.resize(face, (w, h), interpolation=cv2.INTER_CUBIC)
+    return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR), source
+
+
+def _median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up: Numba compilation, cache fill
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def run(quick: bool = False) -> list[dict]:
+    """One row per (architecture, TTA): detect_ms, classify_ms, total_ms, fps, faces found,
+    plus case / ours / unit / note for the suite's table (``python -m benchmarks``)."""
+    frame, source = make_frame()
+    repeats = 3 if quick else 30
+    archs = ["small"] if quick else ["small", "default"]
+    ttas = ["none"] if quick else ["none", "flip"]
+    detector = HaarDetector()
+    detect_ms = _median_ms(lambda: detector.detect(frame), repeats)
+    found = detector.detect(frame)
+    boxes = found[:1] or [FACE_BOX]
+    rows = []
+    for arch in archs:
+        model = build(arch, 0)
+        weights = "shipped" if arch == "default" and DEFAULT_WEIGHTS.is_file() else "untrained"
+        for tta in ttas:
+            classify_ms = _median_ms(
+                lambda m=model, t=tta: predict_proba(m, crop_faces(frame, boxes), tta=t), repeats)
+            rec = (EmotionRecognizer(None, detector=detector, tta=tta) if weights == "shipped"
+                   else EmotionRecognizer.from_model(model, detector=detector, tta=tta))
+            total_ms = _median_ms(lambda r=rec: r.analyze(frame), repeats)
+            rows.append({
+                "arch": arch, "weights": weights, "tta": tta, "face": source,
+                "faces_found": len(found), "detect_ms": round(detect_ms, 2),
+                "classify_ms": round(classify_ms, 2), "total_ms": round(total_ms, 2),
+                "fps": round(1000 / total_ms, 1),
+                # The keys benchmarks/runner.py reads (Row.from_dict) for its table.
+                "case": f"{arch} tta={tta}, 640x480 frame, 1 face", "ours": round(total_ms, 2),
+                "unit": "ms/frame",
+                "note": f"detect {detect_ms:.1f} ms + classify {classify_ms:.1f} ms; "
+                        f"{1000 / total_ms:.1f} FPS"})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one model, 3 repeats")
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
+          f"Python {platform.python_version()}, OpenCV {cv2.__version__}, "
+          f"NumPy {np.__version__}; frame {FRAME[1]}x{FRAME[0]}")
+    rows = run(args.quick)
+    print(f"face: {rows[0]['face']}, Haar found {rows[0]['faces_found']}")
+    print(f"{'arch':<8} {'weights':<9} {'tta':<5} {'detect ms':>9} {'classify ms':>11} "
+          f"{'total ms':>8} {'FPS':>6}")
+    for r in rows:
+        print(f"{r['arch']:<8} {r['weights']:<9} {r['tta']:<5} {r['detect_ms']:>9.2f} "
+              f"{r['classify_ms']:>11.2f} {r['total_ms']:>8.2f} {r['fps']:>6.1f}")
+    base = rows[0]["total_ms"]
+    for r in rows[1:]:  # ratios within this run, which transfer between machines
+        print(f"{r['arch']}/{r['tta']} costs {r['total_ms'] / base:.1f}x "
+              f"{rows[0]['arch']}/{rows[0]['tta']}")
+
+
+if __name__ == "__main__":
+    main()

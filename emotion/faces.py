@@ -1,0 +1,306 @@
+"""Face detection, and the crop -> 48x48 step shared with training.
+
+Two detectors share one small interface, ``FaceDetector.detect(image) -> [(x, y, w, h), ...]``:
+
+``HaarDetector``  OpenCV's frontal-face Haar cascade (Viola & Jones 2001), shipped inside
+                  opencv-python, so it works with no download. Fast on a CPU, but it
+                  misses turned heads and, at loose settings, finds faces in wallpaper.
+``YuNetDetector`` OpenCV's ``cv2.FaceDetectorYN`` (YuNet, Wu et al. 2023), a small CNN
+                  detector, used when the user passes its ``.onnx`` model file (e.g.
+                  ``face_detection_yunet_2023mar.onnx`` from the OpenCV model zoo). More
+                  robust to pose and lighting.
+
+Both return boxes as ints ``(x, y, w, h)`` in the image's pixel coordinates, clipped to the
+image, sorted left to right so that "face 0" is the leftmost face.
+
+``crop_face`` turns a box into the network's input: a square uint8 (48, 48) gray crop.
+Why a margin, and why this one: FER2013's faces were themselves found by a face detector and
+cropped, so the best crop is the one that reproduces FER2013's framing. Running this module's
+``HaarDetector`` on FER2013 test faces (150 random faces upscaled to 180 px on an
+edge-replicated canvas; 115 found) gives a box whose side is a median 0.96 of the FER crop's
+side (quartiles 0.89 and 1.02), centred on it to within a pixel. So the FER crop is the Haar
+box grown by about 2 % per side, which is ``DEFAULT_MARGIN = 0.02``. A larger margin (say
+0.1) would shrink every face by a fifth relative to what the network was trained on. YuNet's
+boxes are taller than wide and hug the face; ``crop_face`` squares a box on its longer side,
+which keeps the aspect ratio (never stretches a face) and lands close to the same framing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from emotion.preprocess import INPUT_SIZE
+
+Box = tuple[int, int, int, int]  # (x, y, w, h) in pixels; (x, y) is the top-left corner
+
+DEFAULT_MARGIN = 0.02  # fraction of the box side added on each side; see the module docstring
+DEFAULT_MIN_SIZE = 48  # px: a face smaller than the network's input holds little to classify
+DEFAULT_MIN_FRACTION = 0.05  # of the shorter image side: fewer tiny false faces in big photos
+DEFAULT_MAX_SIDE = 1280  # px: larger images are shrunk for detection only (speed)
+HAAR_CASCADE = "haarcascade_frontalface_default.xml"
+
+
+# --------------------------------------------------------------------------------- images
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Any decoded image -> uint8 gray (H, W).
+
+    Inputs
+    ------
+    image : (H, W), (H, W, 1), (H, W, 3) BGR or (H, W, 4) BGRA; uint8, or another integer
+        type scaled by its maximum (16-bit PNG: 65535 -> 255), or float taken to be in [0, 1].
+
+    Raises ValueError for an empty array or an unsupported shape.
+    """
+    image = np.asarray(image)
+    if image.size == 0:
+        raise ValueError(f"empty image (shape {image.shape})")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.dtype != np.uint8:
+        if np.issubdtype(image.dtype, np.integer):
+            scale = 255.0 / np.iinfo(image.dtype).max
+        elif np.issubdtype(image.dtype, np.floating) or image.dtype == np.bool_:
+            scale = 255.0
+        else:
+            raise ValueError(f"unsupported image dtype {image.dtype}")
+        image = np.clip(np.rint(image.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    if image.ndim != 2:
+        raise ValueError(f"unsupported image shape {image.shape}; expected (H, W), (H, W, 1), "
+                         f"(H, W, 3) BGR or (H, W, 4) BGRA")
+    return np.ascontiguousarray(image)
+
+
+def to_bgr(image: np.ndarray) -> np.ndarray:
+    """Any decoded image -> uint8 BGR (H, W, 3) (for drawing and for YuNet, which wants colour)."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+        return image
+    if image.ndim == 3 and image.shape[2] == 4 and image.dtype == np.uint8:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return cv2.cvtColor(to_gray(image), cv2.COLOR_GRAY2BGR)
+
+
+# ------------------------------------------------------------------------------ detectors
+@runtime_checkable
+class FaceDetector(Protocol):
+    """Anything with ``detect(image) -> list[(x, y, w, h)]`` is a face detector.
+
+    ``image`` is uint8 gray (H, W) or BGR (H, W, 3). Tests pass a class that returns fixed
+    boxes; the recognizer needs nothing else.
+    """
+
+    def detect(self, image: np.ndarray) -> list[Box]: ...
+
+
+def _min_side(shape: tuple[int, ...], min_size: int, min_fraction: float) -> int:
+    """The smallest face side worth reporting in an image of this shape, in pixels."""
+    return max(int(min_size), int(round(min_fraction * min(shape[0], shape[1]))))
+
+
+def _finish(boxes: list[Box], shape: tuple[int, ...], min_side: int,
+            largest_only: bool) -> list[Box]:
+    """Clip to the image, drop small and empty boxes, keep the largest if asked, sort by x."""
+    h_img, w_img = shape[:2]
+    out: list[Box] = []
+    for x, y, w, h in boxes:
+        x0, y0 = max(0, int(round(x))), max(0, int(round(y)))
+        x1, y1 = min(w_img, int(round(x + w))), min(h_img, int(round(y + h)))
+        if x1 - x0 >= 1 and y1 - y0 >= 1 and max(w, h) >= min_side:
+            out.append((x0, y0, x1 - x0, y1 - y0))
+    if largest_only and out:
+        out = [max(out, key=lambda b: b[2] * b[3])]
+    return sorted(out, key=lambda b: (b[0], b[1]))
+
+
+def _shrink_for_detection(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+    """Shrink a big image (a 12 MP phone photo) for detection; return it and the scale used.
+
+    Haar's cost grows with the pixel count and the number of scales; faces in such photos
+    are hundreds of pixels wide, so detecting at <= max_side px loses nothing.
+    """
+    longest = max(image.shape[:2])
+    if max_side is None or longest <= max_side:
+        return image, 1.0
+    scale = max_side / longest
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return small, scale
+
+
+class HaarDetector:
+    """OpenCV's frontal-face Haar cascade.
+
+    Parameters
+    ----------
+    min_size : smallest face side to report, px (in the original image).
+    min_fraction : also at least this fraction of the image's shorter side; the larger of the
+        two limits applies. Small "faces" in big photos are mostly texture.
+    scale_factor : step between the cascade's scales; 1.1 checks every 10 % of size.
+    min_neighbors : how many overlapping raw hits a face needs. 5 (OpenCV's samples use
+        3-5) removes most false faces at little cost in recall on frontal faces.
+    largest_only : return only the largest face (one-person webcam use).
+    max_side : detect on a copy shrunk so its longer side is at most this (None: never).
+    equalize : histogram-equalise first, as OpenCV's facedetect sample does; it helps under
+        dim or uneven light, which is most webcam light.
+    """
+
+    def __init__(self, min_size: int = DEFAULT_MIN_SIZE,
+                 min_fraction: float = DEFAULT_MIN_FRACTION, scale_factor: float = 1.1,
+                 min_neighbors: int = 5, largest_only: bool = False,
+                 max_side: int | None = DEFAULT_MAX_SIDE, equalize: bool = True,
+                 cascade_path: str | os.PathLike[str] | None = None) -> None:
+        if scale_factor <= 1.0:
+            raise ValueError(f"scale_factor must be > 1, got {scale_factor}")
+        path = str(cascade_path or Path(cv2.data.haarcascades) / HAAR_CASCADE)
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise ValueError(f"could not load the Haar cascade {path}")
+        self.min_size, self.min_fraction = min_size, min_fraction
+        self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
+        self.largest_only, self.max_side, self.equalize = largest_only, max_side, equalize
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        """Faces in a uint8 gray (H, W) or BGR (H, W, 3) image, as sorted (x, y, w, h)."""
+        gray = to_gray(image)
+        min_side = _min_side(gray.shape, self.min_size, self.min_fraction)
+        small, scale = _shrink_for_detection(gray, self.max_side)
+        if self.equalize:
+            small = cv2.equalizeHist(small)
+        side = max(1, int(min_side * scale))
+        found = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor,
+                                              minNeighbors=self.min_neighbors,
+                                              minSize=(side, side))
+        boxes = [tuple(float(v) / scale for v in b) for b in np.asarray(found).reshape(-1, 4)]
+        return _finish(boxes, gray.shape, min_side, self.largest_only)
+
+
+class YuNetDetector:
+    """OpenCV's YuNet CNN face detector (``cv2.FaceDetectorYN``) from a user-given .onnx file.
+
+    Parameters
+    ----------
+    model_path : the YuNet .onnx file (OpenCV model zoo, face_detection_yunet_*.onnx).
+    score_threshold : minimum face confidence in [0, 1]; 0.8 is a little stricter than the
+        zoo's 0.7 default, for fewer false faces.
+    nms_threshold : IoU above which overlapping boxes are merged.
+    min_size, min_fraction, largest_only, max_side : as for ``HaarDetector``.
+
+    Raises FileNotFoundError when the file is missing and ValueError when OpenCV cannot
+    load it as a YuNet model.
+    """
+
+    def __init__(self, model_path: str | os.PathLike[str], score_threshold: float = 0.8,
+                 nms_threshold: float = 0.3, min_size: int = DEFAULT_MIN_SIZE,
+                 min_fraction: float = DEFAULT_MIN_FRACTION, largest_only: bool = False,
+                 max_side: int | None = DEFAULT_MAX_SIDE, top_k: int = 5000) -> None:
+        path = Path(model_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such YuNet model file (download "
+                                    f"face_detection_yunet_2023mar.onnx from the OpenCV model zoo)")
+        try:
+            # The input size is a placeholder: detect() sets it to each frame's size.
+            self.net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold,
+                                                 nms_threshold, top_k)
+        except cv2.error as exc:
+            first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "cv2.error"
+            raise ValueError(f"{path}: OpenCV could not load this as a YuNet face-detection "
+                             f"model ({first})") from None
+        self.min_size, self.min_fraction = min_size, min_fraction
+        self.largest_only, self.max_side = largest_only, max_side
+        self._size: tuple[int, int] | None = None
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        """Faces in a uint8 gray (H, W) or BGR (H, W, 3) image, as sorted (x, y, w, h)."""
+        bgr = to_bgr(image)
+        min_side = _min_side(bgr.shape, self.min_size, self.min_fraction)
+        small, scale = _shrink_for_detection(bgr, self.max_side)
+        size = (small.shape[1], small.shape[0])
+        if size != self._size:  # re-planning the network is cheap but not free; skip repeats
+            self.net.setInputSize(size)
+            self._size = size
+        _, faces = self.net.detect(small)
+        # Each row: x, y, w, h, five landmarks (x, y), score. Boxes may poke out of the frame.
+        rows = np.zeros((0, 15)) if faces is None else faces
+        boxes = [tuple(float(v) / scale for v in row[:4]) for row in rows]
+        return _finish(boxes, bgr.shape, min_side, self.largest_only)
+
+
+def make_detector(yunet: str | os.PathLike[str] | None = None,
+                  min_size: int = DEFAULT_MIN_SIZE, largest_only: bool = False) -> FaceDetector:
+    """The CLIs' choice: YuNet when a model file is given, else the Haar cascade."""
+    if yunet:
+        return YuNetDetector(yunet, min_size=min_size, largest_only=largest_only)
+    return HaarDetector(min_size=min_size, largest_only=largest_only)
+
+
+# ---------------------------------------------------------------------------------- crops
+def square_box(box: Box, margin: float = DEFAULT_MARGIN) -> tuple[int, int, int]:
+    """The square crop for a box: (x0, y0, side), centred on the box, side = longer side
+    * (1 + 2 * margin). It may extend past the image; ``crop_face`` pads those pixels."""
+    x, y, w, h = box
+    side = max(1, int(round(max(w, h) * (1 + 2 * margin))))
+    x0 = int(round(x + w / 2 - side / 2))
+    y0 = int(round(y + h / 2 - side / 2))
+    return x0, y0, side
+
+
+def crop_face(image: np.ndarray, box: Box, margin: float = DEFAULT_MARGIN) -> np.ndarray:
+    """Cut one face out and make it the network's input size.
+
+    Inputs
+    ------
+    image : uint8 gray (H, W) or BGR/BGRA colour; colour is converted to gray first.
+    box : (x, y, w, h) from a detector.
+    margin : fraction of the box's longer side added on each side (see the module docstring
+        for why ``DEFAULT_MARGIN``).
+
+    Returns
+    -------
+    uint8 (48, 48). Pixels of the square crop outside the image are filled by replicating the
+    edge (as training's augmentation does), so a face at the border is not framed by black.
+    Shrinking uses INTER_AREA (averages pixels, no aliasing, as ``data.to_gray48`` does for
+    the training set); enlarging a face smaller than 48 px uses INTER_LINEAR, because
+    INTER_AREA enlarges like nearest-neighbour.
+
+    Raises ValueError when the box does not overlap the image.
+    """
+    gray = to_gray(image)
+    h_img, w_img = gray.shape
+    x0, y0, side = square_box(box, margin)
+    x1, y1 = x0 + side, y0 + side
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w_img), min(y1, h_img)
+    if cx1 <= cx0 or cy1 <= cy0:
+        raise ValueError(f"face box {tuple(box)} lies outside the {w_img}x{h_img} image")
+    crop = gray[cy0:cy1, cx0:cx1]
+    pads = (cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1)  # top, bottom, left, right
+    if any(pads):
+        crop = cv2.copyMakeBorder(crop, *pads, cv2.BORDER_REPLICATE)
+    interp = cv2.INTER_AREA if side >= INPUT_SIZE else cv2.INTER_LINEAR
+    return cv2.resize(crop, (INPUT_SIZE, INPUT_SIZE), interpolation=interp)
+
+
+def crop_faces(image: np.ndarray, boxes: list[Box],
+               margin: float = DEFAULT_MARGIN) -> np.ndarray:
+    """``crop_face`` for every box: uint8 (N, 48, 48), (0, 48, 48) when there are none."""
+    gray = to_gray(image)
+    out = np.empty((len(boxes), INPUT_SIZE, INPUT_SIZE), dtype=np.uint8)
+    for i, box in enumerate(boxes):
+        out[i] = crop_face(gray, box, margin)
+    return out
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x, y, w, h) boxes, in [0, 1]."""
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0

@@ -1,0 +1,188 @@
+"""python -m emotion.predict: emotions of the faces in images, as a table, JSON or CSV.
+
+    python -m emotion.predict photo.jpg holiday/ --annotate annotated/
+    python -m emotion.predict photos/ --json > results.json
+    python -m emotion.predict photos/ --csv --largest > faces.csv
+
+Folders are walked (recursively) for .jpg, .jpeg, .png, .bmp and .webp files; a file named
+on the command line is read whatever its extension. Results go to stdout; messages and
+per-file errors go to stderr, so ``--json``/``--csv`` output stays machine-readable.
+
+Exit status: 0 when every file was read (an image with no face is not an error), 2 when the
+weights cannot be loaded, or after processing the rest when any file failed.
+
+Output formats
+--------------
+table : per image, one line per face: index, box, label, score and the 7 probabilities.
+--json : ``[{"file": ..., "faces": [{"box": [x, y, w, h], "label": ..., "score": ...,
+         "probabilities": {"angry": ..., ...}}]}]``; files that failed are left out (see stderr).
+--csv : header ``file,face,x,y,w,h,label,score,angry,...,surprise``; one row per face.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emotion.draw import draw_results
+from emotion.faces import DEFAULT_MIN_SIZE, make_detector
+from emotion.labels import CLASSES
+from emotion.preprocess import TTA_MODES
+from emotion.recognizer import EmotionRecognizer, FaceResult, read_image
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+EXIT_USER_ERROR = 2
+
+
+def find_images(inputs: Sequence[str | os.PathLike]) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Expand the command-line inputs into image files.
+
+    Returns
+    -------
+    files : (path, relative name) pairs; the relative name places an annotated copy under
+        OUT_DIR (a folder's files keep their path below that folder, so two ``a.jpg`` in
+        different subfolders do not overwrite each other).
+    errors : messages for inputs that do not exist.
+    """
+    files: list[tuple[Path, Path]] = []
+    errors: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*")
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not found:
+                print(f"{path}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in this "
+                      f"folder", file=sys.stderr)
+            files += [(p, Path(path.name) / p.relative_to(path)) for p in found]
+        elif path.is_file():
+            files.append((path, Path(path.name)))
+        else:
+            errors.append(f"{path}: no such file or folder")
+    return files, errors
+
+
+def format_table(path: Path, faces: list[FaceResult]) -> str:
+    """A readable block for one image: a header line, then one row per face."""
+    if not faces:
+        return f"{path}: no face found"
+    lines = [f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}",
+             f"  {'#':>2}  {'box (x, y, w, h)':<22} {'label':<9} {'score':>5}  "
+             + " ".join(f"{c:>8}" for c in CLASSES)]
+    for i, f in enumerate(faces):
+        box = "(" + ", ".join(str(v) for v in f.box) + ")"
+        lines.append(f"  {i:>2}  {box:<22} {f.label:<9} {f.score:>5.2f}  "
+                     + " ".join(f"{f.probabilities[c]:>8.3f}" for c in CLASSES))
+    return "\n".join(lines)
+
+
+CSV_HEADER = ["file", "face", "x", "y", "w", "h", "label", "score", *CLASSES]
+
+
+def csv_rows(path: Path, faces: list[FaceResult]) -> list[list]:
+    """One CSV row per face, in ``CSV_HEADER`` order."""
+    return [[str(path), i, *f.box, f.label, f"{f.score:.6f}",
+             *(f"{f.probabilities[c]:.6f}" for c in CLASSES)] for i, f in enumerate(faces)]
+
+
+def write_image_atomic(path: Path, image: np.ndarray) -> Path:
+    """Encode by the file's suffix (PNG when OpenCV cannot write that suffix) and write via
+    a temp file and ``os.replace``, so a crash never leaves half an image. Returns the path."""
+    if not cv2.haveImageWriter(str(path)):
+        path = path.with_name(path.name + ".png")
+    ok, buf = cv2.imencode(path.suffix, image)
+    if not ok:
+        raise ValueError(f"{path}: OpenCV could not encode the annotated image")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    buf.tofile(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def annotate(image: np.ndarray, faces: list[FaceResult]) -> np.ndarray:
+    """A copy of a BGR image (H, W, 3) with boxes, tags and probability bars (same size)."""
+    return draw_results(image.copy(), faces)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m emotion.predict",
+        description="Detect faces in images and classify their facial expression "
+                    f"({', '.join(CLASSES)}).")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
+                   help="image files and/or folders (walked for jpg, jpeg, png, bmp, webp)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print one JSON document")
+    fmt.add_argument("--csv", action="store_true", help="print CSV, one row per face")
+    p.add_argument("--annotate", metavar="OUT_DIR",
+                   help="write annotated copies of the images into this folder")
+    p.add_argument("--weights", metavar="W", help="model file (default: the shipped model)")
+    p.add_argument("--yunet", metavar="MODEL.onnx",
+                   help="use OpenCV's YuNet face detector with this model instead of Haar")
+    p.add_argument("--largest", action="store_true", help="keep only the largest face per image")
+    p.add_argument("--min-face", type=int, default=DEFAULT_MIN_SIZE, metavar="N",
+                   help=f"ignore faces smaller than N pixels (default {DEFAULT_MIN_SIZE})")
+    p.add_argument("--tta", choices=TTA_MODES, default="flip",
+                   help="test-time augmentation (default flip)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 user error)."""
+    args = build_parser().parse_args(argv)
+    try:
+        detector = make_detector(args.yunet, args.min_face, args.largest)
+        recognizer = EmotionRecognizer(args.weights, detector=detector, tta=args.tta,
+                                       min_face_size=args.min_face, largest_only=args.largest)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+    files, errors = find_images(args.inputs)
+    for message in errors:
+        print(f"error: {message}", file=sys.stderr)
+    out_dir = Path(args.annotate) if args.annotate else None
+    documents: list[dict] = []
+    writer = csv.writer(sys.stdout, lineterminator="\n") if args.csv else None
+    if writer:
+        writer.writerow(CSV_HEADER)
+    for path, rel in files:
+        try:
+            image = read_image(path)
+            faces = recognizer.analyze(image)
+            if out_dir is not None:
+                write_image_atomic(out_dir / rel, annotate(image, faces))
+        except (OSError, ValueError) as exc:
+            # One bad file must not stop a folder of good ones: report it and move on.
+            message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            errors.append(message)
+            print(f"error: {message}", file=sys.stderr)
+            continue
+        if args.json:
+            documents.append({"file": str(path), "faces": [f.to_dict() for f in faces]})
+        elif writer:
+            writer.writerows(csv_rows(path, faces))
+        else:
+            print(format_table(path, faces))
+        sys.stdout.flush()
+    if args.json:
+        json.dump(documents, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    if errors:
+        print(f"{len(errors)} input(s) failed; see the errors above", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

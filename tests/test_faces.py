@@ -1,0 +1,184 @@
+"""Face detection and the crop -> 48x48 step (emotion.faces).
+
+Tests that need a real face for the Haar cascade use FER2013 test faces, upscaled and
+placed on larger canvases; they skip when the data folder is missing (as in CI).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from face_helpers import FER_TEST, fer_face_files, place_faces
+
+from emotion.faces import (
+    FaceDetector,
+    HaarDetector,
+    YuNetDetector,
+    crop_face,
+    crop_faces,
+    iou,
+    make_detector,
+    square_box,
+    to_bgr,
+    to_gray,
+)
+
+
+# ------------------------------------------------------------------------------- to_gray
+def test_to_gray_accepts_gray_bgr_bgra_and_other_depths():
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+    bgr = np.dstack([gray] * 3)
+    bgra = np.dstack([gray] * 3 + [np.full_like(gray, 255)])
+    for image in (gray, gray[:, :, None], bgr, bgra):
+        out = to_gray(image)
+        assert out.dtype == np.uint8 and out.shape == (20, 30)
+        np.testing.assert_array_equal(out, gray)  # equal channels convert back exactly
+    np.testing.assert_array_equal(to_gray(gray.astype(np.uint16) * 257), gray)
+    np.testing.assert_array_equal(to_gray(gray / 255.0), gray)
+    assert to_bgr(gray).shape == (20, 30, 3)
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (0, 10, 3), (10, 0)])
+def test_to_gray_rejects_empty_images(shape):
+    with pytest.raises(ValueError, match="empty"):
+        to_gray(np.zeros(shape, np.uint8))
+
+
+def test_to_gray_rejects_odd_shapes():
+    with pytest.raises(ValueError, match="unsupported image shape"):
+        to_gray(np.zeros((4, 4, 2), np.uint8))
+
+
+# --------------------------------------------------------------------------------- crops
+def test_crop_of_a_whole_48px_face_with_no_margin_is_the_face_itself():
+    # The FER case: a tight 48x48 crop must reach the network unchanged.
+    face = np.random.default_rng(1).integers(0, 256, (48, 48), dtype=np.uint8)
+    np.testing.assert_array_equal(crop_face(face, (0, 0, 48, 48), margin=0.0), face)
+
+
+def test_crop_is_square_centred_and_keeps_the_aspect_ratio():
+    assert square_box((10, 20, 40, 80), margin=0.0) == (-10, 20, 80)
+    assert square_box((0, 0, 100, 100), margin=0.1) == (-10, -10, 120)
+    # A bright square in a tall box stays a square (not stretched) after cropping.
+    img = np.zeros((200, 200), np.uint8)
+    img[80:120, 80:120] = 255
+    crop = crop_face(img, (80, 40, 40, 120), margin=0.0)  # 40 wide, 120 tall, same centre
+    cols = np.flatnonzero(crop[24] > 127)
+    rows = np.flatnonzero(crop[:, 24] > 127)
+    assert abs(len(cols) - len(rows)) <= 1 and 14 <= len(cols) <= 18  # 40/120*48 = 16
+
+
+def test_crop_at_the_border_is_padded_by_edge_replication():
+    img = np.tile(np.arange(100, dtype=np.uint8), (100, 1))  # value = column index
+    crop = crop_face(img, (0, 0, 48, 48), margin=0.5)  # 96 px square from -24 to 72
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    # The left quarter (24 of 96 px -> 12 of 48) lies outside the image: it must be
+    # replicated column 0, not black (no change there) or mirrored (values would rise).
+    assert (crop[:, :11] == 0).all()
+    assert crop[:, -1].min() > 60
+
+
+def test_crop_outside_the_image_is_an_error():
+    with pytest.raises(ValueError, match="outside"):
+        crop_face(np.zeros((50, 50), np.uint8), (100, 100, 20, 20), margin=0.0)
+
+
+def test_crop_faces_stacks_and_accepts_colour():
+    img = np.random.default_rng(2).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    out = crop_faces(img, [(0, 0, 60, 60), (70, 30, 90, 90)])
+    assert out.shape == (2, 48, 48) and out.dtype == np.uint8
+    assert crop_faces(img, []).shape == (0, 48, 48)
+    small = crop_face(img, (5, 5, 20, 20))  # enlarged: still 48x48
+    assert small.shape == (48, 48)
+
+
+def test_iou():
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+# ----------------------------------------------------------------------------- detectors
+def test_haar_is_the_default_and_finds_nothing_in_a_blank_image():
+    detector = make_detector()
+    assert isinstance(detector, HaarDetector) and isinstance(detector, FaceDetector)
+    assert detector.detect(np.full((240, 320), 128, np.uint8)) == []
+    assert detector.detect(np.full((240, 320, 3), 200, np.uint8)) == []
+
+
+def test_haar_rejects_a_bad_scale_factor():
+    with pytest.raises(ValueError, match="scale_factor"):
+        HaarDetector(scale_factor=1.0)
+
+
+def test_yunet_missing_or_bad_model_file_gives_a_clear_error(tmp_path):
+    missing = tmp_path / "yunet.onnx"
+    with pytest.raises(FileNotFoundError, match="yunet.onnx"):
+        YuNetDetector(missing)
+    with pytest.raises(FileNotFoundError, match="yunet.onnx"):
+        make_detector(yunet=missing)
+    missing.write_bytes(b"this is not an onnx model")
+    with pytest.raises(ValueError, match="YuNet"):
+        YuNetDetector(missing)
+
+
+# ----------------------------------------------------------- real faces (FER2013 folder)
+needs_fer = pytest.mark.skipif(not FER_TEST.is_dir(),
+                               reason=f"FER2013 test faces not found at {FER_TEST} "
+                                      f"(set FER2013_DIR to run the real-face tests)")
+
+
+@needs_fer
+def test_haar_finds_most_single_upscaled_fer_faces():
+    detector = HaarDetector()
+    files = fer_face_files(12, stride=97)
+    found = 0
+    for f in files:
+        canvas, boxes = place_faces([f], size=180, canvas=(360, 480))
+        found += any(iou(b, boxes[0]) > 0.5 for b in detector.detect(canvas))
+    assert found >= 8, f"only {found}/12 faces found"
+
+
+@needs_fer
+def test_haar_finds_three_placed_faces_where_they_were_placed():
+    detector = HaarDetector()
+    files = _detectable(detector, 3)
+    canvas, placed = place_faces(files, size=170, canvas=(300, 640))
+    found = detector.detect(canvas)
+    assert len(found) == 3, found
+    for want, got in zip(placed, found):  # both are left to right
+        assert iou(want, got) > 0.5, (want, got)
+    # Colour input gives the same boxes.
+    assert detector.detect(cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR)) == found
+
+
+@needs_fer
+def test_largest_only_and_min_size_filter_faces():
+    files = _detectable(HaarDetector(), 2)
+    canvas = np.full((400, 640), 128, np.uint8)
+    big, small = (60, 60, 200, 200), (380, 120, 110, 110)
+    for f, (x, y, w, _) in zip(files, (big, small)):
+        canvas[y:y + w, x:x + w] = cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (w, w),
+                                              interpolation=cv2.INTER_CUBIC)
+    assert len(HaarDetector().detect(canvas)) == 2
+    (only,) = HaarDetector(largest_only=True).detect(canvas)
+    assert iou(only, big) > 0.5
+    (kept,) = HaarDetector(min_size=160).detect(canvas)
+    assert iou(kept, big) > 0.5
+
+
+def _detectable(detector: HaarDetector, n: int) -> list[Path]:
+    """The first n FER test faces (in a fixed order) that the detector finds when alone, so
+    that multi-face tests check placement and separation, not the cascade's recall."""
+    chosen = []
+    for f in fer_face_files(40, stride=53):
+        canvas, (box,) = place_faces([f], size=170, canvas=(300, 300))
+        if any(iou(b, box) > 0.5 for b in detector.detect(canvas)):
+            chosen.append(f)
+            if len(chosen) == n:
+                return chosen
+    pytest.skip(f"fewer than {n} detectable faces among the sampled FER2013 files")

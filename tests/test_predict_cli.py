@@ -1,0 +1,173 @@
+"""python -m emotion.predict: table, JSON and CSV output, folders, annotation, user errors.
+
+The CLI runs in-process through ``main(argv)``; a fake detector (patched into the CLI's
+``make_detector``) finds the synthetic faces, so these tests need no data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+from face_helpers import (
+    FER_TEST,
+    FakeDetector,
+    fer_face_files,
+    place_faces,
+    save_small_model,
+    synthetic_canvas,
+)
+
+import emotion.predict as predict
+import emotion.recognizer as recognizer_module
+from emotion.labels import CLASSES
+
+FACES = 2
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return save_small_model(tmp_path_factory.mktemp("w") / "w.npz")
+
+
+@pytest.fixture()
+def images(tmp_path, monkeypatch):
+    """A folder with two images (one in a subfolder), a non-image file and a hidden folder,
+    and a fake detector that finds the two placed faces in any image."""
+    image, boxes = synthetic_canvas(FACES, canvas=(240, 480))
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    (root / ".hidden").mkdir()
+    cv2.imwrite(str(root / "a.jpg"), image)
+    cv2.imwrite(str(root / "sub" / "b.png"), image[:, :, 0])  # a gray PNG
+    cv2.imwrite(str(root / ".hidden" / "c.png"), image)
+    (root / "notes.txt").write_text("not an image")
+    monkeypatch.setattr(predict, "make_detector", lambda *a, **k: FakeDetector(boxes))
+    return root, boxes
+
+
+def run(argv, capsys) -> tuple[int, str, str]:
+    code = predict.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_table_output(images, weights, capsys):
+    root, _ = images
+    code, out, err = run([root, "--weights", weights], capsys)
+    assert code == 0, err
+    assert "a.jpg: 2 faces" in out and "b.png: 2 faces" in out
+    assert "c.png" not in out and "notes.txt" not in out  # hidden and non-image files skipped
+    assert all(c in out for c in CLASSES)
+
+
+def test_json_schema(images, weights, capsys):
+    root, boxes = images
+    code, out, err = run([root, "--json", "--weights", weights], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert [Path(d["file"]).name for d in doc] == ["a.jpg", "b.png"]
+    for entry in doc:
+        assert set(entry) == {"file", "faces"} and len(entry["faces"]) == FACES
+        for face, box in zip(entry["faces"], boxes):
+            assert set(face) == {"box", "label", "score", "probabilities"}
+            assert face["box"] == list(box)
+            assert list(face["probabilities"]) == list(CLASSES)
+            assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+            assert face["label"] in CLASSES
+            assert face["score"] == face["probabilities"][face["label"]]
+
+
+def test_csv_schema(images, weights, capsys):
+    root, boxes = images
+    code, out, err = run([root / "a.jpg", root / "sub" / "b.png", "--csv", "--weights", weights,
+                          "--tta", "none"], capsys)
+    assert code == 0, err
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["file", "face", "x", "y", "w", "h", "label", "score", *CLASSES]
+    assert len(rows) == 1 + 2 * FACES
+    for row in rows[1:]:
+        assert len(row) == 8 + len(CLASSES)
+        face = int(row[1])
+        assert tuple(int(v) for v in row[2:6]) == boxes[face]
+        assert row[6] in CLASSES
+        probs = [float(v) for v in row[8:]]
+        assert sum(probs) == pytest.approx(1, abs=1e-4)
+        assert float(row[7]) == pytest.approx(max(probs), abs=1e-6)
+
+
+def test_largest_keeps_one_face(images, weights, capsys):
+    root, _ = images
+    code, out, _ = run([root / "a.jpg", "--json", "--largest", "--weights", weights], capsys)
+    assert code == 0 and len(json.loads(out)[0]["faces"]) == 1
+
+
+def test_annotate_writes_same_size_copies_keeping_subfolders(images, weights, tmp_path, capsys):
+    root, _ = images
+    out_dir = tmp_path / "annotated"
+    code, _, err = run([root, "--annotate", out_dir, "--weights", weights], capsys)
+    assert code == 0, err
+    for rel in ("photos/a.jpg", "photos/sub/b.png"):
+        original = cv2.imread(str(root.parent / rel))
+        annotated = cv2.imread(str(out_dir / rel))
+        assert annotated is not None, rel
+        assert annotated.shape == original.shape
+        assert (annotated != original).any()  # something was drawn
+    assert not list(out_dir.rglob(".*"))  # no temp files left behind
+
+
+# ---------------------------------------------------------------------------- user errors
+def test_missing_and_unreadable_files_are_reported_after_the_good_ones(images, weights,
+                                                                       capsys):
+    root, _ = images
+    missing = root / "missing.jpg"
+    code, out, err = run([missing, root / "notes.txt", root / "a.jpg", "--json",
+                          "--weights", weights], capsys)
+    assert code == 2
+    assert [Path(d["file"]).name for d in json.loads(out)] == ["a.jpg"]  # still processed
+    assert "missing.jpg" in err and "notes.txt" in err and "not a readable image" in err
+    assert "Traceback" not in err
+
+
+def test_bad_weights_exit_2_naming_the_file(images, tmp_path, capsys):
+    root, _ = images
+    bad = tmp_path / "bad.npz"
+    bad.write_text("garbage")
+    code, out, err = run([root, "--weights", bad], capsys)
+    assert code == 2 and "bad.npz" in err and out == ""
+    code, _, err = run([root, "--weights", tmp_path / "none.npz"], capsys)
+    assert code == 2 and "none.npz" in err
+
+
+def test_missing_default_weights_tell_how_to_train(images, tmp_path, monkeypatch, capsys):
+    root, _ = images
+    monkeypatch.setattr(recognizer_module, "DEFAULT_WEIGHTS", tmp_path / "default.npz")
+    code, _, err = run([root], capsys)
+    assert code == 2 and "default.npz" in err and "python -m emotion.train" in err
+
+
+def test_real_process_exits_2_without_a_traceback(tmp_path):
+    # One real subprocess, to check the module entry point and the exit code end to end.
+    proc = subprocess.run(
+        [sys.executable, "-m", "emotion.predict", str(tmp_path / "x.jpg"),
+         "--weights", str(tmp_path / "missing.npz")],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert proc.returncode == 2
+    assert "missing.npz" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# -------------------------------------------------------------- real faces, real detector
+@pytest.mark.skipif(not FER_TEST.is_dir(), reason=f"FER2013 test faces not found at {FER_TEST}")
+def test_haar_finds_fer_faces_through_the_cli(weights, tmp_path, capsys):
+    canvas, boxes = place_faces(fer_face_files(2, stride=97), size=170, canvas=(320, 640))
+    path = tmp_path / "two.png"
+    cv2.imwrite(str(path), canvas)
+    code, out, err = run([path, "--json", "--weights", weights], capsys)
+    assert code == 0, err
+    assert len(json.loads(out)[0]["faces"]) >= 1

@@ -1,0 +1,218 @@
+"""python -m emotion.webcam: the IoU tracker and smoothing, headless video processing into an
+annotated video + CSV + timeline, and the errors for a missing camera or file.
+
+Videos are written in the tests (about ten 240x320 frames) with cv2.VideoWriter.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from face_helpers import FER_TEST, FakeDetector, fer_face_files, place, save_small_model
+
+import emotion.webcam as webcam
+from emotion.faces import HaarDetector
+from emotion.labels import CLASSES
+from emotion.recognizer import EmotionRecognizer
+
+N_FRAMES = 10
+SIZE = (240, 480)  # H, W
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return save_small_model(tmp_path_factory.mktemp("w") / "w.npz")
+
+
+def onehot(k: int) -> np.ndarray:
+    p = np.zeros(len(CLASSES))
+    p[k] = 1.0
+    return p
+
+
+def moving_boxes(frame: int) -> list[tuple[int, int, int, int]]:
+    """Two faces drifting towards each other by 3 px per frame, with a 1 px jitter."""
+    jitter = frame % 2
+    return [(40 + 3 * frame, 60 + jitter, 120, 120), (320 - 3 * frame, 50 - jitter, 110, 110)]
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert writer.isOpened(), "this OpenCV build cannot write mp4v"
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+def synthetic_video(path: Path) -> Path:
+    """N_FRAMES BGR frames with two synthetic faces where ``moving_boxes`` says."""
+    from emotion.synthetic import make_synthetic
+
+    faces, _ = make_synthetic(1, 3)
+    frames = []
+    for i in range(N_FRAMES):
+        img = np.full(SIZE, 90, np.uint8)
+        for face, box in zip(faces, moving_boxes(i)):
+            place(img, face, box)
+        frames.append(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))
+    return write_video(path, frames)
+
+
+# ------------------------------------------------------------------------------- tracker
+def test_tracker_keeps_ids_of_two_moving_faces():
+    tracker = webcam.FaceTracker(smoothing=0.6)
+    for frame in range(N_FRAMES):
+        tracks = tracker.update(moving_boxes(frame), np.stack([onehot(3), onehot(5)]))
+        assert [t.id for t in tracks] == [0, 1]
+        assert [t.box for t in tracks] == moving_boxes(frame)
+    # Each face keeps its own smoothed scores: nothing leaked between the two.
+    assert np.argmax(tracks[0].probs) == 3 and np.argmax(tracks[1].probs) == 5
+    # Given in the other order, the boxes still get their own ids.
+    tracks = tracker.update(moving_boxes(N_FRAMES)[::-1], np.stack([onehot(5), onehot(3)]))
+    assert [t.id for t in tracks] == [1, 0]
+
+
+def test_tracker_smooths_with_an_exponential_moving_average():
+    tracker = webcam.FaceTracker(smoothing=0.6)
+    box = [(10, 10, 100, 100)]
+    tracker.update(box, onehot(0)[None])
+    (track,) = tracker.update(box, onehot(1)[None])
+    np.testing.assert_allclose(track.probs, 0.6 * onehot(0) + 0.4 * onehot(1))
+    (track,) = webcam.FaceTracker(smoothing=0.0).update(box, onehot(2)[None])
+    np.testing.assert_allclose(track.probs, onehot(2))
+    with pytest.raises(ValueError, match="smoothing"):
+        webcam.FaceTracker(smoothing=1.0)
+
+
+def test_track_survives_a_few_missed_frames_then_dies():
+    tracker = webcam.FaceTracker(max_missed=3)
+    box = [(10, 10, 100, 100)]
+    (first,) = tracker.update(box, onehot(0)[None])
+    for _ in range(3):
+        assert tracker.update([], np.zeros((0, 7))) == []
+    (again,) = tracker.update(box, onehot(0)[None])
+    assert again.id == first.id  # back after 3 missed frames: same face
+    for _ in range(4):
+        tracker.update([], np.zeros((0, 7)))
+    assert tracker.tracks == []
+    (new,) = tracker.update(box, onehot(0)[None])
+    assert new.id == first.id + 1  # gone for 4 frames: a new face
+    (far,) = tracker.update([(300, 300, 50, 50)], onehot(0)[None])
+    assert far.id == new.id + 1  # no overlap: a new face, not a jump
+
+
+def test_timeline_plot_is_written(tmp_path):
+    history = {0: [(0.1 * i, onehot(i % 7)) for i in range(5)], 3: [(0.2, onehot(1))]}
+    webcam.plot_timeline(history, tmp_path / "t.png")
+    webcam.plot_timeline({}, tmp_path / "empty.png")
+    for name in ("t.png", "empty.png"):
+        assert cv2.imread(str(tmp_path / name)) is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.png", "t.png"]
+
+
+# ------------------------------------------------------------------------ video sessions
+def test_headless_video_to_annotated_video_csv_and_timeline(tmp_path, weights):
+    video = synthetic_video(tmp_path / "in.mp4")
+    rec = EmotionRecognizer(weights, detector=FakeDetector(
+        per_call=[moving_boxes(i) for i in range(N_FRAMES)]))
+    cap, is_camera = webcam.open_source(str(video))
+    out, table, plot = tmp_path / "out.mp4", tmp_path / "frames.csv", tmp_path / "t.png"
+    result = webcam.process_stream(cap, rec, is_camera=is_camera, output=out, csv_path=table,
+                                   timeline=plot, display=False)
+    cap.release()
+    assert result.frames == N_FRAMES and set(result.history) == {0, 1}
+
+    check = cv2.VideoCapture(str(out))
+    assert check.isOpened()
+    assert int(check.get(cv2.CAP_PROP_FRAME_COUNT)) == N_FRAMES
+    assert check.get(cv2.CAP_PROP_FPS) == pytest.approx(10, abs=0.5)  # the source's rate
+    ok, frame = check.read()
+    check.release()
+    assert ok and frame.shape == (*SIZE, 3)
+
+    rows = list(csv.reader(table.open()))
+    assert rows[0] == ["frame", "time_s", "face_id", "x", "y", "w", "h", *CLASSES]
+    assert len(rows) == 1 + 2 * N_FRAMES
+    for row in rows[1:]:
+        frame_i, face_id = int(row[0]), int(row[2])
+        assert float(row[1]) == pytest.approx(frame_i / 10, abs=1e-3)
+        assert tuple(int(v) for v in row[3:7]) == moving_boxes(frame_i)[face_id]
+        assert sum(float(v) for v in row[7:]) == pytest.approx(1, abs=1e-4)
+    assert cv2.imread(str(plot)) is not None
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files
+
+
+def test_main_runs_headless_without_a_display(tmp_path, weights, monkeypatch, capsys):
+    # The real Haar detector on synthetic faces may or may not fire; either way the run
+    # must finish and write every output. No --no-display: the missing $DISPLAY decides.
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    video = synthetic_video(tmp_path / "in.mp4")
+    out, table, plot = tmp_path / "o.mp4", tmp_path / "f.csv", tmp_path / "t.png"
+    code = webcam.main(["--source", str(video), "--weights", str(weights), "--output", str(out),
+                        "--csv", str(table), "--timeline", str(plot), "--max-frames", "4",
+                        "--tta", "none"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "headless" in err and "4 frames" in err
+    assert out.stat().st_size > 0 and plot.stat().st_size > 0
+    assert table.read_text().startswith("frame,time_s,face_id")
+
+
+# ------------------------------------------------------------------------------- errors
+def test_missing_camera_exits_2_with_a_clear_message(capsys):
+    code = webcam.main(["--source", "99", "--no-display"])
+    assert code == 2
+    assert "cannot open camera 99" in capsys.readouterr().err
+
+
+def test_missing_or_unreadable_video_exits_2(tmp_path, capsys):
+    assert webcam.main(["--source", str(tmp_path / "none.mp4"), "--no-display"]) == 2
+    assert "none.mp4" in capsys.readouterr().err
+    junk = tmp_path / "junk.mp4"
+    junk.write_text("not a video")
+    assert webcam.main(["--source", str(junk), "--no-display"]) == 2
+    assert "junk.mp4" in capsys.readouterr().err
+
+
+def test_bad_weights_exit_2(tmp_path, capsys):
+    video = synthetic_video(tmp_path / "in.mp4")
+    code = webcam.main(["--source", str(video), "--no-display", "--weights",
+                        str(tmp_path / "nope.npz")])
+    assert code == 2 and "nope.npz" in capsys.readouterr().err
+
+
+# -------------------------------------------------------------- real faces, real detector
+@pytest.mark.skipif(not FER_TEST.is_dir(), reason=f"FER2013 test faces not found at {FER_TEST}")
+def test_haar_tracks_two_real_faces_through_a_video(tmp_path, weights):
+    detector = HaarDetector()
+    files = []
+    for f in fer_face_files(40, stride=53):  # faces the cascade finds when alone
+        img = np.full((260, 260), 128, np.uint8)
+        place(img, cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (40, 40, 170, 170))
+        if detector.detect(img):
+            files.append(f)
+        if len(files) == 2:
+            break
+    faces = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
+    frames = []
+    for i in range(6):
+        img = np.full((300, 640), 128, np.uint8)
+        place(img, faces[0], (40 + 2 * i, 60, 170, 170))
+        place(img, faces[1], (400 - 2 * i, 70, 170, 170))
+        frames.append(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))
+    video = write_video(tmp_path / "real.mp4", frames)
+    cap, _ = webcam.open_source(str(video))
+    result = webcam.process_stream(cap, EmotionRecognizer(weights, detector=detector),
+                                   csv_path=tmp_path / "f.csv")
+    cap.release()
+    assert result.frames == 6
+    assert sorted(result.history) == [0, 1]  # two faces, two ids, kept for the whole video
+    assert all(len(h) >= 5 for h in result.history.values())
+
