@@ -47,6 +47,7 @@ DATA_ENV_VAR = "FER2013_DIR"
 DEFAULT_DATA_LOCATIONS = (Path("data/fer2013"), Path("~/data/fer2013"),
                           Path("~/.cache/minicnn-emotion/fer2013"))
 VALIDATION_SPLITS = ("test", "val", "private")
+REAL_EPOCHS, SYNTHETIC_EPOCHS = 14, 10
 # Options that may differ between a run and its --resume without changing the result.
 RESUME_FREE = {"resume", "threads", "progress", "stop_after_epoch", "data", "cache"}
 
@@ -77,11 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-cache", dest="cache", action="store_false",
                    help="do not read or write the decoded-image cache")
     m = p.add_argument_group("model and optimisation")
-    m.add_argument("--arch", default="default", choices=sorted(ARCHITECTURES),
-                   help="architecture (see emotion/models.py)")
-    m.add_argument("--epochs", type=int, default=30)
+    m.add_argument("--arch", default=None, choices=sorted(ARCHITECTURES),
+                   help="architecture (see emotion/models.py); default: 'default' on FER2013, "
+                        "'small' on the synthetic set")
+    m.add_argument("--epochs", type=int, default=None,
+                   help=f"default: {REAL_EPOCHS} on FER2013 (the shipped model's recipe), "
+                        f"{SYNTHETIC_EPOCHS} on the synthetic set")
     m.add_argument("--batch-size", type=int, default=64)
-    m.add_argument("--optimizer", default="sgd", choices=["sgd", "adam", "adamw"])
+    m.add_argument("--optimizer", default="adamw", choices=["sgd", "adam", "adamw"])
     m.add_argument("--lr", type=float, default=None,
                    help="peak learning rate (default: 0.05 for sgd, 2e-3 for adam/adamw)")
     m.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov)")
@@ -93,8 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--step-epochs", type=int, default=10,
                    help="step schedule: multiply the lr by --gamma every this many epochs")
     m.add_argument("--gamma", type=float, default=0.1)
-    m.add_argument("--weight-decay", type=float, default=5e-4,
-                   help="L2 penalty (decoupled for adamw); not applied to biases or batch norm")
+    m.add_argument("--weight-decay", type=float, default=None,
+                   help="weight decay, not applied to biases or batch norm: decoupled for "
+                        "adamw (default 0.05), an L2 penalty for sgd (default 5e-4) and adam "
+                        "(default 0)")
     m.add_argument("--label-smoothing", type=float, default=0.1)
     m.add_argument("--class-weights", default="sqrt", choices=["none", "sqrt", "balanced"],
                    help="loss weight per class: none, 1/sqrt(frequency), or 1/frequency "
@@ -118,8 +124,10 @@ def resolve_config(args: argparse.Namespace) -> dict:
     cfg = dict(vars(args))
     if cfg["lr"] is None:
         cfg["lr"] = 0.05 if cfg["optimizer"] == "sgd" else 2e-3
+    if cfg["weight_decay"] is None:
+        cfg["weight_decay"] = {"sgd": 5e-4, "adam": 0.0, "adamw": 0.05}[cfg["optimizer"]]
     for name in ("epochs", "batch_size"):
-        if cfg[name] < 1:
+        if cfg[name] is not None and cfg[name] < 1:
             raise TrainingError(f"--{name.replace('_', '-')} must be at least 1")
     return cfg
 
@@ -145,6 +153,7 @@ def load_data(cfg: dict, say) -> tuple[Dataset, str, str]:
                   f"no FER2013 data found (no --data, ${DATA_ENV_VAR} unset, none of "
                   f"{', '.join(str(p) for p in DEFAULT_DATA_LOCATIONS)} exists)")
         say(f"{reason}: training on the synthetic face set")
+        cfg["synthetic"] = True
         return synthetic_splits(seed=cfg["seed"]), "synthetic faces", "test"
     say(f"data: {path}")
     ds = load_fer2013(path, skip_bad=cfg["skip_bad"], cache_dir=True if cfg["cache"] else None,
@@ -246,6 +255,10 @@ def train(cfg: dict, say=print) -> dict:
     """Run (or resume) training as configured; returns the final metrics dict."""
     threads = set_num_threads(cfg["threads"])
     ds, source, val_name = load_data(cfg, say)
+    if cfg["arch"] is None:
+        cfg["arch"] = "small" if cfg["synthetic"] else "default"
+    if cfg["epochs"] is None:
+        cfg["epochs"] = SYNTHETIC_EPOCHS if cfg["synthetic"] else REAL_EPOCHS
     train_split, val_split = ds["train"], ds[val_name]
     x_train, y_train = train_split.images, train_split.labels
     if cfg["limit"] and cfg["limit"] < len(x_train):
