@@ -65,7 +65,8 @@ def test_resume_reaches_the_same_result_as_an_uninterrupted_run(tmp_path, capsys
     code, out, err = run(args + ["--out", "killed", "--resume"], capsys)
     assert code == 0, err
     assert "resuming" in out and "after epoch 1" in out
-    a, b = read_npz(tmp_path / "straight" / "final.npz"), read_npz(tmp_path / "killed" / "final.npz")
+    a = read_npz(tmp_path / "straight" / "final.npz")
+    b = read_npz(tmp_path / "killed" / "final.npz")
     assert set(a) == set(b)
     for key in a:
         if key != "__spec__":
