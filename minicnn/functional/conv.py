@@ -75,9 +75,14 @@ def _chunks(N: int, n: int):
 
 
 def conv2d_forward(
-    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int = 1, padding: int = 0
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int = 1, padding: int = 0,
+    keep_columns: bool = True,
 ) -> tuple[np.ndarray, ConvCache]:
-    """Convolve x (N, C, H, W) with w (F, C, KH, KW), add b (F,). Returns (out, cache)."""
+    """Convolve x (N, C, H, W) with w (F, C, KH, KW), add b (F,). Returns (out, cache).
+
+    ``keep_columns=False`` (inference: no backward will follow) never keeps the im2col
+    columns, so every chunk reuses one scratch buffer instead of allocating fresh memory.
+    """
     N, C, H, W = x.shape
     F, Cw, KH, KW = w.shape
     if C != Cw:
@@ -88,7 +93,7 @@ def conv2d_forward(
     w2 = w.reshape(F, K)
     out = np.empty((N, F, OH, OW), dtype=x.dtype)
     n = chunk_size(N, P)
-    keep = K * N * P * x.itemsize <= CACHE_COLUMNS_BYTES
+    keep = keep_columns and K * N * P * x.itemsize <= CACHE_COLUMNS_BYTES
     kept = []
     for s, e in _chunks(N, n):
         if keep:

@@ -45,7 +45,7 @@ class Conv2D(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         out, self.cache = conv2d_forward(x, self.params["W"], self.params.get("b"),
-                                         self.stride, self.pad)
+                                         self.stride, self.pad, keep_columns=self.training)
         return out
 
     def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
