@@ -40,7 +40,15 @@ from emotion.preprocess import INPUT_SIZE, PREPROCESSING, predict_proba, to_mode
 from emotion.synthetic import synthetic_splits
 from minicnn.functional.loss import softmax_cross_entropy
 from minicnn.optim import SGD, Adam, AdamW, Constant, CosineWarmup, OneCycle, StepLR
-from minicnn.serialize import WeightsError, atomic_savez, json_array, read_json_entry, read_npz
+from minicnn.serialize import (
+    WeightsError,
+    atomic_savez,
+    check_arrays,
+    json_array,
+    model_arrays,
+    read_json_entry,
+    read_npz,
+)
 from minicnn.threads import set_num_threads
 
 DATA_ENV_VAR = "FER2013_DIR"
@@ -221,8 +229,7 @@ def model_metadata(cfg: dict, extra: dict | None = None) -> dict:
 
 # ----------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path: Path, model, opt, rng, cfg: dict, state: dict) -> None:
-    arrays = {f"model/param/{k}": v for k, v in model.parameters().items()}
-    arrays.update({f"model/buffer/{k}": v for k, v in model.buffers().items()})
+    arrays = {f"model/{k}": v for k, v in model_arrays(model).items()}
     arrays.update({f"opt/{k}": v for k, v in opt.state_arrays().items()})
     state = dict(state, rng=rng.bit_generator.state)
     arrays["config"] = json_array(cfg)
@@ -241,8 +248,6 @@ def load_checkpoint(path: Path, model, opt, rng, cfg: dict) -> dict:
         raise TrainingError(f"{path}: the run was started with different settings ({diffs}); "
                             "resume with the original options or use a new --out")
     model_part = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
-    from minicnn.serialize import check_arrays, model_arrays
-
     check_arrays(path, model_part, model_arrays(model))
     model.load_arrays(model_part)
     opt.load_state_arrays({k[len("opt/"):]: v for k, v in arrays.items() if k.startswith("opt/")})
