@@ -3,7 +3,9 @@
 Cases (in order): train, layers, kernels, gemm, inference, memory, and the optional
 inference-e2e. See benchmarks/README.md for what each measures and the targets.
 
-PyTorch, when installed, is imported BEFORE minicnn. Importing ``minicnn.kernels`` sets
+With PyTorch installed, each framework is measured in a fresh process of its own (see
+benchmarks/runner.py); ``--same-process`` measures both in this one. In the PyTorch
+process it is imported BEFORE minicnn. Importing ``minicnn.kernels`` sets
 OMP_WAIT_POLICY=PASSIVE for Numba's OpenMP runtime (see that module); importing torch
 first lets torch's own OpenMP runtime start with its defaults, so each framework runs
 as it would on its own.
@@ -31,6 +33,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"comma-separated cases to run, from: {', '.join(CASES)}")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--plot", metavar="FILE", help="also plot the ratios as a PNG")
+    p.add_argument("--same-process", action="store_true",
+                   help="measure minicnn and PyTorch in this one process (their OpenMP "
+                        "thread pools then share the cores; not recommended)")
+    p.add_argument("--side", choices=("minicnn", "torch"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -40,13 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     only = [c.strip() for c in args.only.split(",") if c.strip()] or None
 
     from benchmarks import report
-    from benchmarks.runner import run_all
+    from benchmarks.runner import run_all, run_isolated
 
     def progress(msg):
         print(msg, file=sys.stderr, flush=True)
 
     try:
-        result = run_all(mode, args.threads, only, progress=progress)
+        if args.same_process or args.side:
+            result = run_all(mode, args.threads, only, progress=progress)
+        else:
+            result = run_isolated(mode, args.threads, only, progress=progress)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

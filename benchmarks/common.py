@@ -77,6 +77,15 @@ class Row:
     target: float | None = None
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    higher_is_better: bool | None = None  # True: a rate; False: a time or size; None: unknown
+
+    def with_baseline(self, theirs: float | None) -> Row:
+        """This row with another baseline figure and the ratio recomputed (see run_isolated)."""
+        if self.higher_is_better is None or theirs is None or not self.ours:
+            return self
+        ratio = self.ours / theirs if self.higher_is_better else theirs / self.ours
+        return Row(self.group, self.case, self.ours, theirs, ratio if theirs else None,
+                   self.unit, self.target, self.note, dict(self.extra), self.higher_is_better)
 
     @property
     def meets(self) -> bool | None:
@@ -92,24 +101,27 @@ class Row:
     @classmethod
     def from_dict(cls, group: str, d: dict[str, Any]) -> Row:
         """A row from a plain dict (as returned by an external ``run(quick)`` module)."""
-        known = {"case", "ours", "theirs", "ratio", "unit", "target", "note"}
+        known = {"case", "ours", "theirs", "ratio", "unit", "target", "note",
+                 "higher_is_better", "meets_target"}
         return cls(group=d.get("group", group), case=str(d.get("case", "?")),
                    ours=d.get("ours"), theirs=d.get("theirs"), ratio=d.get("ratio"),
                    unit=str(d.get("unit", "")), target=d.get("target"),
                    note=str(d.get("note", "")),
-                   extra={k: v for k, v in d.items() if k not in known | {"group"}})
+                   extra=d.get("extra") or {k: v for k, v in d.items()
+                                            if k not in known | {"group", "extra"}},
+                   higher_is_better=d.get("higher_is_better"))
 
 
 def rate_row(group, case, ours, theirs, unit, target=None, note="") -> Row:
     """A higher-is-better figure (throughput, GB/s, GFLOP/s): ratio = ours / theirs."""
     ratio = ours / theirs if ours is not None and theirs else None
-    return Row(group, case, ours, theirs, ratio, unit, target, note)
+    return Row(group, case, ours, theirs, ratio, unit, target, note, higher_is_better=True)
 
 
 def time_row(group, case, ours, theirs, unit, target=None, note="") -> Row:
     """A lower-is-better figure (latency, memory): ratio = theirs / ours."""
     ratio = theirs / ours if theirs is not None and ours else None
-    return Row(group, case, ours, theirs, ratio, unit, target, note)
+    return Row(group, case, ours, theirs, ratio, unit, target, note, higher_is_better=False)
 
 
 # --------------------------------------------------------------------------- timing
@@ -130,6 +142,7 @@ def measure(fn: Callable[[], Any], cfg: Config, number: int = 1,
 # --------------------------------------------------------------------------- PyTorch
 _torch: Any = None
 _torch_tried = False
+NO_TORCH_ENV = "MINICNN_BENCH_NO_TORCH"  # set: behave as if PyTorch were not installed
 
 
 def get_torch():
@@ -138,6 +151,8 @@ def get_torch():
     global _torch, _torch_tried
     if not _torch_tried:
         _torch_tried = True
+        if os.environ.get(NO_TORCH_ENV):
+            return None
         try:
             import torch
         except ImportError:

@@ -57,6 +57,8 @@ def header_lines(mode: str, machine: dict[str, Any], threads: dict[str, Any]) ->
         f"load    : 1-min load average {load} at start"
         + (" — THE MACHINE IS BUSY, figures are not trustworthy"
            if load is not None and load > 0.5 * (machine['usable_cores'] or 1) else ""),
+        "process : " + ("minicnn and PyTorch each measured in a fresh process of its own"
+                        if machine.get("isolated") else "one process for everything"),
         "ratio   : HIGHER IS BETTER for minicnn in every row (rates: ours/baseline; "
         "times and memory: baseline/ours); each group names its baseline",
     ]

@@ -1,5 +1,13 @@
 """Runs the selected cases in order and collects their rows.
 
+``run_isolated`` (what ``python -m benchmarks`` does when PyTorch is installed) measures
+each framework in its own fresh process: minicnn's figures come from a process that never
+imported torch, and PyTorch's from one where torch was imported first. In one shared
+process the two OpenMP runtimes (PyTorch's bundled one and Numba's) each keep a pool of
+threads, and the pool that has just run keeps spinning for a while on the same two cores,
+which made minicnn's figures depend on what PyTorch had done just before. ``run_all`` is
+the single-process run (``--same-process``; the smoke tests).
+
 Each case is a module with ``run(cfg: Config) -> list[Row]``. The optional
 "inference-e2e" case is ``benchmarks/bench_inference.py`` with ``run(quick: bool) ->
 list[dict]``; it is skipped when that module is absent.
@@ -8,13 +16,25 @@ list[dict]``; it is skipped when that module is absent.
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from typing import Any
 
-from benchmarks.common import Config, Row, get_torch, machine_info, set_threads
+from benchmarks.common import (
+    NO_TORCH_ENV,
+    Config,
+    Row,
+    get_torch,
+    machine_info,
+    set_threads,
+)
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # case name -> module
 CASES: dict[str, str] = {
@@ -78,3 +98,55 @@ def run_all(mode: str = "full", threads: int = 1, only: list[str] | None = None,
         machine["numba_threading_layer"] = None
     return {"mode": mode, "machine": machine, "threads": counts, "rows": rows,
             "seconds": seconds, "skipped": skipped, "errors": errors}
+
+
+def _run_side(side: str, mode: str, threads: int, only: list[str] | None,
+              progress=None) -> dict[str, Any]:
+    """``run_all`` in a fresh ``python -m benchmarks --side SIDE`` process; its result."""
+    env = dict(os.environ)
+    if side == "minicnn":
+        env[NO_TORCH_ENV] = "1"
+    else:
+        env.pop(NO_TORCH_ENV, None)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "side.json")
+        cmd = [sys.executable, "-m", "benchmarks", "--side", side, "--json", out,
+               "--threads", str(threads), *(["--only", ",".join(only)] if only else []),
+               *({"smoke": ["--smoke"], "quick": ["--quick"]}.get(mode, []))]
+        done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=None if progress else subprocess.DEVNULL, check=False)
+        if not os.path.exists(out):
+            raise RuntimeError(f"the {side} benchmark process failed (exit {done.returncode})")
+        with open(out, encoding="utf-8") as f:
+            data = json.load(f)
+    data["rows"] = [Row.from_dict(r["group"], r) for r in data["rows"]]
+    return data
+
+
+def run_isolated(mode: str = "full", threads: int = 1, only: list[str] | None = None,
+                 progress=None) -> dict[str, Any]:
+    """Like ``run_all``, but minicnn and PyTorch are measured in separate fresh processes
+    (see the module docstring). Rows whose baseline is not PyTorch (a copy, a plain matmul)
+    come whole from the minicnn process; in rows compared with PyTorch, the PyTorch figure
+    comes from the PyTorch process and the ratio is recomputed."""
+    if progress:
+        progress("minicnn, in a process without torch:")
+    ours = _run_side("minicnn", mode, threads, only, progress)
+    if get_torch() is None:
+        return ours
+    if progress:
+        progress("PyTorch, in a process of its own:")
+    theirs = _run_side("torch", mode, threads, only, progress)
+    baseline = {(r.group, r.case): r.theirs for r in theirs["rows"]}
+    rows = [r.with_baseline(baseline.get((r.group, r.case))) if r.theirs is None else r
+            for r in ours["rows"]]
+    machine = dict(ours["machine"], torch=theirs["machine"].get("torch"),
+                   omp_wait_policy=theirs["machine"].get("omp_wait_policy"),
+                   isolated=True)
+    errors = dict(ours["errors"], **{f"{k} (torch process)": v
+                                     for k, v in theirs["errors"].items()})
+    return {"mode": mode, "machine": machine, "threads": dict(ours["threads"],
+                                                              **theirs["threads"]),
+            "rows": rows, "seconds": {k: round(v + theirs["seconds"].get(k, 0), 2)
+                                      for k, v in ours["seconds"].items()},
+            "skipped": ours["skipped"], "errors": errors}

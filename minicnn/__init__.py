@@ -7,9 +7,9 @@
 """
 
 from minicnn.losses import SoftmaxCrossEntropy
-from minicnn.model import Sequential
+from minicnn.model import Recording, Sequential
 from minicnn.serialize import WeightsError
 from minicnn.serialize import load_model as load
 
-__all__ = ["Sequential", "SoftmaxCrossEntropy", "WeightsError", "load"]
+__all__ = ["Recording", "Sequential", "SoftmaxCrossEntropy", "WeightsError", "load"]
 __version__ = "0.1.0"

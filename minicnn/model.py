@@ -3,11 +3,36 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from minicnn.layers.base import Layer
+
+
+@dataclass
+class Recording:
+    """What one forward/backward pass of a ``Sequential`` left behind, for study tools.
+
+    Filled inside ``with model.record() as rec:``. Index ``i`` is the model's layer ``i``:
+
+    * ``inputs`` : the array given to ``forward`` (N, ...).
+    * ``outputs[i]`` : layer i's output, i.e. its "activation" or "feature map".
+    * ``output_grads[i]`` : dL/d(outputs[i]), the gradient flowing INTO layer i from above
+      during ``backward`` (missing for layers the backward pass has not reached).
+    * ``input_grad`` : dL/d(inputs), when ``backward`` was asked for it.
+
+    Every array is a copy taken at the moment it passed by, so later passes (and layers that
+    reuse their buffers) cannot change it. Recording costs memory and a copy per layer; it is
+    meant for a few images, not for training.
+    """
+
+    inputs: np.ndarray | None = None
+    outputs: list[np.ndarray] = field(default_factory=list)
+    output_grads: dict[int, np.ndarray] = field(default_factory=dict)
+    input_grad: np.ndarray | None = None
 
 
 class Sequential:
@@ -34,11 +59,17 @@ class Sequential:
             layer.reset_parameters(self.rng)
             layer.rng = self.rng
         self.training = True
+        self._recording: Recording | None = None
 
     # ------------------------------------------------------------------ computation
     def forward(self, x: np.ndarray) -> np.ndarray:
+        rec = self._recording
+        if rec is not None:
+            rec.inputs, rec.outputs, rec.output_grads, rec.input_grad = x.copy(), [], {}, None
         for layer in self.layers:
             x = layer.forward(x)
+            if rec is not None:
+                rec.outputs.append(x.copy())
         return x
 
     __call__ = forward
@@ -46,9 +77,32 @@ class Sequential:
     def backward(self, dout: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         """Backpropagate dL/dlogits; returns dL/dx (None if ``need_input_grad`` is False,
         which lets the first layer skip work the training loop never uses)."""
+        rec = self._recording
         for i in range(len(self.layers) - 1, -1, -1):
+            if rec is not None:
+                rec.output_grads[i] = dout.copy()
             dout = self.layers[i].backward(dout, need_dx=need_input_grad or i > 0)
+        if rec is not None and dout is not None:
+            rec.input_grad = dout.copy()
         return dout
+
+    @contextmanager
+    def record(self) -> Iterator[Recording]:
+        """Keep every layer's output and the gradient flowing into it, without touching the
+        layers' maths::
+
+            with model.record() as rec:
+                logits = model.forward(x)
+                model.backward(dscores)
+            rec.outputs[3], rec.output_grads[3]   # layer 3's feature maps and dL/d(them)
+
+        See ``Recording``. Each ``forward`` inside the block starts a fresh recording.
+        """
+        previous, self._recording = self._recording, Recording()
+        try:
+            yield self._recording
+        finally:
+            self._recording = previous
 
     def train(self) -> Sequential:
         self.training = True
