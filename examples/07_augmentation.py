@@ -49,7 +49,7 @@ for col, (name, images) in enumerate(columns.items()):
             ax.set_title(name, fontsize=7)
         if col == 0:
             ax.set_ylabel(CLASSES[labels[row]], fontsize=8)
-fig.suptitle(f"training augmentations ({source})", fontsize=9)
+fig.suptitle(f"training augmentations; faces: {source}", fontsize=9)
 path = output_path(args.out, "07_augmentation.png")
 _save(fig, path)
 
