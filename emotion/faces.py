@@ -234,11 +234,13 @@ class YuNetDetector:
 
 
 def make_detector(yunet: str | os.PathLike[str] | None = None,
-                  min_size: int = DEFAULT_MIN_SIZE, largest_only: bool = False) -> FaceDetector:
+                  min_size: int = DEFAULT_MIN_SIZE, largest_only: bool = False,
+                  max_side: int | None = DEFAULT_MAX_SIDE) -> FaceDetector:
     """The CLIs' choice: YuNet when a model file is given, else the Haar cascade."""
     if yunet:
-        return YuNetDetector(yunet, min_size=min_size, largest_only=largest_only)
-    return HaarDetector(min_size=min_size, largest_only=largest_only)
+        return YuNetDetector(yunet, min_size=min_size, largest_only=largest_only,
+                             max_side=max_side)
+    return HaarDetector(min_size=min_size, largest_only=largest_only, max_side=max_side)
 
 
 # ---------------------------------------------------------------------------------- crops
