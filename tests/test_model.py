@@ -151,3 +151,39 @@ def test_predict_proba_restores_mode():
     model = tiny_cnn()
     p = model.predict_proba(np.zeros((5, 1, 8, 8), np.float32), batch_size=2)
     assert p.shape == (5, 7) and np.allclose(p.sum(1), 1) and model.training
+
+
+def test_fold_batchnorm_gives_the_same_outputs_with_fewer_layers():
+    from minicnn.fuse import fold_batchnorm
+    from minicnn.layers import (
+        BatchNorm2D,
+        Conv2D,
+        Dense,
+        Dropout,
+        GlobalAvgPool2D,
+        MaxPool2D,
+        ReLU,
+    )
+
+    rng = np.random.default_rng(0)
+    model = minicnn.Sequential([
+        Conv2D(1, 4, 3, padding="same", bias=False), BatchNorm2D(4), ReLU(), MaxPool2D(2),
+        Conv2D(4, 6, 3, padding=1), BatchNorm2D(6), ReLU(), GlobalAvgPool2D(), Dropout(0.3),
+        Dense(6, 3)], rng=1, metadata={"name": "t"})
+    for layer in model.layers:  # non-trivial statistics and affine parameters
+        if isinstance(layer, BatchNorm2D):
+            layer.buffers["running_mean"][...] = rng.standard_normal(layer.num_features)
+            layer.buffers["running_var"][...] = rng.uniform(0.5, 2, layer.num_features)
+            layer.params["gamma"][...] = rng.uniform(0.5, 2, layer.num_features)
+            layer.params["beta"][...] = rng.standard_normal(layer.num_features)
+    model.layers[4].params["b"][...] = rng.standard_normal(6)
+    before = {k: v.copy() for k, v in model.parameters().items()}
+    x = rng.standard_normal((5, 1, 8, 8)).astype(np.float32)
+    expected = model.eval().forward(x)
+    folded = fold_batchnorm(model)
+    assert not folded.training and folded.metadata == {"name": "t"}
+    assert [type(layer).__name__ for layer in folded.layers] == [
+        "Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "GlobalAvgPool2D", "Dropout", "Dense"]
+    np.testing.assert_allclose(folded.forward(x), expected, rtol=1e-5, atol=1e-5)
+    for k, v in model.parameters().items():  # the original is untouched
+        np.testing.assert_array_equal(v, before[k])

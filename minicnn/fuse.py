@@ -1,0 +1,60 @@
+"""Inference-time rewrites of a trained model that give the same outputs with less work.
+
+``fold_batchnorm``: in eval mode a batch norm after a convolution is a fixed per-channel
+affine map, so it can be folded into the convolution's weights and bias. For output
+channel f, with s_f = gamma_f / sqrt(running_var_f + eps):
+
+    BN(conv(x))_f = s_f * (W_f * x + b_f - running_mean_f) + beta_f
+                  = (s_f * W_f) * x + (s_f * (b_f - running_mean_f) + beta_f)
+
+so W'_f = s_f * W_f and b'_f = s_f * (b_f - running_mean_f) + beta_f (b_f = 0 for a conv
+without bias). The folded network skips two passes over every batch-normalised feature map.
+It is for inference only: training needs the batch statistics that folding removes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn.layers import BatchNorm2D, Conv2D
+from minicnn.model import Sequential
+
+
+def fold_batchnorm(model: Sequential) -> Sequential:
+    """A new model, in eval mode, with every BatchNorm2D that directly follows a Conv2D
+    folded into it (see the module docstring). Other layers are copied unchanged; the
+    original model is not modified. Its outputs equal ``model.eval()``'s up to float
+    rounding."""
+    layers, i = [], 0
+    src = model.layers
+    while i < len(src):
+        layer = src[i]
+        nxt = src[i + 1] if i + 1 < len(src) else None
+        if isinstance(layer, Conv2D) and isinstance(nxt, BatchNorm2D):
+            cfg = dict(layer.config(), bias=True)
+            conv = Conv2D(**cfg)
+            W, b = layer.params["W"], layer.params.get("b")
+            scale = nxt.params["gamma"].astype(np.float64) / np.sqrt(
+                nxt.buffers["running_var"].astype(np.float64) + nxt.eps)
+            bias = 0.0 if b is None else b.astype(np.float64)
+            conv.params["W"] = (W * scale.reshape(-1, 1, 1, 1)).astype(W.dtype)
+            conv.params["b"] = (scale * (bias - nxt.buffers["running_mean"])
+                                + nxt.params["beta"]).astype(W.dtype)
+            conv._zero_grads()
+            layers.append(conv)
+            i += 2
+            continue
+        copy = type(layer)(**layer.config())
+        for d_src, d_dst in ((layer.params, copy.params), (layer.buffers, copy.buffers)):
+            for k, v in d_src.items():
+                d_dst[k] = v.copy()
+        copy._zero_grads()
+        layers.append(copy)
+        i += 1
+    state = [(dict(layer.params), dict(layer.buffers)) for layer in layers]
+    folded = Sequential(layers, rng=0, metadata=model.metadata)
+    # Sequential (re)initialises every layer's parameters; put the folded and copied back.
+    for layer, (params, buffers) in zip(folded.layers, state):
+        layer.params, layer.buffers = params, buffers
+        layer._zero_grads()
+    return folded.eval()
