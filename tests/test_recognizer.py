@@ -66,7 +66,7 @@ def test_analyze_uses_the_training_preprocessing_and_one_batch(weights, monkeypa
 
     monkeypatch.setattr(rec.model, "predict_proba", spy)
     results = rec.analyze(image)
-    assert batch_sizes == [3, 3]  # one call per TTA view (face, mirror), all faces in each
+    assert batch_sizes == [6]  # one call: every face and its mirror image in one batch
     # Same numbers as cropping by hand and calling the shared training-time function.
     monkeypatch.undo()
     expected = predict_proba(rec.model, crop_faces(image, boxes), tta="flip")
