@@ -6,9 +6,11 @@ PyTorch (same weights).
 * throughput: batches of ``cfg.infer_batch`` faces -> logits, in faces/s
   (ratio = minicnn / torch).
 
-PyTorch runs ``net.eval()`` under ``torch.no_grad()``; minicnn runs ``model.eval()``
-(batch norm uses running statistics, dropout is off). Pre-processing and face detection
-are not included: see the optional "inference-e2e" case for the whole pipeline.
+Both run the model as ``EmotionRecognizer`` does: with batch norm folded into the
+convolutions (``minicnn.fuse.fold_batchnorm``), and PyTorch gets the same folded network.
+PyTorch runs ``net.eval()`` under ``torch.no_grad()``; minicnn runs ``model.eval()``.
+Pre-processing and face detection are not included: see the optional "inference-e2e"
+case for the whole pipeline.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ TARGET = 1.0
 
 def run(cfg: Config) -> list[Row]:
     from emotion.models import build
+    from minicnn.fuse import fold_batchnorm
 
     name = cfg.models[0]
-    model = build(name, rng=0).eval()
+    model = fold_batchnorm(build(name, rng=0))  # eval mode, as the recognizer runs it
     rng = np.random.default_rng(0)
     one = rng.standard_normal((1, 1, 48, 48), dtype=np.float32)
     many = rng.standard_normal((cfg.infer_batch, 1, 48, 48), dtype=np.float32)
