@@ -136,7 +136,7 @@ def overlay(face: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarr
     """RGB float image (H, W, 3) in [0, 1]: a gray uint8 face under a jet-coloured map."""
     gray = np.repeat((face.astype(np.float32) / 255.0)[..., None], 3, axis=2)
     colour = plt.get_cmap("jet")(heat)[..., :3]
-    return (1 - alpha) * gray + alpha * colour
+    return np.clip((1 - alpha) * gray + alpha * colour, 0.0, 1.0)
 
 
 def plot_explanation(face: np.ndarray, exp: Explanation, classes: Sequence[str], path,
@@ -147,7 +147,7 @@ def plot_explanation(face: np.ndarray, exp: Explanation, classes: Sequence[str],
     recognizer's TTA-averaged ones, so the picture agrees with ``emotion.predict``)."""
     probs = exp.probabilities if probabilities is None else np.asarray(probabilities)
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.4),
-                             gridspec_kw={"width_ratios": [1, 1, 1, 1.3]})
+                             gridspec_kw={"width_ratios": [1, 1, 1, 1.3], "wspace": 0.5})
     axes[0].imshow(face, cmap="gray", vmin=0, vmax=255)
     axes[0].set_title("input (48x48)")
     axes[1].imshow(overlay(face, exp.cam))
