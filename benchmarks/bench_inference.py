@@ -26,7 +26,6 @@ import os
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -35,17 +34,16 @@ from emotion.faces import VIDEO_MAX_SIDE, VIDEO_SCALE_FACTOR, HaarDetector, crop
 from emotion.models import build
 from emotion.preprocess import predict_proba
 from emotion.recognizer import DEFAULT_WEIGHTS, EmotionRecognizer
+from emotion.study import fer2013_dir
 from emotion.synthetic import make_synthetic
 
 FRAME = (480, 640)  # H, W
 FACE_BOX = (220, 120, 200, 200)  # x, y, w, h: where the face is placed
-FER2013_DIR = Path(os.environ.get(
-    "FER2013_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013"))
 
 
 def make_frame() -> tuple[np.ndarray, str]:
     """A BGR 640x480 frame with one 200-px face on a mildly noisy gray background."""
-    files = sorted((FER2013_DIR / "test" / "happy").glob("*.jpg"))[:1]
+    files = sorted((fer2013_dir() / "test" / "happy").glob("*.jpg"))[:1]
     if files:
         face, source = cv2.imread(str(files[0]), cv2.IMREAD_GRAYSCALE), "FER2013 face"
     else:

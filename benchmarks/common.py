@@ -81,10 +81,10 @@ class Row:
 
     def with_baseline(self, theirs: float | None) -> Row:
         """This row with another baseline figure and the ratio recomputed (see run_isolated)."""
-        if self.higher_is_better is None or theirs is None or not self.ours:
+        if self.higher_is_better is None or not theirs or not self.ours:
             return self
         ratio = self.ours / theirs if self.higher_is_better else theirs / self.ours
-        return Row(self.group, self.case, self.ours, theirs, ratio if theirs else None,
+        return Row(self.group, self.case, self.ours, theirs, ratio,
                    self.unit, self.target, self.note, dict(self.extra), self.higher_is_better)
 
     @property

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from emotion.faces import DEFAULT_MIN_SIZE, crop_faces, make_detector, to_gray
-from emotion.plots import _save, plt
+from emotion.plots import plt, save_figure
 from emotion.preprocess import INPUT_SIZE, to_model_input
 from emotion.recognizer import EmotionRecognizer, read_image
 from minicnn import Sequential
@@ -166,7 +166,7 @@ def plot_explanation(face: np.ndarray, exp: Explanation, classes: Sequence[str],
         axes[3].text(min(100 * p + 2, 80), i, f"{100 * p:.1f}%", va="center", fontsize=8)
     if title:
         fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------------- CLI

@@ -42,6 +42,7 @@ DEFAULT_MARGIN = 0.02  # fraction of the box side added on each side; see the mo
 DEFAULT_MIN_SIZE = 48  # px: a face smaller than the network's input holds little to classify
 DEFAULT_MIN_FRACTION = 0.05  # of the shorter image side: fewer tiny false faces in big photos
 DEFAULT_MAX_SIDE = 1280  # px: larger images are shrunk for detection only (speed)
+DEFAULT_SCALE_FACTOR = 1.1  # Haar: step between scales (photos)
 # Video: detect on a 320-px copy with 20% scale steps. On a 640x480 frame with one face this
 # took Haar from 59 ms to 16 ms here (2 cores), which is what makes 30 frames/s possible;
 # a 48-px face is still 24 px there, the cascade's own window size.
@@ -157,7 +158,8 @@ class HaarDetector:
     """
 
     def __init__(self, min_size: int = DEFAULT_MIN_SIZE,
-                 min_fraction: float = DEFAULT_MIN_FRACTION, scale_factor: float = 1.1,
+                 min_fraction: float = DEFAULT_MIN_FRACTION,
+                 scale_factor: float = DEFAULT_SCALE_FACTOR,
                  min_neighbors: int = 5, largest_only: bool = False,
                  max_side: int | None = DEFAULT_MAX_SIDE, equalize: bool = True,
                  cascade_path: str | os.PathLike[str] | None = None) -> None:
@@ -240,7 +242,7 @@ class YuNetDetector:
 def make_detector(yunet: str | os.PathLike[str] | None = None,
                   min_size: int = DEFAULT_MIN_SIZE, largest_only: bool = False,
                   max_side: int | None = DEFAULT_MAX_SIDE,
-                  scale_factor: float = 1.1) -> FaceDetector:
+                  scale_factor: float = DEFAULT_SCALE_FACTOR) -> FaceDetector:
     """The CLIs' choice: YuNet when a model file is given, else the Haar cascade.
     ``scale_factor`` applies to Haar only."""
     if yunet:

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _save(fig, path: str | os.PathLike) -> None:
+def save_figure(fig, path: str | os.PathLike) -> None:
     """Write atomically: a temp file next to the target, then os.replace."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.png")
@@ -36,7 +36,7 @@ def plot_curves(history: list[dict], path: str | os.PathLike, title: str = "") -
         ax.legend()
     if title:
         fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_confusion(cm: np.ndarray, classes, path: str | os.PathLike, title: str = "") -> None:
@@ -54,4 +54,4 @@ def plot_confusion(cm: np.ndarray, classes, path: str | os.PathLike, title: str 
             ax.text(j, i, f"{pct[i, j]:.0f}%\n{cm[i, j]}", ha="center", va="center", fontsize=7,
                     color="white" if pct[i, j] > 60 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
-    _save(fig, path)
+    save_figure(fig, path)

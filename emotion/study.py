@@ -88,9 +88,10 @@ def study_faces(n: int, synthetic: bool = False, seed: int = 0
         rng = np.random.default_rng(seed)
         for i in range(n):
             k = i % len(CLASSES)
-            if not files[k_name := CLASSES[k]]:
+            candidates = files[CLASSES[k]]
+            if not candidates:
                 continue
-            path = files[k_name][rng.integers(len(files[k_name]))]
+            path = candidates[rng.integers(len(candidates))]
             image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
             if image is not None and image.shape == (48, 48):
                 faces.append(image)

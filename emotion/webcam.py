@@ -40,6 +40,7 @@ import numpy as np
 from emotion.draw import draw_face, draw_fps, ui_scale
 from emotion.faces import (
     DEFAULT_MIN_SIZE,
+    DEFAULT_SCALE_FACTOR,
     VIDEO_MAX_SIDE,
     VIDEO_SCALE_FACTOR,
     Box,
@@ -392,7 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         detector = make_detector(args.yunet, args.min_face, args.largest,
                                  max_side=args.detect_size or None,
-                                 scale_factor=VIDEO_SCALE_FACTOR if args.detect_size else 1.1)
+                                 scale_factor=(VIDEO_SCALE_FACTOR if args.detect_size
+                                               else DEFAULT_SCALE_FACTOR))
         recognizer = EmotionRecognizer(args.weights, detector=detector, tta=args.tta,
                                        min_face_size=args.min_face, largest_only=args.largest)
         display = not args.no_display and display_available()

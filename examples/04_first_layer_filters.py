@@ -11,7 +11,7 @@ Run: python examples/04_first_layer_filters.py [--quick] [--synthetic] [--out DI
 
 import numpy as np
 
-from emotion.plots import _save, plt
+from emotion.plots import plt, save_figure
 from emotion.preprocess import to_model_input
 from emotion.study import example_parser, output_path, study_faces, study_model
 from minicnn.layers import Conv2D
@@ -49,7 +49,7 @@ for i in range(rows * cols):
 fig.suptitle(f"first-layer 3x3 filters (rows 1, 3, ...) and their responses to one face\n"
              f"{about}; face: {source}", fontsize=9)
 path = output_path(args.out, "04_first_layer_filters.png")
-_save(fig, path)
+save_figure(fig, path)
 
 print(f"model: {about}")
 print(f"{n} first-layer filters of 3x3; {edge_like} of {n} are edge-like "

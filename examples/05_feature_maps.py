@@ -12,7 +12,7 @@ Run: python examples/05_feature_maps.py [--quick] [--synthetic] [--out DIR]
 import numpy as np
 
 from emotion.labels import CLASSES
-from emotion.plots import _save, plt
+from emotion.plots import plt, save_figure
 from emotion.preprocess import to_model_input
 from emotion.study import example_parser, output_path, study_faces, study_model
 from minicnn.functional.loss import softmax
@@ -48,5 +48,5 @@ for row, i in enumerate(stages):
         ax.set_yticks([])
 fig.suptitle(f"the {SHOW} most active feature maps after each stage\n{about}", fontsize=9)
 path = output_path(args.out, "05_feature_maps.png")
-_save(fig, path)
+save_figure(fig, path)
 print(f"wrote {path}")

@@ -18,7 +18,7 @@ import numpy as np
 
 import minicnn
 from emotion.models import build
-from emotion.plots import _save, plt
+from emotion.plots import plt, save_figure
 from emotion.preprocess import to_model_input
 from emotion.study import example_parser, output_path
 from emotion.synthetic import make_synthetic
@@ -67,7 +67,7 @@ for ax in (ax_loss, ax_g, ax_r):
 ax_r.legend(fontsize=7)
 fig.suptitle(f"{args.arch} network, Adam lr {args.lr:g}, batch 64, synthetic faces", fontsize=9)
 path = output_path(args.out, "06_training_dynamics.png")
-_save(fig, path)
+save_figure(fig, path)
 
 print(f"{steps} Adam steps at lr {args.lr:g}: loss {losses[0]:.3f} -> {losses[-1]:.3f}")
 print(f"{'layer':<16} {'grad norm':>10} {'update/weight':>14}   (medians over the second half)")

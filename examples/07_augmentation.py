@@ -15,7 +15,7 @@ import numpy as np
 
 from emotion.augment import AugmentConfig, augment_batch
 from emotion.labels import CLASSES
-from emotion.plots import _save, plt
+from emotion.plots import plt, save_figure
 from emotion.study import example_parser, output_path, study_faces
 
 args = example_parser(__doc__.splitlines()[0]).parse_args()
@@ -51,7 +51,7 @@ for col, (name, images) in enumerate(columns.items()):
             ax.set_ylabel(CLASSES[labels[row]], fontsize=8)
 fig.suptitle(f"training augmentations; faces: {source}", fontsize=9)
 path = output_path(args.out, "07_augmentation.png")
-_save(fig, path)
+save_figure(fig, path)
 
 print(f"faces: {source}")
 for name, images in columns.items():

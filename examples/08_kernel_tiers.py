@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from emotion.plots import _save, plt
+from emotion.plots import plt, save_figure
 from emotion.study import example_parser, output_path
 from minicnn import kernels
 from minicnn.functional import conv2d_forward
@@ -94,7 +94,7 @@ ax.set(yscale="log", ylabel="milliseconds (log scale)",
 ax.legend()
 ax.grid(alpha=0.3, axis="y")
 path = output_path(args.out, "08_kernel_tiers.png")
-_save(fig, path)
+save_figure(fig, path)
 if worst <= 1e-4:
     print(f"all tiers agree: largest difference {worst:.1e} (float32 rounding: col2im and the "
           f"GEMM add in a different order)")
