@@ -35,6 +35,7 @@ class Conv2D(Layer):
         self.bias = bias
         self.reset_parameters(np.random.default_rng())
         self.cache = None
+        self._columns: np.ndarray | None = None  # im2col columns, reused across steps
 
     def reset_parameters(self, rng: np.random.Generator) -> None:
         k, C, F = self.kernel_size, self.in_channels, self.out_channels
@@ -45,7 +46,10 @@ class Conv2D(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         out, self.cache = conv2d_forward(x, self.params["W"], self.params.get("b"),
-                                         self.stride, self.pad, keep_columns=self.training)
+                                         self.stride, self.pad, keep_columns=self.training,
+                                         columns=self._columns if self.training else None)
+        if self.cache.columns is not None:
+            self._columns = self.cache.columns  # the next training step writes into it again
         return out
 
     def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
