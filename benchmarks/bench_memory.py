@@ -3,15 +3,18 @@
 Method. Each framework runs in a FRESH Python subprocess (``python -m
 benchmarks.bench_memory --worker minicnn|torch ...``), so neither sees the other's
 allocations. The worker imports what it needs, builds the model (the same architecture
-and weights as the "train" case) and its optimizer, and runs one warm-up training step at
-the benchmark batch: that compiles or loads the kernels (Numba's LLVM compilation alone
-can take more memory than a training step, which once made this case report 0 MB) and
-allocates the optimizer state and reusable workspaces. It then reads the resident set size
-(the baseline), resets the kernel's high-water mark (``echo 5 > /proc/self/clear_refs``,
-Linux), runs ``cfg.memory_steps`` more steps and reads the high-water mark (VmHWM) again.
-The figure is peak - baseline: the memory a training step's activations, caches,
-gradients and temporaries need at their high point, on top of a warmed-up model. Where the
-mark cannot be reset (not Linux) the worker falls back to ``ru_maxrss`` and says so.
+and weights as the "train" case) and its optimizer, and runs one warm-up training step on
+a batch of ``WARMUP_BATCH`` images: that compiles or loads the kernels (Numba's LLVM
+compilation alone can take more memory than a training step, which once made this case
+report 0 MB) and allocates the optimizer state. It then reads the resident set size (the
+baseline), resets the kernel's high-water mark (``echo 5 > /proc/self/clear_refs``,
+Linux), runs ``cfg.memory_steps`` steps at the benchmark batch and reads the high-water
+mark (VmHWM) again. The figure is peak - baseline: the memory training at that batch needs
+at its high point (activations, caches, gradients, temporaries, and workspaces kept from
+one step to the next, such as minicnn's im2col columns) on top of a warmed-up model.
+(An earlier version warmed up at the full batch, which put kept workspaces into the
+baseline and hid them.) Where the mark cannot be reset (not Linux) the worker falls back
+to ``ru_maxrss`` and says so.
 Ratio = torch MB / minicnn MB (target: minicnn at most 1.5x torch, i.e. ratio >= 0.67).
 The absolute peaks are noted.
 """
@@ -27,6 +30,7 @@ import sys
 from benchmarks.common import Config, Row, get_torch, time_row
 
 GROUP = "memory"
+WARMUP_BATCH = 2  # enough to compile every kernel; small enough to keep no big buffers
 TARGET = 1 / 1.5
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -73,8 +77,8 @@ def worker(framework: str, model_name: str, batch: int, steps: int, threads: int
         raise RuntimeError("torch was imported into the minicnn worker; its figure is void")
     model = build_model(model_name)
     step = torch_step(model) if framework == "torch" else minicnn_step(model)
+    step(*make_batch(min(batch, WARMUP_BATCH)))  # kernels compiled, optimizer state made
     x, y = make_batch(batch)
-    step(x, y)  # warm-up: kernels compiled or loaded, optimizer state and workspaces made
     baseline = _status_mb("VmRSS")
     if baseline is not None and _reset_peak():
         method = "VmHWM after clear_refs"

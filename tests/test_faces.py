@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from face_helpers import FER_TEST, fer_face_files, place_faces
 
+import emotion.faces as faces_module
 from emotion.faces import (
     FaceDetector,
     HaarDetector,
@@ -182,3 +183,128 @@ def _detectable(detector: HaarDetector, n: int) -> list[Path]:
             if len(chosen) == n:
                 return chosen
     pytest.skip(f"fewer than {n} detectable faces among the sampled FER2013 files")
+
+
+# ------------------------------------------------- YuNet wrapper, with a fake FaceDetectorYN
+# No YuNet .onnx model can be downloaded here, so these tests replace
+# cv2.FaceDetectorYN.create with a fake network that returns fixed rows in YuNet's output
+# format and records what the wrapper asked of it. They test our wrapper, not YuNet.
+def yunet_row(x: float, y: float, w: float, h: float, score: float = 0.95) -> list[float]:
+    """One YuNet output row: x, y, w, h, five landmarks (x, y), score."""
+    eyes_y, nose_y, mouth_y = y + 0.35 * h, y + 0.55 * h, y + 0.75 * h
+    return [x, y, w, h, x + 0.3 * w, eyes_y, x + 0.7 * w, eyes_y, x + 0.5 * w, nose_y,
+            x + 0.35 * w, mouth_y, x + 0.65 * w, mouth_y, score]
+
+
+class FakeYuNet:
+    """Stands in for the object cv2.FaceDetectorYN.create returns.
+
+    ``detect`` checks, as OpenCV does, that the image is BGR uint8 of the size last given to
+    ``setInputSize``, and returns ``(retval, rows or None)``.
+    """
+
+    def __init__(self, rows: list[list[float]] | None) -> None:
+        self.rows = None if rows is None else np.array(rows, np.float32).reshape(-1, 15)
+        self.input_sizes: list[tuple[int, int]] = []
+        self.images: list[np.ndarray] = []
+
+    def setInputSize(self, size: tuple[int, int]) -> None:  # noqa: N802 (OpenCV's name)
+        self.input_sizes.append(tuple(size))
+
+    def detect(self, image: np.ndarray) -> tuple[int, np.ndarray | None]:
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+        assert self.input_sizes and (image.shape[1], image.shape[0]) == self.input_sizes[-1]
+        self.images.append(image.copy())
+        return (0 if self.rows is None else len(self.rows)), self.rows
+
+
+@pytest.fixture
+def fake_yunet(monkeypatch, tmp_path):
+    """make(rows, **kwargs) -> (YuNetDetector, FakeYuNet, create's arguments)."""
+    model = tmp_path / "face_detection_yunet_fake.onnx"
+    model.write_bytes(b"")  # the constructor only checks that the file exists
+    made: list[tuple] = []
+
+    def make(rows, **kwargs):
+        fake = FakeYuNet(rows)
+
+        def create(*args):
+            made.append(args)
+            return fake
+
+        monkeypatch.setattr(faces_module.cv2.FaceDetectorYN, "create", create)
+        return YuNetDetector(model, **kwargs), fake, made[-1]
+
+    make.model = model
+    return make
+
+
+def test_yunet_boxes_are_ints_clipped_to_the_image_and_sorted(fake_yunet):
+    rows = [yunet_row(150.4, 20.6, 60.2, 70.7),   # inside: rounded corners
+            yunet_row(-10.0, 150.0, 80.0, 90.0),  # pokes out left and bottom: clipped
+            yunet_row(400.0, 10.0, 50.0, 50.0),   # wholly right of the image: dropped
+            yunet_row(250.0, -60.0, 40.0, 50.0)]  # wholly above the image: dropped
+    detector, fake, args = fake_yunet(rows, score_threshold=0.6, nms_threshold=0.4, top_k=7,
+                                      min_size=20)
+    assert args == (str(fake_yunet.model), "", (320, 320), 0.6, 0.4, 7)
+    found = detector.detect(np.zeros((200, 300, 3), np.uint8))  # H 200, W 300
+    # Corners are rounded, then clipped: (150.4, 20.6)-(210.6, 91.3) -> (150, 21)-(211, 91);
+    # (-10, 150)-(70, 240) -> (0, 150)-(70, 200). Sorted left to right.
+    assert found == [(0, 150, 70, 50), (150, 21, 61, 70)]
+    assert all(type(v) is int for box in found for v in box)
+
+
+def test_yunet_min_size_filter(fake_yunet):
+    rows = [yunet_row(10, 10, 30, 34), yunet_row(60, 10, 50, 44), yunet_row(130, 10, 70, 80)]
+    image = np.zeros((400, 600, 3), np.uint8)
+    detector, _, _ = fake_yunet(rows, min_size=40, min_fraction=0.0)
+    assert detector.detect(image) == [(60, 10, 50, 44), (130, 10, 70, 80)]  # max(w, h) >= 40
+    detector, _, _ = fake_yunet(rows, min_size=10, min_fraction=0.2)  # 0.2 * 400 = 80 px
+    assert detector.detect(image) == [(130, 10, 70, 80)]
+
+
+def test_yunet_largest_only_keeps_the_largest_face(fake_yunet):
+    rows = [yunet_row(300, 50, 60, 60), yunet_row(20, 40, 120, 130), yunet_row(160, 60, 90, 90)]
+    detector, _, _ = fake_yunet(rows, largest_only=True)
+    assert detector.detect(np.zeros((300, 400, 3), np.uint8)) == [(20, 40, 120, 130)]
+
+
+def test_yunet_gets_bgr_input_of_the_frame_size(fake_yunet):
+    detector, fake, _ = fake_yunet([yunet_row(20, 20, 60, 60)], min_size=10)
+    gray = np.random.default_rng(3).integers(0, 256, (120, 160), dtype=np.uint8)
+    assert detector.detect(gray) == [(20, 20, 60, 60)]
+    assert fake.input_sizes == [(160, 120)]  # (width, height), not the 320x320 placeholder
+    (seen,) = fake.images
+    assert seen.shape == (120, 160, 3)
+    for c in range(3):  # gray -> BGR: every channel is the gray image
+        np.testing.assert_array_equal(seen[:, :, c], gray)
+    detector.detect(gray)  # same size: the input size is not set again
+    detector.detect(np.zeros((90, 100, 4), np.uint8))  # BGRA of another size: set again
+    assert fake.input_sizes == [(160, 120), (100, 90)]
+    assert fake.images[-1].shape == (90, 100, 3)
+
+
+def test_yunet_detects_on_a_shrunk_copy_and_scales_boxes_back(fake_yunet):
+    # 640x480 with max_side 320: YuNet sees 320x240 and its boxes are doubled.
+    detector, fake, _ = fake_yunet([yunet_row(50, 40, 30, 31)], max_side=320)
+    assert detector.detect(np.zeros((480, 640, 3), np.uint8)) == [(100, 80, 60, 62)]
+    assert fake.input_sizes == [(320, 240)]
+    # The min-size filter applies in the full frame's pixels: a 20-px box there is 40 px
+    # here, under the default 48 px.
+    detector, _, _ = fake_yunet([yunet_row(50, 40, 20, 20)], max_side=320)
+    assert detector.detect(np.zeros((480, 640, 3), np.uint8)) == []
+
+
+@pytest.mark.parametrize("rows", [None, []])
+def test_yunet_no_faces_gives_an_empty_list(fake_yunet, rows):
+    detector, fake, _ = fake_yunet(rows)
+    assert detector.detect(np.zeros((240, 320, 3), np.uint8)) == []
+    assert len(fake.images) == 1
+
+
+def test_make_detector_passes_its_settings_to_yunet(fake_yunet):
+    fake_yunet([])  # installs the fake create
+    detector = make_detector(yunet=fake_yunet.model, min_size=30, largest_only=True,
+                             max_side=500, scale_factor=1.3)
+    assert isinstance(detector, YuNetDetector) and isinstance(detector, FaceDetector)
+    assert (detector.min_size, detector.largest_only, detector.max_side) == (30, True, 500)
