@@ -1,13 +1,14 @@
-"""What detecting faces on a 320-px copy of each webcam frame costs in recall, and saves in time.
+"""What detecting faces on a shrunk copy of each webcam frame costs in recall, and saves in time.
 
     python benchmarks/bench_detect_scale.py                  # about a minute on 2 busy cores
     python benchmarks/bench_detect_scale.py --frames 8       # a quick look
     python benchmarks/bench_detect_scale.py --data PATH --out detect_scale.png
 
 The webcam (``emotion.webcam``) runs the Haar cascade on a copy of each 640x480 frame shrunk
-to ``VIDEO_MAX_SIDE`` = 320 px, with 1.2 scale steps; ``emotion.predict`` runs it on the full
-image with 1.1 steps. The frames here are 640x480, each with one real FER2013 test face
-upscaled (INTER_CUBIC) to a side of S px at a random position on a smooth random background.
+to ``VIDEO_MAX_SIDE`` px, with coarser scale steps (``faces.make_video_detector``);
+``emotion.predict`` runs it on the full image with 1.1 steps. The frames here are 640x480,
+each with one real FER2013 test face upscaled (INTER_CUBIC) to a side of S px at a random
+position on a smooth random background.
 For each S it reports the recall of both settings (a hit: a returned box with IoU >= 0.3
 with the placed face), and over all frames the mean detection time per frame (the two
 settings alternate on every frame, so a busy machine slows both alike) and the boxes per
@@ -34,10 +35,10 @@ from tqdm import tqdm
 from emotion.faces import (
     DEFAULT_MIN_SIZE,
     VIDEO_MAX_SIDE,
-    VIDEO_SCALE_FACTOR,
     FaceDetector,
     iou,
     make_detector,
+    make_video_detector,
 )
 from emotion.study import fer2013_dir
 
@@ -87,8 +88,7 @@ def run(data: Path, frames: int, min_face: int = DEFAULT_MIN_SIZE,
         # emotion.predict: the full image, 1.1 scale steps
         "full frame": make_detector(None, min_face),
         # emotion.webcam with its default --detect-size
-        f"{VIDEO_MAX_SIDE}-px copy": make_detector(None, min_face, max_side=VIDEO_MAX_SIDE,
-                                                   scale_factor=VIDEO_SCALE_FACTOR),
+        f"{VIDEO_MAX_SIDE}-px copy": make_video_detector(None, min_face),
     }
     names = list(detectors)
     hits = {n: np.zeros(len(sizes), int) for n in names}

@@ -6,9 +6,10 @@
 For each architecture and TTA mode it reports the median time of the two steps the webcam
 loop repeats every frame, measured separately:
 
-    detect_ms    HaarDetector with the webcam's settings (a 320-px copy of the frame, 1.2
-                 scale steps; the same detector for every row). The note also gives the
-                 photo settings' time (full frame, 1.1 steps), which emotion.predict uses.
+    detect_ms    the Haar detector with the webcam's settings (``make_video_detector``: a
+                 shrunk copy of the frame, coarser steps; the same detector for every
+                 row). The note also gives the photo settings' time (full frame, 1.1
+                 steps), which emotion.predict uses.
     classify_ms  crop + per-image standardisation + network forward (eval) for the one face
     total_ms     EmotionRecognizer.analyze(frame): both, as the webcam runs them
     fps          1000 / total_ms
@@ -30,7 +31,7 @@ import time
 import cv2
 import numpy as np
 
-from emotion.faces import VIDEO_MAX_SIDE, VIDEO_SCALE_FACTOR, HaarDetector, crop_faces
+from emotion.faces import HaarDetector, crop_faces, make_video_detector
 from emotion.models import build
 from emotion.preprocess import predict_proba
 from emotion.recognizer import DEFAULT_WEIGHTS, EmotionRecognizer
@@ -85,7 +86,7 @@ def _run(quick: bool) -> list[dict]:
     ttas = ["none"] if quick else ["none", "flip"]
     photo_detector = HaarDetector()
     photo_ms = _median_ms(lambda: photo_detector.detect(frame), repeats)
-    detector = HaarDetector(max_side=VIDEO_MAX_SIDE, scale_factor=VIDEO_SCALE_FACTOR)
+    detector = make_video_detector()
     detect_ms = _median_ms(lambda: detector.detect(frame), repeats)
     found = detector.detect(frame)
     boxes = found[:1] or [FACE_BOX]

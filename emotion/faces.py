@@ -43,10 +43,14 @@ DEFAULT_MIN_SIZE = 48  # px: a face smaller than the network's input holds littl
 DEFAULT_MIN_FRACTION = 0.05  # of the shorter image side: fewer tiny false faces in big photos
 DEFAULT_MAX_SIDE = 1280  # px: larger images are shrunk for detection only (speed)
 DEFAULT_SCALE_FACTOR = 1.1  # Haar: step between scales (photos)
-# Video: detect on a 320-px copy with 20% scale steps. On a 640x480 frame with one face this
-# took Haar from 59 ms to 16 ms here (2 cores), which is what makes 30 frames/s possible;
-# a 48-px face is still 24 px there, the cascade's own window size.
-VIDEO_MAX_SIDE, VIDEO_SCALE_FACTOR = 320, 1.2
+DEFAULT_MIN_NEIGHBORS = 5  # Haar: overlapping raw hits a face needs (photos)
+# Video: detect on a 400-px copy with 20% scale steps and 4 neighbours. On a 640x480 frame
+# with one face a 320-px copy took Haar from 59 ms to 16 ms here (2 cores), which is what
+# makes 30 frames/s possible, but it lost faces under ~128 px. A grid of sizes, steps and
+# neighbours on FER faces placed on 640x480 frames (benchmarks/bench_detect_scale.py, the
+# benchmarks README) chose 400 px and 4 neighbours: recall over 64-128-px faces 0.43 ->
+# 0.55, no false box on 40 empty frames, 1.1x the 320-px detection time.
+VIDEO_MAX_SIDE, VIDEO_SCALE_FACTOR, VIDEO_MIN_NEIGHBORS = 400, 1.2, 4
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 
 
@@ -160,7 +164,7 @@ class HaarDetector:
     def __init__(self, min_size: int = DEFAULT_MIN_SIZE,
                  min_fraction: float = DEFAULT_MIN_FRACTION,
                  scale_factor: float = DEFAULT_SCALE_FACTOR,
-                 min_neighbors: int = 5, largest_only: bool = False,
+                 min_neighbors: int = DEFAULT_MIN_NEIGHBORS, largest_only: bool = False,
                  max_side: int | None = DEFAULT_MAX_SIDE, equalize: bool = True,
                  cascade_path: str | os.PathLike[str] | None = None) -> None:
         if scale_factor <= 1.0:
@@ -242,14 +246,27 @@ class YuNetDetector:
 def make_detector(yunet: str | os.PathLike[str] | None = None,
                   min_size: int = DEFAULT_MIN_SIZE, largest_only: bool = False,
                   max_side: int | None = DEFAULT_MAX_SIDE,
-                  scale_factor: float = DEFAULT_SCALE_FACTOR) -> FaceDetector:
+                  scale_factor: float = DEFAULT_SCALE_FACTOR,
+                  min_neighbors: int = DEFAULT_MIN_NEIGHBORS) -> FaceDetector:
     """The CLIs' choice: YuNet when a model file is given, else the Haar cascade.
-    ``scale_factor`` applies to Haar only."""
+    ``scale_factor`` and ``min_neighbors`` apply to Haar only."""
     if yunet:
         return YuNetDetector(yunet, min_size=min_size, largest_only=largest_only,
                              max_side=max_side)
     return HaarDetector(min_size=min_size, largest_only=largest_only, max_side=max_side,
-                        scale_factor=scale_factor)
+                        scale_factor=scale_factor, min_neighbors=min_neighbors)
+
+
+def make_video_detector(yunet: str | os.PathLike[str] | None = None,
+                        min_size: int = DEFAULT_MIN_SIZE, largest_only: bool = False,
+                        detect_size: int = VIDEO_MAX_SIDE) -> FaceDetector:
+    """``make_detector`` with the video settings: detection on a copy of each frame shrunk
+    to ``detect_size`` px (see VIDEO_MAX_SIDE); 0 detects on the full frame with the photo
+    settings, for small or distant faces."""
+    if not detect_size:
+        return make_detector(yunet, min_size, largest_only, max_side=None)
+    return make_detector(yunet, min_size, largest_only, max_side=detect_size,
+                         scale_factor=VIDEO_SCALE_FACTOR, min_neighbors=VIDEO_MIN_NEIGHBORS)
 
 
 # ---------------------------------------------------------------------------------- crops

@@ -40,12 +40,10 @@ import numpy as np
 from emotion.draw import draw_face, draw_fps, ui_scale
 from emotion.faces import (
     DEFAULT_MIN_SIZE,
-    DEFAULT_SCALE_FACTOR,
     VIDEO_MAX_SIDE,
-    VIDEO_SCALE_FACTOR,
     Box,
     iou,
-    make_detector,
+    make_video_detector,
 )
 from emotion.labels import CLASSES
 from emotion.recognizer import EmotionRecognizer
@@ -369,8 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test-time augmentation (default flip; none is ~2x faster)")
     p.add_argument("--detect-size", type=int, default=VIDEO_MAX_SIDE, metavar="PX",
                    help=f"detect faces on a copy of each frame shrunk to this longer side, with "
-                        f"coarser scale steps (default {VIDEO_MAX_SIDE}: about 4x faster on "
-                        f"640x480; 0: full frame, finer steps, for small faces)")
+                        f"coarser scale steps (default {VIDEO_MAX_SIDE}: several times faster "
+                        f"on 640x480; 0: full frame, finer steps, for small or distant faces)")
     return p
 
 
@@ -391,10 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (measured on 2 cores, 640x480, one face: 28.6 -> 23.8 ms a frame).
     set_num_threads(1)
     try:
-        detector = make_detector(args.yunet, args.min_face, args.largest,
-                                 max_side=args.detect_size or None,
-                                 scale_factor=(VIDEO_SCALE_FACTOR if args.detect_size
-                                               else DEFAULT_SCALE_FACTOR))
+        detector = make_video_detector(args.yunet, args.min_face, args.largest,
+                                       detect_size=args.detect_size)
         recognizer = EmotionRecognizer(args.weights, detector=detector, tta=args.tta,
                                        min_face_size=args.min_face, largest_only=args.largest)
         display = not args.no_display and display_available()
