@@ -193,3 +193,18 @@ def test_channel_affine_kernels_match_reference(case, dtype):
         assert got1.dtype == dtype and got2.dtype == dtype
         np.testing.assert_allclose(got1, ref1, rtol=tol, atol=tol, err_msg=backend)
         np.testing.assert_allclose(got2, ref2, rtol=tol, atol=tol, err_msg=backend)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_regroup_add_bias_tiers_agree_with_the_definition(with_bias):
+    rng = np.random.default_rng(5)
+    n, F, P = 3, 4, 7
+    y = rng.standard_normal((F, n * P)).astype(np.float32)
+    bias = rng.standard_normal(F).astype(np.float32) if with_bias else None
+    expected = np.stack([y[:, i * P:(i + 1) * P] for i in range(n)])  # (n, F, P)
+    if with_bias:
+        expected = expected + bias.reshape(1, F, 1)
+    for backend in ("numpy", "numba"):
+        out = np.full((n, F, P), np.nan, dtype=np.float32)
+        kernels.regroup_add_bias(y, bias, out, backend=backend)
+        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)

@@ -36,15 +36,16 @@ from minicnn.kernels import output_hw
 # keep a chunk's columns (K * 2048 * 4 bytes) near the L2 size between im2col and the GEMM.
 TARGET_COLUMNS = 2048
 
-_workspace: dict[tuple[int, np.dtype], np.ndarray] = {}
+_workspace: dict[tuple[str, np.dtype], np.ndarray] = {}
 
 
-def _buffer(size: int, dtype: np.dtype) -> np.ndarray:
-    """A reusable flat scratch buffer of at least ``size`` elements (one per dtype)."""
-    key = np.dtype(dtype)
+def _buffer(size: int, dtype: np.dtype, slot: str = "cols") -> np.ndarray:
+    """A reusable flat scratch buffer of at least ``size`` elements (one per slot and dtype):
+    "cols" for a chunk's im2col columns, "gemm" for its matrix product."""
+    key = (slot, np.dtype(dtype))
     buf = _workspace.get(key)
     if buf is None or buf.size < size:
-        buf = np.empty(size, dtype=key)
+        buf = np.empty(size, dtype=key[1])
         _workspace[key] = buf
     return buf[:size]
 
@@ -124,13 +125,10 @@ def conv2d_forward(
             if b is not None:
                 dst += b.reshape(F, 1)
             continue
-        y = (w2 @ cols).reshape(F, e - s, P)
-        dst = out[s:e].reshape(e - s, F, P)
-        # (F, n, P) -> (n, F, P), adding the bias in the same pass over memory
-        if b is None:
-            np.copyto(dst, y.transpose(1, 0, 2))
-        else:
-            np.add(y.transpose(1, 0, 2), b.reshape(1, F, 1), out=dst)
+        y = _buffer(F * (e - s) * P, out.dtype, "gemm").reshape(F, (e - s) * P)
+        np.matmul(w2, cols, out=y)
+        # (F, n*P) -> (n, F, P), adding the bias in the same pass over memory
+        kernels.regroup_add_bias(y, b, out[s:e].reshape(e - s, F, P))
     if not keep:
         return out, ConvCache(x, w, stride, padding)
     return out, ConvCache(x, w, stride, padding, tuple(kept), columns)

@@ -38,7 +38,8 @@ __all__ = [
     "BACKENDS", "channel_affine", "channel_affine2", "channel_moments", "channel_sums",
     "col2im", "conv_output_size",
     "get_backend", "im2col", "im2col_into",
-    "maxpool_backward", "maxpool_forward", "numba_available", "output_hw", "relu_backward",
+    "maxpool_backward", "maxpool_forward", "numba_available", "output_hw", "regroup_add_bias",
+    "relu_backward",
     "set_backend",
 ]
 
@@ -118,6 +119,22 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], KH: int, KW: in
         out[...] = dx
         return out
     return dx
+
+
+def regroup_add_bias(y: np.ndarray, bias: np.ndarray | None, out: np.ndarray,
+                     backend: str | None = None) -> np.ndarray:
+    """out (n, F, P) = y (F, n*P) with its columns regrouped by image, plus bias (F,) (None:
+    no bias). This is the step from a conv chunk's GEMM result to NCHW."""
+    n, F, P = out.shape
+    if _resolve(backend) == "numba" and y.flags.c_contiguous and out.flags.c_contiguous:
+        b = np.zeros(F, dtype=out.dtype) if bias is None else bias.astype(out.dtype, copy=False)
+        return _nb.regroup_add_bias(y, b, out)
+    yt = y.reshape(F, n, P).transpose(1, 0, 2)
+    if bias is None:
+        np.copyto(out, yt)
+    else:
+        np.add(yt, bias.reshape(1, F, 1), out=out)
+    return out
 
 
 def maxpool_forward(x: np.ndarray, KH: int, KW: int, stride: int,

@@ -9,6 +9,8 @@ write the same element:
   each row is computed once and the rest is zero-filled.
 * ``col2im``  : one thread per (n, c) image plane of ``dx``; all KH*KW rows that touch that
   plane are added by the same thread, so the accumulation is race-free.
+* ``regroup_add_bias`` : a conv chunk's GEMM result (F, n*P) into NCHW (n, F, P) plus
+  the bias, one thread per (n, f) row.
 * ``maxpool`` : one thread per (n, c) plane, forward and backward.
 * ``channel_*`` (batch norm): per-channel sums with one thread per channel, and fused
   per-channel affine maps with one thread per (n, c) plane.
@@ -104,6 +106,25 @@ def col2im_into(cols, KH, KW, stride, padding, OH, OW, dx):
                         for ow in range(ow_lo, ow_hi):
                             dst[ow * stride + w_off] += row[j + ow]
     return dx
+
+
+@njit(parallel=True, cache=True)
+def regroup_add_bias(y, bias, out):
+    """out (n, F, P) = y (F, n*P) regrouped image by image, plus bias (F,) per channel.
+
+    The GEMM of a chunk of n images leaves channel f of image i at y[f, i*P:(i+1)*P];
+    NCHW wants it at out[i, f]. One thread per (i, f) row, each a contiguous copy.
+    """
+    n, F, P = out.shape
+    for i_f in prange(n * F):
+        i = i_f // F
+        f = i_f % F
+        src = y[f]
+        dst = out[i, f]
+        b = bias[f]
+        for p in range(P):
+            dst[p] = src[i * P + p] + b
+    return out
 
 
 @njit(parallel=True, cache=True)
