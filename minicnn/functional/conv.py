@@ -76,15 +76,6 @@ def _chunks(N: int, n: int):
         yield start, min(start + n, N)
 
 
-def columns_size(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: int,
-                 padding: int) -> int:
-    """Elements of the im2col columns of a whole batch: K * N * OH * OW."""
-    N, C, H, W = x_shape
-    _, _, KH, KW = w_shape
-    OH, OW = output_hw(H, W, KH, KW, stride, padding)
-    return C * KH * KW * N * OH * OW
-
-
 def conv2d_forward(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int = 1, padding: int = 0,
     keep_columns: bool = True, columns: np.ndarray | None = None,
@@ -94,9 +85,9 @@ def conv2d_forward(
     ``keep_columns=False`` (inference: no backward will follow) never keeps the im2col
     columns, so every chunk reuses one scratch buffer instead of allocating fresh memory.
     ``columns``: where to keep them, a flat array of x's dtype with at least
-    ``columns_size(...)`` elements. ``Conv2D`` passes the same one every training step:
-    fresh memory for ~100 MB of columns per step costs a page fault per 4 kB, which
-    measured as a quarter of im2col's time. None allocates.
+    C*KH*KW * N*OH*OW elements (a smaller one is replaced). ``Conv2D`` passes the same one
+    every training step: fresh memory for ~100 MB of columns per step costs a page fault
+    per 4 kB, which measured as a quarter of im2col's time. None allocates.
     """
     N, C, H, W = x.shape
     F, Cw, KH, KW = w.shape
