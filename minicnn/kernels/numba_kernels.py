@@ -17,12 +17,20 @@ write the same element:
 
 Inputs are assumed C-contiguous (the dispatcher makes them so); dtypes float32 and
 float64 each get their own compiled specialisation.
+
+Unsigned indices. Numba, like NumPy, lets ``a[-1]`` mean the last element, so every index
+that might be negative gets a run-time check and a fix-up. That branch keeps LLVM from
+turning a copy loop into SIMD moves. The im2col and col2im kernels therefore index flat
+views of their arrays with ``uint64`` values, for which no such check exists: measured on
+2 cores (AMD EPYC), 2-5x faster than the same loops with signed indices or slices. The
+values are non-negative by construction; casting a negative one would wrap around to a
+huge index, so the bounds each loop uses are computed (and clipped) before the cast.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 
 @njit(cache=True, inline="always")
@@ -41,37 +49,64 @@ def _valid_range(kernel_offset, stride, padding, size, out_size):
     return lo, hi + 1
 
 
+@njit(cache=True, inline="always")
+def _zero(a, start, stop):
+    """a[start:stop] = 0 for a flat array, with unsigned indices (see the module notes)."""
+    for i in range(uint64(start), uint64(stop)):
+        a[i] = 0
+
+
 @njit(parallel=True, cache=True)
 def im2col_into(x, KH, KW, stride, padding, OH, OW, cols):
-    """Fill cols (C*KH*KW, N*OH*OW) from x (N, C, H, W); see im2col.py for the layout."""
+    """Fill cols (C*KH*KW, N*OH*OW) from x (N, C, H, W); see im2col.py for the layout.
+
+    Row k = (c, kh, kw) of cols holds, image after image, the input pixel under kernel
+    tap (kh, kw) for every output position, or 0 where the tap falls on the padding.
+    """
     N, C, H, W = x.shape
+    xf = x.reshape(x.size)
+    cf = cols.reshape(cols.size)
+    P = OH * OW
+    # "same" convolution (stride 1, output as large as the input, e.g. 3x3 with padding
+    # 1): output position d = oh*W + ow reads input pixel d + (kh - p)*W + (kw - p), one
+    # fixed offset, so an image's whole stretch of row k is a single contiguous copy; only
+    # the padded border is then zeroed. On small maps (6x6 to 24x24) this is 1.3-2x faster
+    # than copying output row by output row.
+    same = stride == 1 and OH == H and OW == W
     for k in prange(C * KH * KW):
         c = k // (KH * KW)
         kh = (k // KW) % KH
         kw = k % KW
         ow_lo, ow_hi = _valid_range(kw, stride, padding, W, OW)
         oh_lo, oh_hi = _valid_range(kh, stride, padding, H, OH)
-        row = cols[k]
         for n in range(N):
-            base = n * OH * OW
-            for oh in range(OH):
-                j = base + oh * OW
-                if oh < oh_lo or oh >= oh_hi:
-                    for ow in range(OW):
-                        row[j + ow] = 0
-                    continue
-                h = oh * stride + kh - padding
-                src = x[n, c, h]
-                for ow in range(ow_lo):
-                    row[j + ow] = 0
-                w0 = ow_lo * stride + kw - padding
-                if stride == 1:  # contiguous run: a plain copy the compiler vectorises
-                    row[j + ow_lo:j + ow_hi] = src[w0:w0 + ow_hi - ow_lo]
-                else:
-                    for ow in range(ow_lo, ow_hi):
-                        row[j + ow] = src[w0 + (ow - ow_lo) * stride]
-                for ow in range(ow_hi, OW):
-                    row[j + ow] = 0
+            r0 = (k * N + n) * P  # this image's stretch of row k
+            s0 = (n * C + c) * H * W  # its input plane
+            if same:
+                off = (kh - padding) * W + (kw - padding)
+                lo = max(oh_lo * W, -off)  # the copied range, kept inside the plane
+                hi = min(oh_hi * W, H * W - off)
+                _zero(cf, r0, r0 + lo)
+                dst, src = uint64(r0 + lo), uint64(s0 + off + lo)
+                for i in range(uint64(hi - lo)):
+                    cf[dst + i] = xf[src + i]
+                _zero(cf, r0 + hi, r0 + P)
+                if ow_lo > 0 or ow_hi < OW:  # the copy wrapped across rows: zero the borders
+                    for oh in range(oh_lo, oh_hi):
+                        _zero(cf, r0 + oh * OW, r0 + oh * OW + ow_lo)
+                        _zero(cf, r0 + oh * OW + ow_hi, r0 + (oh + 1) * OW)
+                continue
+            _zero(cf, r0, r0 + oh_lo * OW)
+            for oh in range(oh_lo, oh_hi):
+                j = r0 + oh * OW
+                _zero(cf, j, j + ow_lo)
+                dst = uint64(j + ow_lo)
+                src = uint64(s0 + (oh * stride + kh - padding) * W + ow_lo * stride + kw - padding)
+                step = uint64(stride)
+                for i in range(uint64(ow_hi - ow_lo)):
+                    cf[dst + i] = xf[src + i * step]
+                _zero(cf, j + ow_hi, j + OW)
+            _zero(cf, r0 + oh_hi * OW, r0 + P)
     return cols
 
 
@@ -79,32 +114,29 @@ def im2col_into(x, KH, KW, stride, padding, OH, OW, cols):
 def col2im_into(cols, KH, KW, stride, padding, OH, OW, dx):
     """dx (N, C, H, W) = col2im(cols); dx is overwritten (not accumulated into)."""
     N, C, H, W = dx.shape
+    cf = cols.reshape(cols.size)
+    df = dx.reshape(dx.size)
+    P = OH * OW
+    step = uint64(stride)
     # Planes are numbered channel-major (cn = c*N + n), so consecutive planes, which
     # prange hands to the same thread, read consecutive stretches of the same KH*KW rows
     # of cols: one forward stream per row instead of a jump to another row for every plane.
-    # Short runs (rows of a small map) are added with a scalar loop, which costs less to
-    # set up than a slice. Together: 1.2-2x faster than image-major order with slices on
-    # 6x6 to 12x12 maps (2 cores, AMD EPYC and Intel Xeon).
     for cn in prange(N * C):
         c = cn // N
         n = cn % N
-        plane = dx[n, c]
-        plane[:, :] = 0
+        p0 = (n * C + c) * H * W
+        _zero(df, p0, p0 + H * W)
         for kh in range(KH):
             oh_lo, oh_hi = _valid_range(kh, stride, padding, H, OH)
             for kw in range(KW):
                 ow_lo, ow_hi = _valid_range(kw, stride, padding, W, OW)
-                row = cols[(c * KH + kh) * KW + kw]
-                w_off = kw - padding
+                r0 = (((c * KH + kh) * KW + kw) * N + n) * P  # row k's stretch for image n
                 for oh in range(oh_lo, oh_hi):
-                    dst = plane[oh * stride + kh - padding]
-                    j = (n * OH + oh) * OW
-                    if stride == 1 and OW >= 16:  # a long contiguous run: vectorised add
-                        w0 = ow_lo + w_off
-                        dst[w0:w0 + ow_hi - ow_lo] += row[j + ow_lo:j + ow_hi]
-                    else:
-                        for ow in range(ow_lo, ow_hi):
-                            dst[ow * stride + w_off] += row[j + ow]
+                    src = uint64(r0 + oh * OW + ow_lo)
+                    dst = uint64(p0 + (oh * stride + kh - padding) * W
+                                 + ow_lo * stride + kw - padding)
+                    for i in range(uint64(ow_hi - ow_lo)):
+                        df[dst + i * step] += cf[src + i]
     return dx
 
 
