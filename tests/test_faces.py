@@ -11,17 +11,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from face_helpers import FER_TEST, fer_face_files, place_faces
+from face_helpers import FER_TEST, FakeDetector, fer_face_files, place_faces
 
 import emotion.faces as faces_module
 from emotion.faces import (
     FaceDetector,
     HaarDetector,
+    TrackingDetector,
     YuNetDetector,
     crop_face,
     crop_faces,
     iou,
     make_detector,
+    make_video_detector,
     square_box,
     to_bgr,
     to_gray,
@@ -308,3 +310,99 @@ def test_make_detector_passes_its_settings_to_yunet(fake_yunet):
                              max_side=500, scale_factor=1.3)
     assert isinstance(detector, YuNetDetector) and isinstance(detector, FaceDetector)
     assert (detector.min_size, detector.largest_only, detector.max_side) == (30, True, 500)
+
+
+# ------------------------------------------------------- video: search near the last faces
+class NearDetector:
+    """A fake detector with ``detect_near``: each call returns the next list of boxes of
+    its own script and logs which method ran, so tests can check TrackingDetector's
+    choice of full and local searches."""
+
+    def __init__(self, full: list[list[tuple]], near: list[list[tuple]]) -> None:
+        self.full, self.near, self.log = list(full), list(near), []
+
+    def detect(self, image):
+        self.log.append("full")
+        return self.full.pop(0)
+
+    def detect_near(self, image, boxes):
+        self.log.append(("near", list(boxes)))
+        return self.near.pop(0)
+
+
+A, B = (10, 10, 60, 60), (100, 20, 60, 60)
+
+
+def test_tracking_searches_in_full_every_nth_frame_and_near_the_faces_between():
+    inner = NearDetector(full=[[A], [B]], near=[[A]] * 3 + [[B]] * 2)
+    tracker = TrackingDetector(inner, rescan_every=4)
+    frame = np.zeros((120, 200), np.uint8)
+    got = [tracker.detect(frame) for _ in range(7)]
+    assert inner.log == ["full", ("near", [A]), ("near", [A]), ("near", [A]),
+                         "full", ("near", [B]), ("near", [B])]
+    assert got == [[A]] * 4 + [[B]] * 3
+    assert (tracker.frames, tracker.full_searches) == (7, 2)
+
+
+def test_tracking_falls_back_to_a_full_search_when_a_face_is_lost():
+    # Two faces; the local search finds only one: the same frame is searched in full.
+    inner = NearDetector(full=[[A, B], [A, B]], near=[[A], [A, B]])
+    tracker = TrackingDetector(inner, rescan_every=5)
+    frame = np.zeros((120, 200), np.uint8)
+    assert tracker.detect(frame) == [A, B]
+    assert tracker.detect(frame) == [A, B]  # near found 1 of 2 -> full search, same frame
+    assert tracker.detect(frame) == [A, B]  # near, given both faces again
+    assert inner.log == ["full", ("near", [A, B]), "full", ("near", [A, B])]
+
+
+def test_tracking_searches_in_full_with_no_faces_and_after_a_frame_size_change():
+    inner = NearDetector(full=[[], [A], [A]], near=[[A]])
+    tracker = TrackingDetector(inner, rescan_every=10)
+    assert tracker.detect(np.zeros((120, 200), np.uint8)) == []
+    assert tracker.detect(np.zeros((120, 200), np.uint8)) == [A]  # nothing to track: full
+    assert tracker.detect(np.zeros((120, 200), np.uint8)) == [A]  # near
+    assert tracker.detect(np.zeros((240, 400), np.uint8)) == [A]  # another video: full
+    assert inner.log == ["full", "full", ("near", [A]), "full"]
+    tracker.reset()
+    with pytest.raises(IndexError):  # reset forgets the faces: the next call is "full"
+        tracker.detect(np.zeros((240, 400), np.uint8))
+
+
+def test_tracking_rescan_every_1_and_detectors_without_detect_near_search_in_full():
+    inner = NearDetector(full=[[A]] * 3, near=[])
+    tracker = TrackingDetector(inner, rescan_every=1)
+    for _ in range(3):
+        assert tracker.detect(np.zeros((120, 200), np.uint8)) == [A]
+    assert inner.log == ["full"] * 3
+    plain = FakeDetector([A])
+    tracker = TrackingDetector(plain)
+    for _ in range(3):
+        tracker.detect(np.zeros((120, 200), np.uint8))
+    assert plain.calls == 3
+    with pytest.raises(ValueError, match="rescan_every"):
+        TrackingDetector(plain, rescan_every=0)
+
+
+@needs_fer
+def test_haar_detect_near_follows_moving_faces_like_a_full_search():
+    detector = make_video_detector()
+    files = _detectable(detector, 2)
+    rng = np.random.default_rng(0)
+    background = np.clip(rng.normal(128, 6, (480, 640)), 0, 255).astype(np.uint8)
+    faces = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
+    tracker = TrackingDetector(detector, rescan_every=5)
+    for t in range(10):  # two faces drifting apart, 4 and 6 px a frame
+        frame = background.copy()
+        placed = [(60 + 4 * t, 120 + 2 * t, 170, 170), (380 + 6 * t, 100, 150, 150)]
+        for face, (x, y, w, _) in zip(faces, placed):
+            frame[y:y + w, x:x + w] = cv2.resize(face, (w, w), interpolation=cv2.INTER_CUBIC)
+        found = tracker.detect(frame)
+        assert len(found) == 2, (t, found)
+        for want, got in zip(placed, found):
+            assert iou(want, got) > 0.5, (t, want, got)
+    assert tracker.full_searches == 2  # frames 0 and 5: the faces were never lost
+    # Only faces near the given boxes are looked for, at sizes near theirs.
+    assert detector.detect_near(frame, [found[0]]) == [found[0]] or \
+        iou(detector.detect_near(frame, [found[0]])[0], found[0]) > 0.7
+    assert detector.detect_near(frame, [(60, 300, 60, 60)]) == []  # empty corner region
+    assert detector.detect_near(frame, []) == []

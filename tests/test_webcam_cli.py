@@ -15,7 +15,7 @@ import pytest
 from face_helpers import FER_TEST, FakeDetector, fer_face_files, place, save_small_model
 
 import emotion.webcam as webcam
-from emotion.faces import HaarDetector
+from emotion.faces import HaarDetector, TrackingDetector, make_video_detector
 from emotion.labels import CLASSES
 from emotion.recognizer import EmotionRecognizer
 
@@ -181,6 +181,12 @@ def test_missing_or_unreadable_video_exits_2(tmp_path, capsys):
     assert "junk.mp4" in capsys.readouterr().err
 
 
+def test_bad_rescan_every_exits_2(tmp_path, capsys):
+    video = synthetic_video(tmp_path / "in.mp4")
+    assert webcam.main(["--source", str(video), "--no-display", "--rescan-every", "0"]) == 2
+    assert "--rescan-every must be at least 1" in capsys.readouterr().err
+
+
 def test_bad_weights_exit_2(tmp_path, capsys):
     video = synthetic_video(tmp_path / "in.mp4")
     code = webcam.main(["--source", str(video), "--no-display", "--weights",
@@ -190,13 +196,16 @@ def test_bad_weights_exit_2(tmp_path, capsys):
 
 # -------------------------------------------------------------- real faces, real detector
 @pytest.mark.skipif(not FER_TEST.is_dir(), reason=f"FER2013 test faces not found at {FER_TEST}")
-def test_haar_tracks_two_real_faces_through_a_video(tmp_path, weights):
-    detector = HaarDetector()
+@pytest.mark.parametrize("tracking", [False, True], ids=["full-search", "tracking"])
+def test_haar_tracks_two_real_faces_through_a_video(tmp_path, weights, tracking):
+    # tracking: what emotion.webcam runs, local searches between full ones on a 400-px copy
+    detector = TrackingDetector(make_video_detector(), rescan_every=4) if tracking \
+        else HaarDetector()
     files = []
     for f in fer_face_files(40, stride=53):  # faces the cascade finds when alone
-        img = np.full((260, 260), 128, np.uint8)
+        img = np.full((260, 640), 128, np.uint8)
         place(img, cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (40, 40, 170, 170))
-        if detector.detect(img):
+        if (make_video_detector() if tracking else detector).detect(img):
             files.append(f)
         if len(files) == 2:
             break
