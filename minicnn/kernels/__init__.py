@@ -35,7 +35,8 @@ _backend = "numba" if _nb is not None else "numpy"
 _warned = False
 
 __all__ = [
-    "BACKENDS", "channel_affine", "channel_affine2", "channel_moments", "channel_sums",
+    "BACKENDS", "channel_affine2", "channel_moments", "channel_normalize",
+    "channel_sums",
     "col2im", "conv_output_size",
     "get_backend", "im2col", "im2col_into",
     "maxpool_backward", "maxpool_forward", "numba_available", "output_hw", "regroup_add_bias",
@@ -187,16 +188,20 @@ def channel_sums(dout: np.ndarray, xhat: np.ndarray,
     return dout.sum(axis=(0, 2, 3)), np.einsum("nchw,nchw->c", dout, xhat)
 
 
-def channel_affine(x: np.ndarray, center: np.ndarray, scale: np.ndarray, shift: np.ndarray,
-                   backend: str | None = None) -> np.ndarray:
-    """(x - center) * scale + shift for x (N, C, H, W) and per-channel (C,) factors."""
-    center, scale, shift = (v.astype(x.dtype, copy=False) for v in (center, scale, shift))
+def channel_normalize(x: np.ndarray, center: np.ndarray, scale: np.ndarray, gamma: np.ndarray,
+                      beta: np.ndarray,
+                      backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Batch norm's forward maps for x (N, C, H, W) and per-channel (C,) factors:
+    xhat = (x - center) * scale and out = xhat * gamma + beta, returned as (xhat, out)."""
+    center, scale, gamma, beta = (v.astype(x.dtype, copy=False)
+                                  for v in (center, scale, gamma, beta))
     if _resolve(backend) == "numba":
-        return _nb.channel_affine(np.ascontiguousarray(x), center, scale, shift)
-    out = x - center.reshape(1, -1, 1, 1)
-    out *= scale.reshape(1, -1, 1, 1)
-    out += shift.reshape(1, -1, 1, 1)
-    return out
+        return _nb.channel_normalize(np.ascontiguousarray(x), center, scale, gamma, beta)
+    xhat = x - center.reshape(1, -1, 1, 1)
+    xhat *= scale.reshape(1, -1, 1, 1)
+    out = xhat * gamma.reshape(1, -1, 1, 1)
+    out += beta.reshape(1, -1, 1, 1)
+    return xhat, out
 
 
 def channel_affine2(x: np.ndarray, x_scale: np.ndarray, y: np.ndarray, y_scale: np.ndarray,
