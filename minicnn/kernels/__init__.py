@@ -35,8 +35,7 @@ _backend = "numba" if _nb is not None else "numpy"
 _warned = False
 
 __all__ = [
-    "BACKENDS", "channel_affine2", "channel_moments", "channel_normalize",
-    "channel_sums",
+    "BACKENDS", "channel_affine2", "channel_moments", "channel_normalize", "channel_sums",
     "col2im", "conv_output_size",
     "get_backend", "im2col", "im2col_into",
     "maxpool_backward", "maxpool_forward", "numba_available", "output_hw", "regroup_add_bias",
