@@ -24,11 +24,12 @@ backward (see ``CACHE_COLUMNS_BYTES``).
 
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple
 
 import numpy as np
 
-from minicnn import kernels
+from minicnn import kernels, threads
 from minicnn.kernels import output_hw
 
 # Measured on a 2-core EPYC (2 MB L2 per core), VGG-style net, batch 64: 2048 columns gave
@@ -36,23 +37,40 @@ from minicnn.kernels import output_hw
 # keep a chunk's columns (K * 2048 * 4 bytes) near the L2 size between im2col and the GEMM.
 TARGET_COLUMNS = 2048
 
-_workspace: dict[tuple[str, np.dtype], np.ndarray] = {}
+# One set of scratch buffers per thread: in batch-parallel mode (``minicnn.threads``) each
+# worker runs im2col and its GEMMs on its own images at the same time as the others.
+_workspace = threading.local()
 
 
 def _buffer(size: int, dtype: np.dtype, slot: str = "cols") -> np.ndarray:
-    """A reusable flat scratch buffer of at least ``size`` elements (one per slot and dtype):
-    "cols" for a chunk's im2col columns, "gemm" for its matrix product."""
+    """A reusable flat scratch buffer of at least ``size`` elements (one per thread, slot
+    and dtype): "cols" for a chunk's im2col columns, "gemm" for its matrix product."""
+    buffers = _workspace.__dict__.setdefault("buffers", {})
     key = (slot, np.dtype(dtype))
-    buf = _workspace.get(key)
+    buf = buffers.get(key)
     if buf is None or buf.size < size:
         buf = np.empty(size, dtype=key[1])
-        _workspace[key] = buf
+        buffers[key] = buf
     return buf[:size]
 
 
 def chunk_size(n_images: int, pixels_per_image: int) -> int:
     """How many images share one im2col/GEMM so each GEMM has ~TARGET_COLUMNS columns."""
     return max(1, min(n_images, -(-TARGET_COLUMNS // pixels_per_image)))
+
+
+Chunk = tuple[int, int]  # images [start, stop) of the batch
+
+
+def plan_chunks(N: int, pixels_per_image: int, parts: int = 1) -> tuple[tuple[Chunk, ...], ...]:
+    """The batch's images in ``parts`` consecutive runs of near-equal size (one per thread),
+    each cut into GEMM chunks of ``chunk_size`` images."""
+    plan = []
+    for p in range(parts):
+        start, stop = N * p // parts, N * (p + 1) // parts
+        n = chunk_size(stop - start, pixels_per_image)
+        plan.append(tuple((s, min(s + n, stop)) for s in range(start, stop, n)))
+    return tuple(plan)
 
 
 # Forward keeps a layer's im2col columns for backward when the whole batch's columns fit
@@ -72,13 +90,9 @@ class ConvCache(NamedTuple):
     w: np.ndarray  # (F, C, KH, KW)
     stride: int
     padding: int
-    cols: tuple[np.ndarray, ...] | None = None  # per chunk (K, n*P), or None: recompute
+    plan: tuple[tuple[Chunk, ...], ...]  # forward's chunks, by thread (``plan_chunks``)
+    cols: dict[int, np.ndarray] | None = None  # (K, n*P) by chunk start, or None: recompute
     columns: np.ndarray | None = None  # the flat storage behind ``cols``, to reuse
-
-
-def _chunks(N: int, n: int):
-    for start in range(0, N, n):
-        yield start, min(start + n, N)
 
 
 def conv2d_forward(
@@ -93,6 +107,9 @@ def conv2d_forward(
     C*KH*KW * N*OH*OW elements (a smaller one is replaced). ``Conv2D`` passes the same one
     every training step: fresh memory for ~100 MB of columns per step costs a page fault
     per 4 kB, which measured as a quarter of im2col's time. None allocates.
+
+    The batch is split between threads (``minicnn.threads.map_concurrently``), each doing
+    its own images' chunks.
     """
     N, C, H, W = x.shape
     F, Cw, KH, KW = w.shape
@@ -103,31 +120,37 @@ def conv2d_forward(
     x = np.ascontiguousarray(x)
     w2 = w.reshape(F, K)
     out = np.empty((N, F, OH, OW), dtype=x.dtype)
-    n = chunk_size(N, P)
+    plan = plan_chunks(N, P, threads.parallel_parts(N))
     keep = keep_columns and K * N * P * x.itemsize <= CACHE_COLUMNS_BYTES
     if keep and (columns is None or columns.size < K * N * P or columns.dtype != x.dtype):
         columns = np.empty(K * N * P, dtype=x.dtype)
-    kept = []
-    for s, e in _chunks(N, n):
-        if keep:  # consecutive stretches of ``columns``, each a contiguous (K, n*P) matrix
-            cols = columns[K * s * P:K * e * P].reshape(K, (e - s) * P)
-            kept.append(cols)
-        else:
-            cols = _buffer(K * (e - s) * P, x.dtype).reshape(K, (e - s) * P)
-        kernels.im2col_into(x[s:e], KH, KW, stride, padding, out=cols)
-        if e - s == 1:  # one image: the product is already in (F, P) order, write it in place
-            dst = out[s].reshape(F, P)
-            np.matmul(w2, cols, out=dst)
-            if b is not None:
-                dst += b.reshape(F, 1)
-            continue
-        y = _buffer(F * (e - s) * P, out.dtype, "gemm").reshape(F, (e - s) * P)
-        np.matmul(w2, cols, out=y)
-        # (F, n*P) -> (n, F, P), adding the bias in the same pass over memory
-        kernels.regroup_add_bias(y, b, out[s:e].reshape(e - s, F, P))
+
+    def run(chunks: tuple[Chunk, ...]) -> dict[int, np.ndarray]:
+        kept = {}
+        for s, e in chunks:
+            if keep:  # consecutive stretches of ``columns``, each a contiguous (K, n*P) matrix
+                cols = columns[K * s * P:K * e * P].reshape(K, (e - s) * P)
+                kept[s] = cols
+            else:
+                cols = _buffer(K * (e - s) * P, x.dtype).reshape(K, (e - s) * P)
+            kernels.im2col_into(x[s:e], KH, KW, stride, padding, out=cols)
+            if e - s == 1:  # one image: the product is already in (F, P) order, write it in place
+                dst = out[s].reshape(F, P)
+                np.matmul(w2, cols, out=dst)
+                if b is not None:
+                    dst += b.reshape(F, 1)
+                continue
+            y = _buffer(F * (e - s) * P, out.dtype, "gemm").reshape(F, (e - s) * P)
+            np.matmul(w2, cols, out=y)
+            # (F, n*P) -> (n, F, P), adding the bias in the same pass over memory
+            kernels.regroup_add_bias(y, b, out[s:e].reshape(e - s, F, P))
+        return kept
+
+    kept = threads.map_concurrently(run, plan)
     if not keep:
-        return out, ConvCache(x, w, stride, padding)
-    return out, ConvCache(x, w, stride, padding, tuple(kept), columns)
+        return out, ConvCache(x, w, stride, padding, plan)
+    cols = {s: c for part in kept for s, c in part.items()}
+    return out, ConvCache(x, w, stride, padding, plan, cols, columns)
 
 
 def conv2d_backward(
@@ -136,7 +159,9 @@ def conv2d_backward(
     """Gradients of conv2d_forward. dout (N, F, OH, OW) -> (dx, dw, db).
 
     ``need_dx=False`` skips the input gradient (the first layer of a network has no use
-    for it), saving one GEMM and one col2im; dx is then returned as None.
+    for it), saving one GEMM and one col2im; dx is then returned as None. The threads
+    split the batch as forward did; each sums dw and db over its own images, and the
+    partial sums are added at the end.
     """
     x, w, stride, padding = cache.x, cache.w, cache.stride, cache.padding
     N, C, H, W = x.shape
@@ -144,20 +169,29 @@ def conv2d_backward(
     _, _, OH, OW = dout.shape
     P, K = OH * OW, C * KH * KW
     w2 = w.reshape(F, K)
-    dw2 = np.zeros((F, K), dtype=x.dtype)
-    db = dout.sum(axis=(0, 2, 3))
     dx = np.empty_like(x) if need_dx else None
-    n = chunk_size(N, P)
-    for i, (s, e) in enumerate(_chunks(N, n)):
-        if cache.cols is not None:
-            cols = cache.cols[i]
-        else:
-            cols = _buffer(K * (e - s) * P, x.dtype).reshape(K, (e - s) * P)
-            kernels.im2col_into(x[s:e], KH, KW, stride, padding, out=cols)
-        # (n, F, P) -> (F, n*P): the layout the GEMMs want
-        d2 = dout[s:e].reshape(e - s, F, P).transpose(1, 0, 2).reshape(F, (e - s) * P)
-        dw2 += d2 @ cols.T
-        if need_dx:
-            dcols = w2.T @ d2
-            kernels.col2im(dcols, (e - s, C, H, W), KH, KW, stride, padding, out=dx[s:e])
+
+    def run(chunks: tuple[Chunk, ...]) -> tuple[np.ndarray, np.ndarray]:
+        dw2 = np.zeros((F, K), dtype=x.dtype)
+        db = np.zeros(F, dtype=dout.dtype)
+        for s, e in chunks:
+            db += dout[s:e].sum(axis=(0, 2, 3))
+            if cache.cols is not None:
+                cols = cache.cols[s]
+            else:
+                cols = _buffer(K * (e - s) * P, x.dtype).reshape(K, (e - s) * P)
+                kernels.im2col_into(x[s:e], KH, KW, stride, padding, out=cols)
+            # (n, F, P) -> (F, n*P): the layout the GEMMs want
+            d2 = dout[s:e].reshape(e - s, F, P).transpose(1, 0, 2).reshape(F, (e - s) * P)
+            dw2 += d2 @ cols.T
+            if need_dx:
+                dcols = w2.T @ d2
+                kernels.col2im(dcols, (e - s, C, H, W), KH, KW, stride, padding, out=dx[s:e])
+        return dw2, db
+
+    parts = threads.map_concurrently(run, cache.plan)
+    dw2, db = parts[0]
+    for more_dw2, more_db in parts[1:]:
+        dw2 += more_dw2
+        db += more_db
     return dx, dw2.reshape(w.shape), db

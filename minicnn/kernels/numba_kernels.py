@@ -1,8 +1,9 @@
 """Numba tier of the hot kernels: same contracts as ``im2col.py`` and ``pool.py``.
 
 Every kernel here is ``@njit(cache=True)`` (compiled once, cached on disk next to this
-file) and ``parallel=True`` with ``prange`` over independent outputs, so two threads never
-write the same element:
+file), ``nogil=True`` (the convolutions call im2col and col2im from several Python threads
+at once: ``minicnn.threads``) and ``parallel=True`` with ``prange`` over independent
+outputs, so two threads never write the same element:
 
 * ``im2col``  : one thread per row k = (c, kh, kw) of ``cols``; the row is written
   contiguously. Instead of padding the input (a full copy) the valid output range of
@@ -58,7 +59,7 @@ def _zero(a, start, stop):
         a[i] = 0
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def im2col_into(x, KH, KW, stride, padding, OH, OW, cols):
     """Fill cols (C*KH*KW, N*OH*OW) from x (N, C, H, W); see im2col.py for the layout.
 
@@ -114,7 +115,7 @@ def im2col_into(x, KH, KW, stride, padding, OH, OW, cols):
     return cols
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def col2im_into(cols, KH, KW, stride, padding, OH, OW, dx):
     """dx (N, C, H, W) = col2im(cols); dx is overwritten (not accumulated into)."""
     N, C, H, W = dx.shape
@@ -144,7 +145,7 @@ def col2im_into(cols, KH, KW, stride, padding, OH, OW, dx):
     return dx
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def regroup_add_bias(y, bias, out):
     """out (n, F, P) = y (F, n*P) regrouped image by image, plus bias (F,) per channel.
 
@@ -163,7 +164,7 @@ def regroup_add_bias(y, bias, out):
     return out
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def maxpool_forward(x, KH, KW, stride, OH, OW):
     N, C, H, W = x.shape
     out = np.empty((N, C, OH, OW), dtype=x.dtype)
@@ -216,7 +217,7 @@ def maxpool_forward(x, KH, KW, stride, OH, OW):
     return out, argmax
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def maxpool_backward(dout, argmax, H, W):
     N, C, OH, OW = dout.shape
     # np.empty, not np.zeros: each thread zeroes its own planes just before scattering into
@@ -236,7 +237,7 @@ def maxpool_backward(dout, argmax, H, W):
     return dx.reshape(N, C, H, W)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def relu_backward(dout, out):
     """dx = dout where out > 0 else 0, in one pass (no boolean temporary).
 
@@ -261,7 +262,7 @@ def relu_backward(dout, out):
 _REASSOCIATE = {"reassoc", "contract"}
 
 
-@njit(parallel=True, cache=True, fastmath=_REASSOCIATE)
+@njit(parallel=True, nogil=True, cache=True, fastmath=_REASSOCIATE)
 def channel_moments(x):
     """Per-channel mean and biased variance of x (N, C, H, W), accumulated in float64.
 
@@ -290,7 +291,7 @@ def channel_moments(x):
     return mean, var
 
 
-@njit(parallel=True, cache=True, fastmath=_REASSOCIATE)
+@njit(parallel=True, nogil=True, cache=True, fastmath=_REASSOCIATE)
 def channel_sums(dout, xhat):
     """Per-channel sum(dout) and sum(dout * xhat) over (N, H, W), in one pass, float64."""
     N, C, H, W = dout.shape
@@ -310,7 +311,7 @@ def channel_sums(dout, xhat):
     return s, sx
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def channel_normalize(x, center, scale, gamma, beta):
     """Batch norm's forward in one pass over x (N, C, H, W), per channel c:
     xhat = (x - center[c]) * scale[c] and out = xhat * gamma[c] + beta[c]; returns both.
@@ -334,7 +335,7 @@ def channel_normalize(x, center, scale, gamma, beta):
     return xhat.reshape(N, C, H, W), out.reshape(N, C, H, W)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def channel_affine2(x, x_scale, y, y_scale, shift):
     """out[n, c] = x[n, c] * x_scale[c] + y[n, c] * y_scale[c] + shift[c]; x, y (N, C, H, W)."""
     N, C, H, W = x.shape

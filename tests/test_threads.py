@@ -1,0 +1,125 @@
+"""Batch-parallel mode (``minicnn.threads``): the work is split between threads, and the
+results must not depend on how it was split."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minicnn import functional as F
+from minicnn import threads
+from minicnn.functional import conv as conv_module
+
+
+def test_map_concurrently_runs_each_item_on_its_own_single_threaded_worker():
+    before = threads.get_num_threads()
+    barrier = threading.Barrier(3, timeout=10)  # fails unless all three items run at once
+
+    def work(item):
+        barrier.wait()
+        return item, threading.get_ident(), threads.get_num_threads()
+
+    results = threads.map_concurrently(work, ["a", "b", "c"])
+    assert [r[0] for r in results] == ["a", "b", "c"]  # in the order of the items
+    idents = {r[1] for r in results}
+    assert len(idents) == 3 and threading.get_ident() not in idents
+    for _, _, counts in results:
+        assert counts["numba"] in (None, 1)
+        assert counts["blas"] in (None, 1)
+    assert threads.get_num_threads() == before  # BLAS has its threads back
+
+
+def test_map_concurrently_raises_a_workers_error_after_all_are_done():
+    before = threads.get_num_threads()
+    finished = []
+
+    def work(item):
+        if item == 0:
+            raise ValueError("item 0 failed")
+        threading.Event().wait(0.2)
+        finished.append(item)
+        return item
+
+    with pytest.raises(ValueError, match="item 0 failed"):
+        threads.map_concurrently(work, [0, 1])
+    assert finished == [1]
+    assert threads.get_num_threads() == before
+
+
+def test_map_concurrently_inside_a_worker_runs_in_order_there():
+    def inner(item):
+        return threading.get_ident()
+
+    def outer(item):
+        assert threads.parallel_parts(64) == 1
+        return set(threads.map_concurrently(inner, [1, 2, 3])), threading.get_ident()
+
+    for inner_idents, outer_ident in threads.map_concurrently(outer, [0, 1]):
+        assert inner_idents == {outer_ident}
+    assert threads.map_concurrently(lambda item: item * 2, [5]) == [10]
+
+
+def test_parallel_parts_follows_the_thread_count():
+    before = threads.get_num_threads()
+    try:
+        threads.set_num_threads(1)
+        assert threads.parallel_parts(64) == 1
+        counts = threads.set_num_threads(2)
+        if counts["numba"] == 2:
+            assert threads.parallel_parts(64) == 2
+            assert threads.parallel_parts(1) == 1
+    finally:
+        threads.set_num_threads(before["numba"] or before["blas"] or 1)
+
+
+@given(st.integers(0, 300), st.integers(1, 3000), st.integers(1, 8))
+def test_plan_chunks_covers_the_batch_once_in_balanced_parts(N, P, parts):
+    parts = max(1, min(parts, N))
+    plan = conv_module.plan_chunks(N, P, parts)
+    assert len(plan) == parts
+    flat = [c for part in plan for c in part]
+    assert [i for s, e in flat for i in range(s, e)] == list(range(N))
+    sizes = [sum(e - s for s, e in part) for part in plan]
+    assert max(sizes) - min(sizes) <= 1
+    for part, size in zip(plan, sizes):
+        n = conv_module.chunk_size(size, P) if size else 0
+        assert all(0 < e - s <= n for s, e in part)
+
+
+@st.composite
+def conv_cases(draw):
+    N, C, F_ = draw(st.integers(1, 7)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    H, W = draw(st.integers(3, 7)), draw(st.integers(3, 7))
+    k = draw(st.sampled_from([1, 3]))
+    stride, padding = draw(st.integers(1, 2)), draw(st.integers(0, 1))
+    return (N, C, H, W), (F_, C, k, k), stride, padding, draw(st.integers(0, 2**31 - 1))
+
+
+@given(conv_cases(), st.sampled_from([1, 30, 4096]), st.sampled_from([0, 2**30]))
+def test_conv_results_do_not_depend_on_the_split(case, target_columns, cache_budget):
+    """1, 2 or 3 threads, chunks of one image or of several, columns kept or recomputed:
+    the same output and gradients (up to the order of the dw and db sums)."""
+    x_shape, w_shape, stride, padding, seed = case
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    old = conv_module.TARGET_COLUMNS, conv_module.CACHE_COLUMNS_BYTES, threads.parallel_parts
+    conv_module.TARGET_COLUMNS, conv_module.CACHE_COLUMNS_BYTES = target_columns, cache_budget
+    try:
+        results = []
+        for parts in (1, 2, 3):
+            threads.parallel_parts = lambda n, parts=parts: max(1, min(n, parts))
+            out, cache = F.conv2d_forward(x, w, b, stride, padding)
+            assert len(cache.plan) == min(parts, x_shape[0])
+            dout = np.random.default_rng(seed + 1).standard_normal(out.shape)
+            results.append((out, *F.conv2d_backward(dout, cache)))
+        for other in results[1:]:
+            for got, want in zip(other, results[0]):
+                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    finally:
+        (conv_module.TARGET_COLUMNS, conv_module.CACHE_COLUMNS_BYTES,
+         threads.parallel_parts) = old
