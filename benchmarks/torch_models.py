@@ -1,7 +1,8 @@
 """An identical ``torch.nn.Sequential`` for a minicnn ``Sequential``, built from its spec.
 
     minicnn            torch.nn
-    Conv2D             Conv2d (padding "same" -> (kernel_size - 1) // 2)
+    Conv2D             Conv2d (padding "same" -> (kernel_size - 1) // 2), + ReLU when
+                       its activation is "relu"
     BatchNorm2D        BatchNorm2d (same momentum and eps)
     ReLU               ReLU
     MaxPool2D          MaxPool2d
@@ -41,6 +42,10 @@ def torch_sequential(model, copy_weights: bool = True, dtype: str = "float32"):
         if kind == "Conv2D":
             m = nn.Conv2d(cfg["in_channels"], cfg["out_channels"], cfg["kernel_size"],
                           stride=cfg["stride"], padding=_conv_padding(cfg), bias=cfg["bias"])
+            if cfg.get("activation") == "relu":  # minicnn's fused ReLU: torch's separate one
+                modules += [m, nn.ReLU()]
+                owner[i] = m
+                continue
         elif kind == "BatchNorm2D":
             m = nn.BatchNorm2d(cfg["num_features"], eps=cfg["eps"], momentum=cfg["momentum"])
         elif kind == "ReLU":

@@ -214,7 +214,8 @@ def test_channel_affine_kernels_match_reference(case, dtype):
 
 
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_regroup_add_bias_tiers_agree_with_the_definition(with_bias):
+@pytest.mark.parametrize("relu", [False, True])
+def test_regroup_add_bias_tiers_agree_with_the_definition(with_bias, relu):
     rng = np.random.default_rng(5)
     n, F, P = 3, 4, 7
     y = rng.standard_normal((F, n * P)).astype(np.float32)
@@ -222,7 +223,9 @@ def test_regroup_add_bias_tiers_agree_with_the_definition(with_bias):
     expected = np.stack([y[:, i * P:(i + 1) * P] for i in range(n)])  # (n, F, P)
     if with_bias:
         expected = expected + bias.reshape(1, F, 1)
+    if relu:
+        expected = np.where(expected > 0, expected, 0)
     for backend in ("numpy", "numba"):
         out = np.full((n, F, P), np.nan, dtype=np.float32)
-        kernels.regroup_add_bias(y, bias, out, backend=backend)
+        kernels.regroup_add_bias(y, bias, out, backend=backend, relu=relu)
         np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)

@@ -180,13 +180,52 @@ def test_fold_batchnorm_gives_the_same_outputs_with_fewer_layers():
     before = {k: v.copy() for k, v in model.parameters().items()}
     x = rng.standard_normal((5, 1, 8, 8)).astype(np.float32)
     expected = model.eval().forward(x)
+    unfused = fold_batchnorm(model, relu=False)
+    assert [type(layer).__name__ for layer in unfused.layers] == [
+        "Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "GlobalAvgPool2D", "Dropout", "Dense"]
     folded = fold_batchnorm(model)
     assert not folded.training and folded.metadata == {"name": "t"}
     assert [type(layer).__name__ for layer in folded.layers] == [
-        "Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "GlobalAvgPool2D", "Dropout", "Dense"]
-    np.testing.assert_allclose(folded.forward(x), expected, rtol=1e-5, atol=1e-5)
+        "Conv2D", "MaxPool2D", "Conv2D", "GlobalAvgPool2D", "Dropout", "Dense"]
+    assert folded.layers[0].activation == folded.layers[2].activation == "relu"
+    for fewer in (unfused, folded):
+        np.testing.assert_allclose(fewer.forward(x), expected, rtol=1e-5, atol=1e-5)
     for k, v in model.parameters().items():  # the original is untouched
         np.testing.assert_array_equal(v, before[k])
+    # a ReLU straight after a convolution (no batch norm) is fused too, bias or none
+    plain = minicnn.Sequential([Conv2D(1, 3, 3, bias=False), ReLU(), Conv2D(3, 2, 1), ReLU(),
+                                GlobalAvgPool2D()], rng=2)
+    fused = fold_batchnorm(plain)
+    assert [(type(layer).__name__, getattr(layer, "activation", None))
+            for layer in fused.layers] == [
+        ("Conv2D", "relu"), ("Conv2D", "relu"), ("GlobalAvgPool2D", None)]
+    assert "b" not in fused.layers[0].params
+    np.testing.assert_allclose(fused.forward(x), plain.eval().forward(x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 7, 7), (3, 2, 5, 6), (2, 3, 40, 40)])
+def test_conv_with_fused_relu_equals_conv_then_relu(shape):
+    """Conv2D(activation="relu") computes and differentiates like Conv2D followed by ReLU,
+    for one-image GEMM chunks (40x40) and many-image ones, with and without a bias."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape)
+    for bias in (True, False):
+        fused = Conv2D(shape[1], 4, 3, padding=1, bias=bias, activation="relu")
+        conv, relu = Conv2D(shape[1], 4, 3, padding=1, bias=bias), ReLU()
+        fused.params = {k: rng.standard_normal(v.shape) for k, v in fused.params.items()}
+        conv.params = {k: v.copy() for k, v in fused.params.items()}
+        out = fused.forward(x)
+        expected = relu.forward(conv.forward(x))
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+        assert (out == 0).any() and (out > 0).any()
+        dout = rng.standard_normal(out.shape)
+        dx = fused.backward(dout)
+        np.testing.assert_allclose(dx, conv.backward(relu.backward(dout)), rtol=1e-12, atol=1e-12)
+        for k in fused.params:
+            np.testing.assert_allclose(fused.grads[k], conv.grads[k], rtol=1e-12, atol=1e-12)
+    assert fused.config()["activation"] == "relu" and "activation" not in conv.config()
+    with pytest.raises(ValueError, match="activation"):
+        Conv2D(1, 1, 3, activation="tanh")
 
 
 def test_conv_reuses_its_column_buffer_without_leaking_between_steps():

@@ -97,9 +97,12 @@ class ConvCache(NamedTuple):
 
 def conv2d_forward(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int = 1, padding: int = 0,
-    keep_columns: bool = True, columns: np.ndarray | None = None,
+    keep_columns: bool = True, columns: np.ndarray | None = None, relu: bool = False,
 ) -> tuple[np.ndarray, ConvCache]:
     """Convolve x (N, C, H, W) with w (F, C, KH, KW), add b (F,). Returns (out, cache).
+
+    ``relu=True`` returns max(out, 0) instead, in the same pass that adds the bias (a ReLU
+    fused into the convolution; its gradient is the caller's: see ``layers.Conv2D``).
 
     ``keep_columns=False`` (inference: no backward will follow) never keeps the im2col
     columns, so every chunk reuses one scratch buffer instead of allocating fresh memory.
@@ -139,11 +142,13 @@ def conv2d_forward(
                 np.matmul(w2, cols, out=dst)
                 if b is not None:
                     dst += b.reshape(F, 1)
+                if relu:
+                    np.maximum(dst, 0, out=dst)
                 continue
             y = _buffer(F * (e - s) * P, out.dtype, "gemm").reshape(F, (e - s) * P)
             np.matmul(w2, cols, out=y)
-            # (F, n*P) -> (n, F, P), adding the bias in the same pass over memory
-            kernels.regroup_add_bias(y, b, out[s:e].reshape(e - s, F, P))
+            # (F, n*P) -> (n, F, P), adding the bias (and the ReLU) in the same pass
+            kernels.regroup_add_bias(y, b, out[s:e].reshape(e - s, F, P), relu=relu)
         return kept
 
     kept = threads.map_concurrently(run, plan)

@@ -122,18 +122,21 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], KH: int, KW: in
 
 
 def regroup_add_bias(y: np.ndarray, bias: np.ndarray | None, out: np.ndarray,
-                     backend: str | None = None) -> np.ndarray:
+                     backend: str | None = None, relu: bool = False) -> np.ndarray:
     """out (n, F, P) = y (F, n*P) with its columns regrouped by image, plus bias (F,) (None:
-    no bias). This is the step from a conv chunk's GEMM result to NCHW."""
+    no bias), then max(., 0) if ``relu``. This is the step from a conv chunk's GEMM result to
+    NCHW."""
     n, F, P = out.shape
     if _resolve(backend) == "numba" and y.flags.c_contiguous and out.flags.c_contiguous:
         b = np.zeros(F, dtype=out.dtype) if bias is None else bias.astype(out.dtype, copy=False)
-        return _nb.regroup_add_bias(y, b, out)
+        return _nb.regroup_add_bias(y, b, out, relu)
     yt = y.reshape(F, n, P).transpose(1, 0, 2)
     if bias is None:
         np.copyto(out, yt)
     else:
         np.add(yt, bias.reshape(1, F, 1), out=out)
+    if relu:
+        np.maximum(out, 0, out=out)
     return out
 
 

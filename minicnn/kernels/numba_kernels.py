@@ -11,7 +11,7 @@ outputs, so two threads never write the same element:
 * ``col2im``  : one thread per (n, c) image plane of ``dx``; all KH*KW rows that touch that
   plane are added by the same thread, so the accumulation is race-free.
 * ``regroup_add_bias`` : a conv chunk's GEMM result (F, n*P) into NCHW (n, F, P) plus
-  the bias, one thread per (n, f) row.
+  the bias (and a fused ReLU), one thread per (n, f) row.
 * ``maxpool`` : one thread per (n, c) plane, forward and backward.
 * ``channel_*`` (batch norm): per-channel sums with one thread per channel, and fused
   per-channel affine maps (``channel_normalize``: batch norm's whole forward after its
@@ -146,8 +146,9 @@ def col2im_into(cols, KH, KW, stride, padding, OH, OW, dx):
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def regroup_add_bias(y, bias, out):
-    """out (n, F, P) = y (F, n*P) regrouped image by image, plus bias (F,) per channel.
+def regroup_add_bias(y, bias, out, relu):
+    """out (n, F, P) = y (F, n*P) regrouped image by image, plus bias (F,) per channel,
+    then max(., 0) when ``relu``.
 
     The GEMM of a chunk of n images leaves channel f of image i at y[f, i*P:(i+1)*P];
     NCHW wants it at out[i, f]. One thread per (i, f) row, each a contiguous copy.
@@ -159,8 +160,12 @@ def regroup_add_bias(y, bias, out):
         src = y[f]
         dst = out[i, f]
         b = bias[f]
-        for p in range(P):
-            dst[p] = src[i * P + p] + b
+        if relu:
+            for p in range(P):
+                dst[p] = max(src[i * P + p] + b, 0)
+        else:
+            for p in range(P):
+                dst[p] = src[i * P + p] + b
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minicnn.functional.activation import relu_backward
 from minicnn.functional.conv import conv2d_backward, conv2d_forward
 from minicnn.init import he_normal
 from minicnn.kernels import output_hw
@@ -15,11 +16,17 @@ class Conv2D(Layer):
 
     ``padding`` is an int or "same" (odd kernels only: pads (k - 1) // 2 on every side, so
     stride 1 keeps H and W). Weights start He-normal, biases at zero.
+
+    ``activation="relu"`` applies a ReLU to the output in the same pass that adds the bias
+    (the same function as a separate ``ReLU`` layer after it, with one pass over the
+    output fewer). ``minicnn.fuse.fold_batchnorm`` uses it for inference.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int | str = 0, bias: bool = True) -> None:
+                 padding: int | str = 0, bias: bool = True, activation: str | None = None) -> None:
         super().__init__()
+        if activation not in (None, "relu"):
+            raise ValueError(f"activation must be None or 'relu', got {activation!r}")
         if padding == "same":
             if kernel_size % 2 == 0:
                 raise ValueError("padding='same' needs an odd kernel_size")
@@ -32,7 +39,7 @@ class Conv2D(Layer):
             raise ValueError("channels, kernel_size and stride must be positive")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding, self.pad = kernel_size, stride, padding, pad
-        self.bias = bias
+        self.bias, self.activation = bias, activation
         self.reset_parameters(np.random.default_rng())
         self.cache = None
         self._columns: np.ndarray | None = None  # im2col columns, reused across steps
@@ -47,12 +54,16 @@ class Conv2D(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         out, self.cache = conv2d_forward(x, self.params["W"], self.params.get("b"),
                                          self.stride, self.pad, keep_columns=self.training,
-                                         columns=self._columns if self.training else None)
+                                         columns=self._columns if self.training else None,
+                                         relu=self.activation == "relu")
         if self.cache.columns is not None:
             self._columns = self.cache.columns  # the next training step writes into it again
+        self.out = out if self.activation == "relu" else None  # for the ReLU's gradient
         return out
 
     def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        if self.activation == "relu":
+            dout = relu_backward(dout, self.out)
         dx, dw, db = conv2d_backward(dout, self.cache, need_dx=need_dx)
         self.grads["W"] = dw
         if self.bias:
@@ -69,6 +80,9 @@ class Conv2D(Layer):
         return F * OH * OW * self.in_channels * self.kernel_size**2
 
     def config(self):
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "kernel_size": self.kernel_size, "stride": self.stride,
-                "padding": self.padding, "bias": self.bias}
+        cfg = {"in_channels": self.in_channels, "out_channels": self.out_channels,
+               "kernel_size": self.kernel_size, "stride": self.stride,
+               "padding": self.padding, "bias": self.bias}
+        if self.activation is not None:  # only then: older weights files have no such key
+            cfg["activation"] = self.activation
+        return cfg
