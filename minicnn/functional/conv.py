@@ -44,7 +44,8 @@ _workspace = threading.local()
 
 def _buffer(size: int, dtype: np.dtype, slot: str = "cols") -> np.ndarray:
     """A reusable flat scratch buffer of at least ``size`` elements (one per thread, slot
-    and dtype): "cols" for a chunk's im2col columns, "gemm" for its matrix product."""
+    and dtype): "cols" for a chunk's im2col columns, "gemm" for its matrix product,
+    "dcols" for the columns' gradient."""
     buffers = _workspace.__dict__.setdefault("buffers", {})
     key = (slot, np.dtype(dtype))
     buf = buffers.get(key)
@@ -189,8 +190,9 @@ def conv2d_backward(
             # (n, F, P) -> (F, n*P): the layout the GEMMs want
             d2 = dout[s:e].reshape(e - s, F, P).transpose(1, 0, 2).reshape(F, (e - s) * P)
             dw2 += d2 @ cols.T
-            if need_dx:
-                dcols = w2.T @ d2
+            if need_dx:  # into scratch memory: fresh memory costs a page fault per 4 kB
+                dcols = np.matmul(w2.T, d2, out=_buffer(K * (e - s) * P, x.dtype, "dcols")
+                                  .reshape(K, (e - s) * P))
                 kernels.col2im(dcols, (e - s, C, H, W), KH, KW, stride, padding, out=dx[s:e])
         return dw2, db
 
