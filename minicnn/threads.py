@@ -31,6 +31,14 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def _numba():
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba
+
+
 @functools.cache
 def _openblas():
     libs_dir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
@@ -54,13 +62,10 @@ def set_num_threads(n: int) -> dict[str, int | None]:
     count."""
     n = max(1, int(n))
     result: dict[str, int | None] = {"numba": None, "blas": None}
-    try:
-        import numba
-
+    numba = _numba()
+    if numba is not None:
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
         result["numba"] = numba.get_num_threads()
-    except ImportError:
-        pass
     blas = _openblas()
     if blas is not None:
         setter, getter = blas
@@ -71,12 +76,9 @@ def set_num_threads(n: int) -> dict[str, int | None]:
 
 def get_num_threads() -> dict[str, int | None]:
     result: dict[str, int | None] = {"numba": None, "blas": None}
-    try:
-        import numba
-
+    numba = _numba()
+    if numba is not None:
         result["numba"] = numba.get_num_threads()
-    except ImportError:
-        pass
     blas = _openblas()
     if blas is not None:
         result["blas"] = int(blas[1]())
@@ -85,31 +87,27 @@ def get_num_threads() -> dict[str, int | None]:
 
 # --- batch-parallel mode -----------------------------------------------------------------
 
-_local = threading.local()  # .worker: True on the pool's threads
+_local = threading.local()  # .worker: True on a thread running a part
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 
 
 def _start_worker() -> None:
     _local.worker = True
-    try:
-        import numba
-
+    numba = _numba()
+    if numba is not None:
         numba.set_num_threads(1)  # per thread in Numba: this worker's kernels run serially
-    except ImportError:
-        pass
 
 
 @functools.cache
 def _numba_threadsafe() -> bool:
     """Whether Numba's parallel kernels may be entered from several threads at once: true of
     its "omp" and "tbb" threading layers, not of "workqueue" (which aborts the process)."""
-    try:
-        import numba
-
-        from minicnn.kernels import numba_kernels
-    except ImportError:
+    numba = _numba()
+    if numba is None:
         return True  # no Numba: the NumPy kernels are safe in threads
+    from minicnn.kernels import numba_kernels
+
     one = np.zeros(1, dtype=np.float32)
     numba_kernels.relu_backward(one, one)  # the layer is chosen at the first parallel call
     return numba.threading_layer() in ("omp", "tbb")
@@ -121,12 +119,10 @@ def parallel_parts(n_items: int) -> int:
     where Numba's threading layer is not thread-safe."""
     if getattr(_local, "worker", False) or n_items <= 1:
         return 1
-    try:
-        import numba
-
+    numba, blas = _numba(), _openblas()
+    if numba is not None:
         threads = numba.get_num_threads()
-    except ImportError:
-        blas = _openblas()
+    else:
         threads = int(blas[1]()) if blas is not None else 1
     if threads <= 1 or not _numba_threadsafe():
         return 1
@@ -134,28 +130,42 @@ def parallel_parts(n_items: int) -> int:
 
 
 def map_concurrently(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """``[fn(item) for item in items]``, each item on a thread of its own, all at once.
+    """``[fn(item) for item in items]``, each item on a thread of its own, all at once: the
+    first on the calling thread, the others on the pool's.
 
-    Inside ``fn``, Numba kernels run on one thread (the pool's threads are set so), and BLAS
-    is switched to one thread until every item is done, then restored: BLAS's count is
-    process-wide. One item, or a call from inside a worker, runs here, in order."""
+    Inside ``fn``, Numba kernels run on one thread, and BLAS is switched to one thread
+    until every item is done, then restored: BLAS's count is process-wide. (Running one
+    item here rather than on a pool thread saves a thread switch, and the memory that
+    OpenBLAS keeps for each thread that calls it: 15-20 MB here.) One item, or a call from
+    inside a worker, runs here, in order."""
     global _pool, _pool_size
     if len(items) <= 1 or getattr(_local, "worker", False):
         return [fn(item) for item in items]
-    if _pool is None or _pool_size < len(items):
+    if _pool is None or _pool_size < len(items) - 1:
         if _pool is not None:
             _pool.shutdown(wait=True)
-        _pool = ThreadPoolExecutor(len(items), thread_name_prefix="minicnn",
+        _pool = ThreadPoolExecutor(len(items) - 1, thread_name_prefix="minicnn",
                                    initializer=_start_worker)
-        _pool_size = len(items)
+        _pool_size = len(items) - 1
     blas = _openblas()
     blas_threads = int(blas[1]()) if blas is not None else None
+    numba = _numba()
+    numba_threads = numba.get_num_threads() if numba is not None else None
     if blas is not None:
         blas[0](ctypes.c_int(1))
+    if numba is not None:
+        numba.set_num_threads(1)
+    _local.worker = True
     try:
-        futures = [_pool.submit(fn, item) for item in items]
-        wait(futures)  # all of them, even when one fails, before BLAS gets its threads back
-        return [f.result() for f in futures]
+        futures = [_pool.submit(fn, item) for item in items[1:]]
+        try:
+            first = fn(items[0])
+        finally:
+            wait(futures)  # all of them, even when one fails, before the threads come back
+        return [first] + [f.result() for f in futures]
     finally:
+        _local.worker = False
+        if numba is not None:
+            numba.set_num_threads(numba_threads)
         if blas is not None:
             blas[0](ctypes.c_int(blas_threads))

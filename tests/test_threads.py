@@ -15,7 +15,7 @@ from minicnn import threads
 from minicnn.functional import conv as conv_module
 
 
-def test_map_concurrently_runs_each_item_on_its_own_single_threaded_worker():
+def test_map_concurrently_runs_each_item_on_its_own_single_threaded_thread():
     before = threads.get_num_threads()
     barrier = threading.Barrier(3, timeout=10)  # fails unless all three items run at once
 
@@ -25,28 +25,31 @@ def test_map_concurrently_runs_each_item_on_its_own_single_threaded_worker():
 
     results = threads.map_concurrently(work, ["a", "b", "c"])
     assert [r[0] for r in results] == ["a", "b", "c"]  # in the order of the items
-    idents = {r[1] for r in results}
-    assert len(idents) == 3 and threading.get_ident() not in idents
+    idents = [r[1] for r in results]
+    assert len(set(idents)) == 3 and idents[0] == threading.get_ident()  # the first: here
     for _, _, counts in results:
         assert counts["numba"] in (None, 1)
         assert counts["blas"] in (None, 1)
-    assert threads.get_num_threads() == before  # BLAS has its threads back
+    assert threads.get_num_threads() == before  # Numba and BLAS have their threads back
+    parallel = before["numba"] > 1 and threads._numba_threadsafe()
+    assert threads.parallel_parts(64) == (min(64, before["numba"]) if parallel else 1)
 
 
-def test_map_concurrently_raises_a_workers_error_after_all_are_done():
+@pytest.mark.parametrize("failing", [0, 1])
+def test_map_concurrently_raises_an_error_after_all_items_are_done(failing):
     before = threads.get_num_threads()
     finished = []
 
     def work(item):
-        if item == 0:
-            raise ValueError("item 0 failed")
+        if item == failing:
+            raise ValueError(f"item {item} failed")
         threading.Event().wait(0.2)
         finished.append(item)
         return item
 
-    with pytest.raises(ValueError, match="item 0 failed"):
-        threads.map_concurrently(work, [0, 1])
-    assert finished == [1]
+    with pytest.raises(ValueError, match=f"item {failing} failed"):
+        threads.map_concurrently(work, [0, 1, 2])
+    assert sorted(finished) == [i for i in (0, 1, 2) if i != failing]
     assert threads.get_num_threads() == before
 
 
