@@ -7,7 +7,9 @@ PyTorch (same weights).
   (ratio = minicnn / torch).
 
 Both run the model as ``EmotionRecognizer`` does: with batch norm folded into the
-convolutions (``minicnn.fuse.fold_batchnorm``), and PyTorch gets the same folded network.
+convolutions and each ReLU fused into the convolution before it
+(``minicnn.fuse.fold_batchnorm``). PyTorch gets the same folded network, with its ReLUs
+as separate modules (``torch_models.py``).
 PyTorch runs ``net.eval()`` under ``torch.no_grad()``; minicnn runs ``model.eval()``.
 Pre-processing and face detection are not included: see the optional "inference-e2e"
 case for the whole pipeline.

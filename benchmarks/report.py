@@ -17,7 +17,7 @@ GROUPS: dict[str, tuple[str, str]] = {
                 "baseline = np.copyto of the same bytes; ratio = ours / copy GB/s"),
     "gemm": ("4. GEMM efficiency: Conv2D GFLOP/s vs its own GEMMs alone",
              "baseline = plain matmul, same shapes; ratio = share of GEMM speed"),
-    "inference": ("5. inference: eval mode, batch norm folded, one face and a batch",
+    "inference": ("5. inference: eval mode, batch norm and ReLU folded, one face and a batch",
                   "baseline = PyTorch (eval, no_grad); ratio > 1: minicnn faster"),
     "memory": ("6. memory: peak RSS a training step adds (fresh subprocesses)",
                "baseline = PyTorch; ratio = torch MB / ours MB"),
