@@ -9,7 +9,7 @@ Batch-parallel mode (``map_concurrently``): a convolution splits its batch into 
 images per thread, and each thread does im2col, the GEMMs and col2im for its own images,
 with Numba and BLAS on one thread each. Measured on 2 cores (AMD EPYC), for the
 ``default`` model's convolutions at batch 64, against every kernel and GEMM using both
-cores in turn: forward 1.1-1.3x and backward 1.2-1.8x as fast. Each core keeps its own
+cores in turn: forward 1.1-1.8x and backward 1.2-1.9x as fast. Each core keeps its own
 columns in its own cache from im2col to the GEMM, and the cores do not meet at a barrier
 after every kernel and every GEMM.
 """
@@ -135,9 +135,9 @@ def map_concurrently(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
 
     Inside ``fn``, Numba kernels run on one thread, and BLAS is switched to one thread
     until every item is done, then restored: BLAS's count is process-wide. (Running one
-    item here rather than on a pool thread saves a thread switch, and the memory that
-    OpenBLAS keeps for each thread that calls it: 15-20 MB here.) One item, or a call from
-    inside a worker, runs here, in order."""
+    item here rather than on a pool thread saves a thread switch, and the buffer that
+    OpenBLAS keeps for each thread that calls it.) One item, or a call from inside a
+    worker, runs here, in order."""
     global _pool, _pool_size
     if len(items) <= 1 or getattr(_local, "worker", False):
         return [fn(item) for item in items]
