@@ -1,9 +1,11 @@
 """Threads: the counts of both parallel runtimes minicnn uses, Numba's (kernels) and
 NumPy's BLAS (the GEMMs), and the batch-parallel mode the convolutions run in.
 
-The two runtimes run one after the other, never at once, so each may use every core; what
-must be avoided is oversubscription by a third party (for example an OpenMP runtime
-started by another library), hence explicit counts that we also print.
+Outside the convolutions the two runtimes run one after the other, never at once, so each
+may use every core; what must be avoided is oversubscription by a third party (for
+example an OpenMP runtime started by another library), hence explicit counts that we also
+print. Inside a convolution, each thread runs both on one thread (below), so there are
+never more busy threads than the count.
 
 Batch-parallel mode (``map_concurrently``): a convolution splits its batch into one run of
 images per thread, and each thread does im2col, the GEMMs and col2im for its own images,
