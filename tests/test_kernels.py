@@ -176,6 +176,19 @@ def test_channel_sums_match_reference(case, dtype):
 
 
 @given(nchw_case(), st.sampled_from([np.float32, np.float64]))
+def test_relu_forward_matches_reference(case, dtype):
+    shape, rng = case
+    x = rng.standard_normal(shape).astype(dtype)
+    flat = x.reshape(-1)
+    flat[rng.integers(0, flat.size, 3)] = [np.nan, -np.inf, np.inf]  # kept as np.maximum does
+    ref = np.maximum(x, 0)
+    for backend in FAST:
+        out = kernels.relu_forward(x, backend=backend)
+        assert out.dtype == dtype and out is not x
+        np.testing.assert_array_equal(out, ref, err_msg=backend)
+
+
+@given(nchw_case(), st.sampled_from([np.float32, np.float64]))
 def test_relu_backward_matches_reference(case, dtype):
     shape, rng = case
     dout = rng.standard_normal(shape).astype(dtype)

@@ -12,7 +12,7 @@ from minicnn import kernels
 
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    out = np.maximum(x, 0)
+    out = kernels.relu_forward(x)
     return out, out
 
 

@@ -39,7 +39,7 @@ __all__ = [
     "col2im", "conv_output_size",
     "get_backend", "im2col", "im2col_into",
     "maxpool_backward", "maxpool_forward", "numba_available", "output_hw", "regroup_add_bias",
-    "relu_backward",
+    "relu_backward", "relu_forward",
     "set_backend",
 ]
 
@@ -162,6 +162,13 @@ def maxpool_backward(dout: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, i
     if name == "numpy":
         return _pool.maxpool_backward_numpy(dout, argmax, x_shape)
     return _nb.maxpool_backward(np.ascontiguousarray(dout), argmax, x_shape[2], x_shape[3])
+
+
+def relu_forward(x: np.ndarray, backend: str | None = None) -> np.ndarray:
+    """max(x, 0), a new array of x's shape and dtype (NaN stays NaN)."""
+    if _resolve(backend) == "numba" and x.flags.c_contiguous:
+        return _nb.relu_forward(x)
+    return np.maximum(x, 0)
 
 
 def relu_backward(dout: np.ndarray, out: np.ndarray, backend: str | None = None) -> np.ndarray:
