@@ -1,10 +1,10 @@
-"""python -m benchmarks [--quick] [--threads N] [--only CASES] [--json F] [--plot F]
+"""python -m benchmarks [--quick] [--threads N] [--only CASES] [--rounds N] [--json F] [--plot F]
 
 Cases (in order): train, layers, kernels, gemm, inference, memory, and the optional
 inference-e2e. See benchmarks/README.md for what each measures and the targets.
 
-With PyTorch installed, each framework is measured in a fresh process of its own (see
-benchmarks/runner.py); ``--same-process`` measures both in this one. In the PyTorch
+Each framework is measured in a fresh process of its own, case by case, alternately
+(see benchmarks/runner.py); ``--same-process`` measures both in this one. In the PyTorch
 process it is imported BEFORE minicnn. Importing ``minicnn.kernels`` sets
 OMP_WAIT_POLICY=PASSIVE for Numba's OpenMP runtime (see that module); importing torch
 first lets torch's own OpenMP runtime start with its defaults, so each framework runs
@@ -31,6 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="threads for Numba, OpenBLAS and torch (default: all cores)")
     p.add_argument("--only", default="",
                    help=f"comma-separated cases to run, from: {', '.join(CASES)}")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure every case N times, alternating the frameworks, and keep "
+                        "each one's best figure (for a machine shared with other work)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--plot", metavar="FILE", help="also plot the ratios as a PNG")
     p.add_argument("--same-process", action="store_true",
@@ -44,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     only = [c.strip() for c in args.only.split(",") if c.strip()] or None
+    if args.rounds < 1:
+        print(f"error: --rounds must be at least 1, got {args.rounds}", file=sys.stderr)
+        return 2
 
     from benchmarks import report
     from benchmarks.runner import run_all, run_isolated
@@ -55,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.same_process or args.side:
             result = run_all(mode, args.threads, only, progress=progress)
         else:
-            result = run_isolated(mode, args.threads, only, progress=progress)
+            result = run_isolated(mode, args.threads, only, progress=progress,
+                                  rounds=args.rounds)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

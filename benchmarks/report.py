@@ -39,6 +39,14 @@ def fmt(v: float | None) -> str:
     return f"{v:.3g}"
 
 
+def _isolated_line(rounds: int) -> str:
+    line = ("minicnn and PyTorch each measured in a fresh process of its own, case by case, "
+            "alternately")
+    if rounds > 1:
+        line += f"; {rounds} rounds, each figure the best of its rounds"
+    return line
+
+
 def header_lines(mode: str, machine: dict[str, Any], threads: dict[str, Any]) -> list[str]:
     torch_line = (f"PyTorch {machine['torch']}" if machine.get("torch")
                   else "PyTorch not installed — minicnn figures only")
@@ -57,7 +65,7 @@ def header_lines(mode: str, machine: dict[str, Any], threads: dict[str, Any]) ->
         f"load    : 1-min load average {load} at start"
         + (" — THE MACHINE IS BUSY, figures are not trustworthy"
            if load is not None and load > 0.5 * (machine['usable_cores'] or 1) else ""),
-        "process : " + ("minicnn and PyTorch each measured in a fresh process of its own"
+        "process : " + (_isolated_line(machine.get("rounds") or 1)
                         if machine.get("isolated") else "one process for everything"),
         "ratio   : HIGHER IS BETTER for minicnn in every row (rates: ours/baseline; "
         "times and memory: baseline/ours); each group names its baseline",

@@ -1,7 +1,8 @@
 """Runs the selected cases in order and collects their rows.
 
-``run_isolated`` (what ``python -m benchmarks`` does when PyTorch is installed) measures
-each framework in its own fresh process: minicnn's figures come from a process that never
+``run_isolated`` (what ``python -m benchmarks`` does) measures each framework in its own
+fresh process, case by case, alternately (``--rounds N``: N times, keeping each
+framework's best figure): minicnn's figures come from a process that never
 imported torch, and PyTorch's from one where torch was imported first. In one shared
 process the two OpenMP runtimes (PyTorch's bundled one and Numba's) each keep a pool of
 threads, and the pool that has just run keeps spinning for a while on the same two cores,
@@ -47,6 +48,9 @@ CASES: dict[str, str] = {
     "inference-e2e": "benchmarks.bench_inference",
 }
 OPTIONAL = {"inference-e2e"}
+# cases whose baseline is not PyTorch (a plain copy, a plain matmul, or none): run_isolated
+# runs them in minicnn's process only
+NO_TORCH_BASELINE = {"kernels", "gemm", "inference-e2e"}
 
 
 def _run_case(name: str, cfg: Config) -> list[Row]:
@@ -56,17 +60,24 @@ def _run_case(name: str, cfg: Config) -> list[Row]:
     return importlib.import_module(CASES[name]).run(cfg)
 
 
+def case_names(mode: str, only: list[str] | None) -> list[str]:
+    """The cases to run, in order: those in ``only`` (default: all; the smoke mode leaves
+    out the optional end-to-end case unless it is named). ValueError for an unknown one."""
+    names = list(only) if only else [n for n in CASES
+                                     if not (mode == "smoke" and n in OPTIONAL)]
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        raise ValueError(f"unknown case(s) {unknown}; choose from {', '.join(CASES)}")
+    return names
+
+
 def run_all(mode: str = "full", threads: int = 1, only: list[str] | None = None,
             progress=None) -> dict[str, Any]:
     """Run the cases named in ``only`` (default: all; the smoke mode leaves out the
     optional end-to-end case unless it is named). Returns {"mode", "machine", "threads",
     "rows", "seconds", "skipped", "errors"}."""
     get_torch()  # before minicnn: see the note in benchmarks/__main__.py
-    names = list(only) if only else [n for n in CASES
-                                     if not (mode == "smoke" and n in OPTIONAL)]
-    unknown = [n for n in names if n not in CASES]
-    if unknown:
-        raise ValueError(f"unknown case(s) {unknown}; choose from {', '.join(CASES)}")
+    names = case_names(mode, only)
     cfg = Config.for_mode(mode, threads)
     machine = machine_info()
     counts = set_threads(threads)
@@ -123,30 +134,75 @@ def _run_side(side: str, mode: str, threads: int, only: list[str] | None,
     return data
 
 
+def _best(rows: list[Row], figure: str) -> Row:
+    """Of one row's measurements in several rounds, the one with the best ``figure``
+    ("ours" or "theirs"): the highest rate, or the lowest time or size."""
+    measured = [r for r in rows if getattr(r, figure) is not None]
+    if not measured or rows[0].higher_is_better is None:
+        return rows[0]
+    pick = max if rows[0].higher_is_better else min
+    return pick(measured, key=lambda r: getattr(r, figure))
+
+
 def run_isolated(mode: str = "full", threads: int = 1, only: list[str] | None = None,
-                 progress=None) -> dict[str, Any]:
+                 progress=None, rounds: int = 1) -> dict[str, Any]:
     """Like ``run_all``, but minicnn and PyTorch are measured in separate fresh processes
-    (see the module docstring). Rows whose baseline is not PyTorch (a copy, a plain matmul)
-    come whole from the minicnn process; in rows compared with PyTorch, the PyTorch figure
-    comes from the PyTorch process and the ratio is recomputed."""
-    if progress:
-        progress("minicnn, in a process without torch:")
-    ours = _run_side("minicnn", mode, threads, only, progress)
-    if get_torch() is None:
-        return ours
-    if progress:
-        progress("PyTorch, in a process of its own:")
-    theirs = _run_side("torch", mode, threads, only, progress)
-    baseline = {(r.group, r.case): r.theirs for r in theirs["rows"]}
-    rows = [r.with_baseline(baseline.get((r.group, r.case))) if r.theirs is None else r
-            for r in ours["rows"]]
-    machine = dict(ours["machine"], torch=theirs["machine"].get("torch"),
-                   omp_wait_policy=theirs["machine"].get("omp_wait_policy"),
-                   isolated=True)
-    errors = dict(ours["errors"], **{f"{k} (torch process)": v
-                                     for k, v in theirs["errors"].items()})
-    return {"mode": mode, "machine": machine, "threads": dict(ours["threads"],
-                                                              **theirs["threads"]),
-            "rows": rows, "seconds": {k: round(v + theirs["seconds"].get(k, 0), 2)
-                                      for k, v in ours["seconds"].items()},
-            "skipped": ours["skipped"], "errors": errors}
+    (see the module docstring), case by case, alternately: each case runs in a minicnn
+    process and then at once in a PyTorch process (in round 2 PyTorch first, and so on),
+    so the two figures of a row are taken minutes apart at most, not a whole run apart.
+    With ``rounds`` > 1 every figure is the best of its rounds, for each framework alike:
+    the least disturbed measurement on a machine shared with other work.
+
+    Rows whose baseline is not PyTorch (a copy, a plain matmul) come whole from the
+    minicnn process; in rows compared with PyTorch, the PyTorch figure comes from the
+    PyTorch process and the ratio is recomputed."""
+    names = case_names(mode, only)
+    sides = ["minicnn"] + (["torch"] if get_torch() is not None else [])
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    for r in range(rounds):
+        for name in names:
+            for side in (sides if r % 2 == 0 else sides[::-1]):
+                if side == "torch" and name in NO_TORCH_BASELINE:
+                    continue
+                if progress:
+                    progress(f"round {r + 1}/{rounds}, {name}: {side} in a fresh process")
+                runs[side].append(_run_side(side, mode, threads, [name], progress))
+
+    def rows_by_key(side: str) -> dict[tuple[str, str], list[Row]]:
+        found: dict[tuple[str, str], list[Row]] = {}
+        for run in runs[side]:
+            for row in run["rows"]:
+                found.setdefault((row.group, row.case), []).append(row)
+        return found
+
+    ours = rows_by_key("minicnn")
+    theirs = rows_by_key("torch") if "torch" in sides else {}
+    rows = []
+    for key, measured in ours.items():
+        row = _best(measured, "ours")
+        if key in theirs:  # compared with PyTorch: its best figure from its own process
+            row = row.with_baseline(_best(theirs[key], "theirs").theirs)
+        elif row.theirs is not None and row.higher_is_better is not None:
+            row = row.with_baseline(_best(measured, "theirs").theirs)  # a copy or a matmul
+        rows.append(row)
+    first = runs["minicnn"][0]
+    machine = dict(first["machine"], isolated=True, rounds=rounds)
+    threads_in_effect = dict(first["threads"])
+    errors: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    for side in sides:
+        for run in runs[side]:
+            errors.update({(k if side == "minicnn" else f"{k} (torch process)"): v
+                           for k, v in run["errors"].items()})
+            for k, v in run["seconds"].items():
+                seconds[k] = round(seconds.get(k, 0) + v, 2)
+    if "torch" in sides:
+        t = runs["torch"][0]
+        machine.update(torch=t["machine"].get("torch"),
+                       omp_wait_policy=t["machine"].get("omp_wait_policy"))
+        threads_in_effect.update(t["threads"])
+    else:
+        machine.update(torch=None)
+    skipped = {k: v for run in runs["minicnn"] for k, v in run["skipped"].items()}
+    return {"mode": mode, "machine": machine, "threads": threads_in_effect, "rows": rows,
+            "seconds": seconds, "skipped": skipped, "errors": errors}

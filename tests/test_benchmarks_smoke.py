@@ -96,3 +96,64 @@ def test_torch_twin_computes_the_same_function():
             theirs = net(torch.from_numpy(x)).numpy()
         ours = model.forward(x)
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+def _fake_side(calls, figures):
+    """A stand-in for runner._run_side: records (side, case) and returns one row per case,
+    with the figure ``figures[side][case]`` pops next (rounds in order)."""
+    from benchmarks.common import Row, rate_row, time_row
+
+    def run_side(side, mode, threads, only, progress=None):
+        (case,) = only
+        calls.append((side, case))
+        value = figures[side][case].pop(0)
+        if case == "train":  # a rate compared with PyTorch
+            row = rate_row("train", "step", value if side == "minicnn" else None,
+                           value if side == "torch" else None, "img/s", 1.0)
+        elif case == "memory":  # a size compared with PyTorch
+            row = time_row("memory", "peak", value if side == "minicnn" else None,
+                           value if side == "torch" else None, "MB", 0.67)
+        elif side == "minicnn":  # a rate against a plain copy that minicnn's process times
+            row = rate_row("kernels", "im2col", value[0], value[1], "GB/s", 0.5)
+        else:  # the PyTorch process has no such row
+            row = None
+        rows = [] if row is None else [row]
+        assert all(isinstance(r, Row) for r in rows)
+        return {"machine": {"cpu": "test", "torch": "2.x" if side == "torch" else None},
+                "threads": {side: 2}, "rows": rows, "seconds": {case: 1.0},
+                "skipped": {}, "errors": {}}
+
+    return run_side
+
+
+def test_isolated_runs_alternate_and_keep_each_frameworks_best(monkeypatch):
+    from benchmarks import runner
+
+    if get_torch() is None:
+        pytest.skip("PyTorch not installed: run_isolated measures minicnn alone")
+    calls = []
+    figures = {"minicnn": {"train": [100.0, 120.0], "memory": [250.0, 240.0],
+                           "kernels": [(10.0, 20.0), (12.0, 18.0)]},
+               "torch": {"train": [110.0, 90.0], "memory": [200.0, 210.0],
+                         "kernels": []}}
+    monkeypatch.setattr(runner, "_run_side", _fake_side(calls, figures))
+    result = runner.run_isolated("smoke", 2, ["train", "memory", "kernels"], rounds=2)
+    # case by case, the frameworks alternating; round 2 starts with PyTorch; a case with
+    # no PyTorch baseline runs in minicnn's process only
+    assert calls == [("minicnn", "train"), ("torch", "train"), ("minicnn", "memory"),
+                     ("torch", "memory"), ("minicnn", "kernels"),
+                     ("torch", "train"), ("minicnn", "train"), ("torch", "memory"),
+                     ("minicnn", "memory"), ("minicnn", "kernels")]
+    rows = {r.group: r for r in result["rows"]}
+    assert (rows["train"].ours, rows["train"].theirs) == (120.0, 110.0)  # highest rates
+    assert rows["train"].ratio == pytest.approx(120 / 110)
+    assert (rows["memory"].ours, rows["memory"].theirs) == (240.0, 200.0)  # smallest sizes
+    assert rows["memory"].ratio == pytest.approx(200 / 240)
+    assert (rows["kernels"].ours, rows["kernels"].theirs) == (12.0, 20.0)  # each its best
+    assert result["machine"]["rounds"] == 2 and result["machine"]["torch"] == "2.x"
+    assert result["seconds"] == {"train": 4.0, "memory": 4.0, "kernels": 2.0}
+    assert "2 rounds, each figure the best" in "\n".join(
+        report.header_lines("smoke", dict(result["machine"], cores=2, usable_cores=2,
+                                          platform="p", python="3", numpy="2",
+                                          numpy_blas="b", omp_wait_policy="-"),
+                            result["threads"]))
