@@ -182,8 +182,8 @@ def run_isolated(mode: str = "full", threads: int = 1, only: list[str] | None = 
         row = _best(measured, "ours")
         if key in theirs:  # compared with PyTorch: its best figure from its own process
             row = row.with_baseline(_best(theirs[key], "theirs").theirs)
-        elif row.theirs is not None and row.higher_is_better is not None:
-            row = row.with_baseline(_best(measured, "theirs").theirs)  # a copy or a matmul
+        # (a row against a copy or a matmul is kept whole, from the round with minicnn's
+        # best figure: its two figures were taken at the same time, in the same process)
         rows.append(row)
     first = runs["minicnn"][0]
     machine = dict(first["machine"], isolated=True, rounds=rounds)
