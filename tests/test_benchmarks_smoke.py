@@ -113,14 +113,11 @@ def _fake_side(calls, figures):
         elif case == "memory":  # a size compared with PyTorch
             row = time_row("memory", "peak", value if side == "minicnn" else None,
                            value if side == "torch" else None, "MB", 0.67)
-        elif side == "minicnn":  # a rate against a plain copy that minicnn's process times
+        else:  # a rate against a plain copy that minicnn's process times (no torch run)
             row = rate_row("kernels", "im2col", value[0], value[1], "GB/s", 0.5)
-        else:  # the PyTorch process has no such row
-            row = None
-        rows = [] if row is None else [row]
-        assert all(isinstance(r, Row) for r in rows)
+        assert isinstance(row, Row)
         return {"machine": {"cpu": "test", "torch": "2.x" if side == "torch" else None},
-                "threads": {side: 2}, "rows": rows, "seconds": {case: 1.0},
+                "threads": {side: 2}, "rows": [row], "seconds": {case: 1.0},
                 "skipped": {}, "errors": {}}
 
     return run_side
@@ -134,8 +131,7 @@ def test_isolated_runs_alternate_and_keep_each_frameworks_best(monkeypatch):
     calls = []
     figures = {"minicnn": {"train": [100.0, 120.0], "memory": [250.0, 240.0],
                            "kernels": [(10.0, 20.0), (12.0, 18.0)]},
-               "torch": {"train": [110.0, 90.0], "memory": [200.0, 210.0],
-                         "kernels": []}}
+               "torch": {"train": [110.0, 90.0], "memory": [200.0, 210.0]}}
     monkeypatch.setattr(runner, "_run_side", _fake_side(calls, figures))
     result = runner.run_isolated("smoke", 2, ["train", "memory", "kernels"], rounds=2)
     # case by case, the frameworks alternating; round 2 starts with PyTorch; a case with
