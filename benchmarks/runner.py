@@ -196,7 +196,7 @@ def run_isolated(mode: str = "full", threads: int = 1, only: list[str] | None = 
                            for k, v in run["errors"].items()})
             for k, v in run["seconds"].items():
                 seconds[k] = round(seconds.get(k, 0) + v, 2)
-    if "torch" in sides:
+    if runs.get("torch"):  # (none when every case chosen lacks a PyTorch baseline)
         t = runs["torch"][0]
         machine.update(torch=t["machine"].get("torch"),
                        omp_wait_policy=t["machine"].get("omp_wait_policy"))

@@ -1,9 +1,9 @@
 """An identical ``torch.nn.Sequential`` for a minicnn ``Sequential``, built from its spec.
 
     minicnn            torch.nn
-    Conv2D             Conv2d (padding "same" -> (kernel_size - 1) // 2), + ReLU when
-                       its activation is "relu"
+    Conv2D             Conv2d (padding "same" -> (kernel_size - 1) // 2)
     BatchNorm2D        BatchNorm2d (same momentum and eps)
+    activation="relu"  (on a Conv2D or BatchNorm2D) + ReLU(inplace=True)
     ReLU               ReLU
     MaxPool2D          MaxPool2d
     Dropout            Dropout
@@ -42,10 +42,6 @@ def torch_sequential(model, copy_weights: bool = True, dtype: str = "float32"):
         if kind == "Conv2D":
             m = nn.Conv2d(cfg["in_channels"], cfg["out_channels"], cfg["kernel_size"],
                           stride=cfg["stride"], padding=_conv_padding(cfg), bias=cfg["bias"])
-            if cfg.get("activation") == "relu":  # minicnn's fused ReLU: torch's separate one
-                modules += [m, nn.ReLU()]
-                owner[i] = m
-                continue
         elif kind == "BatchNorm2D":
             m = nn.BatchNorm2d(cfg["num_features"], eps=cfg["eps"], momentum=cfg["momentum"])
         elif kind == "ReLU":
@@ -65,6 +61,10 @@ def torch_sequential(model, copy_weights: bool = True, dtype: str = "float32"):
             raise ValueError(f"no torch equivalent for minicnn layer {kind!r}")
         modules.append(m)
         owner[i] = m
+        if cfg.get("activation") == "relu":
+            # minicnn's fused ReLU: torch's idiomatic equivalent, an in-place ReLU (it saves
+            # torch a pass's allocation and a map of memory, as the fusion does for minicnn)
+            modules.append(nn.ReLU(inplace=True))
     net = nn.Sequential(*modules).to(getattr(torch, dtype))
     if copy_weights:
         _copy_weights(model, owner, torch)

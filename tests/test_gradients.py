@@ -179,8 +179,8 @@ def test_dropout_gradients_and_scaling(shape, p, seed):
 
 
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4),
-       st.booleans(), seeds)
-def test_batchnorm_gradients(N, C, H, W, training, seed):
+       st.booleans(), st.booleans(), seeds)
+def test_batchnorm_gradients(N, C, H, W, training, relu, seed):
     assume(N * H * W >= 4)  # with 2 values xhat is exactly +-1 and dx is ~eps: all noise
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, C, H, W)) * 2 + 0.5
@@ -189,11 +189,16 @@ def test_batchnorm_gradients(N, C, H, W, training, seed):
     beta = rng.standard_normal(C)
     rm, rv = rng.standard_normal(C), rng.uniform(0.5, 2.0, C)
 
-    def f():  # running stats are copied so the check does not drift them
+    def f(fused=relu):  # running stats are copied so the check does not drift them
         return F.batchnorm2d_forward(x, gamma, beta, rm.copy(), rv.copy(), 0.1, 1e-5,
-                                     training)[0]
+                                     training, relu=fused)[0]
 
-    out, cache = F.batchnorm2d_forward(x, gamma, beta, rm.copy(), rv.copy(), 0.1, 1e-5, training)
+    # the fused ReLU's kink: central differences across it measure neither side
+    assume(not relu or np.abs(f(fused=False)).min() > 1e-3)
+    out, cache = F.batchnorm2d_forward(x, gamma, beta, rm.copy(), rv.copy(), 0.1, 1e-5,
+                                       training, relu=relu)
+    if relu:
+        np.testing.assert_array_equal(out, np.maximum(f(fused=False), 0))
     dout = rng.standard_normal(out.shape)
     dx, dgamma, dbeta = F.batchnorm2d_backward(dout, cache)
     for analytic, var in ((dx, x), (dgamma, gamma), (dbeta, beta)):

@@ -160,16 +160,20 @@ def test_channel_moments_match_reference(case, dtype):
         np.testing.assert_allclose(var, ref_var, rtol=tol, atol=tol, err_msg=backend)
 
 
-@given(nchw_case(), st.sampled_from([np.float32, np.float64]))
-def test_channel_sums_match_reference(case, dtype):
+@given(nchw_case(), st.sampled_from([np.float32, np.float64]), st.booleans())
+def test_channel_sums_match_reference(case, dtype, gated):
     shape, rng = case
     dout = rng.standard_normal(shape).astype(dtype)
     xhat = rng.standard_normal(shape).astype(dtype)
+    # with a fused ReLU, dout counts only where the ReLU's output (many zeros) is positive
+    relu_out = np.maximum(rng.standard_normal(shape), 0).astype(dtype) if gated else None
     d64, x64 = dout.astype(np.float64), xhat.astype(np.float64)
+    if gated:
+        d64 = np.where(relu_out > 0, d64, 0)
     ref_s, ref_sx = d64.sum(axis=(0, 2, 3)), (d64 * x64).sum(axis=(0, 2, 3))
     tol = 1e-4 if dtype == np.float32 else 1e-12
     for backend in FAST:
-        s, sx = kernels.channel_sums(dout, xhat, backend=backend)
+        s, sx = kernels.channel_sums(dout, xhat, relu_out, backend=backend)
         assert s.dtype == dtype and sx.dtype == dtype
         np.testing.assert_allclose(s, ref_s, rtol=tol, atol=tol, err_msg=backend)
         np.testing.assert_allclose(sx, ref_sx, rtol=tol, atol=tol, err_msg=backend)
@@ -200,13 +204,14 @@ def test_relu_backward_matches_reference(case, dtype):
         np.testing.assert_array_equal(dx, ref, err_msg=backend)
 
 
-@given(nchw_case(), st.sampled_from([np.float32, np.float64]))
-def test_channel_affine_kernels_match_reference(case, dtype):
+@given(nchw_case(), st.sampled_from([np.float32, np.float64]), st.booleans())
+def test_channel_affine_kernels_match_reference(case, dtype, relu):
     shape, rng = case
     C = shape[1]
     x = rng.standard_normal(shape).astype(dtype)
     y = rng.standard_normal(shape).astype(dtype)
     a, b, c = (rng.standard_normal(C).astype(dtype) for _ in range(3))
+    relu_out = np.maximum(rng.standard_normal(shape), 0).astype(dtype) if relu else None
 
     def per_channel(v):
         return v.astype(np.float64).reshape(1, -1, 1, 1)
@@ -215,15 +220,26 @@ def test_channel_affine_kernels_match_reference(case, dtype):
     g, beta = (rng.standard_normal(C).astype(dtype) for _ in range(2))
     ref_xhat = (x64 - per_channel(a)) * per_channel(b)
     ref_out = ref_xhat * per_channel(g) + per_channel(beta)
+    if relu:  # channel_normalize's fused ReLU; channel_affine2 gates x by relu_out
+        ref_out = np.maximum(ref_out, 0)
+        x64 = np.where(relu_out > 0, x64, 0)
     ref2 = x64 * per_channel(a) + y64 * per_channel(b) + per_channel(c)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for backend in FAST:
-        xhat, out = kernels.channel_normalize(x, a, b, g, beta, backend=backend)
-        got2 = kernels.channel_affine2(x, a, y, b, c, backend=backend)
+        xhat, out = kernels.channel_normalize(x, a, b, g, beta, relu=relu, backend=backend)
+        got2 = kernels.channel_affine2(x, a, y, b, c, relu_out, backend=backend)
         assert xhat.dtype == out.dtype == got2.dtype == dtype
         np.testing.assert_allclose(xhat, ref_xhat, rtol=tol, atol=tol, err_msg=backend)
         np.testing.assert_allclose(out, ref_out, rtol=tol, atol=tol, err_msg=backend)
         np.testing.assert_allclose(got2, ref2, rtol=tol, atol=tol, err_msg=backend)
+
+
+def test_channel_normalize_relu_keeps_nan():
+    x = np.array([np.nan, -1.0, 2.0, np.inf], dtype=np.float32).reshape(1, 1, 2, 2)
+    one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
+    for backend in FAST:
+        _, out = kernels.channel_normalize(x, zero, one, one, zero, relu=True, backend=backend)
+        np.testing.assert_array_equal(out.ravel(), [np.nan, 0, 2, np.inf], err_msg=backend)
 
 
 @pytest.mark.parametrize("with_bias", [True, False])

@@ -203,6 +203,49 @@ def test_fold_batchnorm_gives_the_same_outputs_with_fewer_layers():
     np.testing.assert_allclose(fused.forward(x), plain.eval().forward(x), rtol=1e-6, atol=1e-6)
 
 
+def test_batchnorm_with_fused_relu_equals_batchnorm_then_relu_and_folds():
+    """BatchNorm2D(activation="relu") computes, differentiates and updates its running
+    statistics like BatchNorm2D followed by ReLU, in training and in eval mode, and
+    fold_batchnorm moves its ReLU into the convolution (even with relu=False: it is part
+    of the layer's function)."""
+    from minicnn.fuse import fold_batchnorm
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 3, 6, 5)) * 2 + 0.3
+    dout = rng.standard_normal(x.shape)
+    gamma, beta = rng.uniform(0.5, 2, 3), rng.standard_normal(3)
+    fused, bn, relu = BatchNorm2D(3, activation="relu"), BatchNorm2D(3), ReLU()
+    for layer in (fused, bn):
+        layer.params = {"gamma": gamma.copy(), "beta": beta.copy()}
+    for mode in ("train", "eval"):
+        for layer in (fused, bn, relu):
+            layer.training = mode == "train"
+        out = fused.forward(x)
+        np.testing.assert_allclose(out, relu.forward(bn.forward(x)), rtol=1e-12, atol=1e-12)
+        dx = fused.backward(dout)
+        ref_dx = bn.backward(relu.backward(dout))
+        np.testing.assert_allclose(dx, ref_dx, rtol=1e-10, atol=1e-12)
+        for k in ("gamma", "beta"):
+            np.testing.assert_allclose(fused.grads[k], bn.grads[k], rtol=1e-10, atol=1e-12)
+        for k in ("running_mean", "running_var"):
+            np.testing.assert_array_equal(fused.buffers[k], bn.buffers[k])
+    assert fused.config()["activation"] == "relu" and "activation" not in bn.config()
+    with pytest.raises(ValueError, match="activation"):
+        BatchNorm2D(3, activation="tanh")
+
+    model = minicnn.Sequential([Conv2D(1, 3, 3, padding="same", bias=False),
+                                BatchNorm2D(3, activation="relu"), GlobalAvgPool2D()], rng=3)
+    model.layers[1].buffers["running_mean"][...] = rng.standard_normal(3)
+    model.layers[1].params["beta"][...] = rng.standard_normal(3)  # some outputs negative
+    xs = rng.standard_normal((3, 1, 6, 6)).astype(np.float32)
+    expected = model.eval().forward(xs)
+    for relu_flag in (True, False):
+        folded = fold_batchnorm(model, relu=relu_flag)
+        assert [(type(layer).__name__, getattr(layer, "activation", None))
+                for layer in folded.layers] == [("Conv2D", "relu"), ("GlobalAvgPool2D", None)]
+        np.testing.assert_allclose(folded.forward(xs), expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("shape", [(1, 2, 7, 7), (3, 2, 5, 6), (2, 3, 40, 40)])
 def test_conv_with_fused_relu_equals_conv_then_relu(shape):
     """Conv2D(activation="relu") computes and differentiates like Conv2D followed by ReLU,

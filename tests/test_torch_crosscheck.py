@@ -70,19 +70,22 @@ def test_maxpool_matches_torch(N, C, H, W, k, stride, seed):
 
 
 @given(st.integers(2, 4), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4),
-       st.booleans(), seeds)
-def test_batchnorm_matches_torch(N, C, H, W, training, seed):
+       st.booleans(), st.booleans(), seeds)
+def test_batchnorm_matches_torch(N, C, H, W, training, relu, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, C, H, W)) * 3 + 1
     gamma, beta = rng.standard_normal(C), rng.standard_normal(C)
     rm, rv = rng.standard_normal(C), rng.uniform(0.5, 2, C)
     ours_rm, ours_rv = rm.copy(), rv.copy()
-    out, cache = F.batchnorm2d_forward(x, gamma, beta, ours_rm, ours_rv, 0.1, 1e-5, training)
+    out, cache = F.batchnorm2d_forward(x, gamma, beta, ours_rm, ours_rv, 0.1, 1e-5, training,
+                                       relu=relu)
     dout = rng.standard_normal(out.shape)
     dx, dg, dbeta = F.batchnorm2d_backward(dout, cache)
     tx, tg, tb = t(x), t(gamma), t(beta)
     trm, trv = torch.tensor(rm), torch.tensor(rv)
     tout = nnF.batch_norm(tx, trm, trv, tg, tb, training=training, momentum=0.1, eps=1e-5)
+    if relu:  # the fused ReLU against torch's separate one
+        tout = nnF.relu(tout)
     tout.backward(torch.from_numpy(dout))
     close(out, tout)
     close(dx, tx.grad)

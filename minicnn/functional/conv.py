@@ -152,10 +152,8 @@ def conv2d_forward(
             if e - s == 1:  # one image: the product is already in (F, P) order, write it in place
                 dst = out[s].reshape(F, P)
                 np.matmul(w2, cols, out=dst)
-                if b is not None:
-                    dst += b.reshape(F, 1)
-                if relu:
-                    np.maximum(dst, 0, out=dst)
+                if b is not None or relu:  # the bias (and ReLU) in one pass, in place
+                    kernels.regroup_add_bias(dst, b, dst.reshape(1, F, P), relu=relu)
                 continue
             y = _buffer(F * (e - s) * P, out.dtype, "gemm").reshape(F, (e - s) * P)
             np.matmul(w2, cols, out=y)

@@ -26,9 +26,30 @@ from minicnn.kernels import pool as _pool  # noqa: E402
 from minicnn.kernels.im2col import conv_output_size, output_hw  # noqa: E402
 
 try:
+    import numba as _numba
+
     from minicnn.kernels import numba_kernels as _nb
 except ImportError:  # pragma: no cover - exercised only without numba
     _nb = None
+
+# A Numba kernel whose largest array is smaller than this runs on the calling thread alone.
+# Waking the other threads of Numba's pool (they sleep between kernels: OMP_WAIT_POLICY,
+# above) measured 40-80 us on 2 cores, longer than such a kernel's whole work: for one
+# 48x48 face's im2col at 64x24x24 (1.3 MB), 107 us on 2 threads against 46 us on one;
+# at 5-10 MB two threads win. One face through the default model calls about 20 kernels.
+SERIAL_BYTES = 2 * 2**20
+
+
+def _run(kernel, nbytes: int, *args):
+    """kernel(*args), on one thread when ``nbytes`` (its largest array) < SERIAL_BYTES."""
+    threads = _numba.get_num_threads()
+    if nbytes >= SERIAL_BYTES or threads == 1:
+        return kernel(*args)
+    _numba.set_num_threads(1)  # per calling thread, so other threads are not affected
+    try:
+        return kernel(*args)
+    finally:
+        _numba.set_num_threads(threads)
 
 BACKENDS = ("naive", "numpy", "numba")
 _backend = "numba" if _nb is not None else "numpy"
@@ -85,7 +106,8 @@ def im2col(x: np.ndarray, KH: int, KW: int, stride: int = 1, padding: int = 0,
     N, C, H, W = x.shape
     OH, OW = output_hw(H, W, KH, KW, stride, padding)
     cols = np.empty((C * KH * KW, N * OH * OW), dtype=x.dtype)
-    return _nb.im2col_into(np.ascontiguousarray(x), KH, KW, stride, padding, OH, OW, cols)
+    return _run(_nb.im2col_into, cols.nbytes, np.ascontiguousarray(x), KH, KW, stride, padding,
+                OH, OW, cols)
 
 
 def im2col_into(x: np.ndarray, KH: int, KW: int, stride: int, padding: int,
@@ -97,7 +119,8 @@ def im2col_into(x: np.ndarray, KH: int, KW: int, stride: int, padding: int,
         return out
     N, C, H, W = x.shape
     OH, OW = output_hw(H, W, KH, KW, stride, padding)
-    return _nb.im2col_into(np.ascontiguousarray(x), KH, KW, stride, padding, OH, OW, out)
+    return _run(_nb.im2col_into, out.nbytes, np.ascontiguousarray(x), KH, KW, stride, padding,
+                OH, OW, out)
 
 
 def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], KH: int, KW: int,
@@ -113,7 +136,8 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], KH: int, KW: in
         N, C, H, W = x_shape
         OH, OW = output_hw(H, W, KH, KW, stride, padding)
         target = out if out is not None else np.empty(x_shape, dtype=cols.dtype)
-        return _nb.col2im_into(np.ascontiguousarray(cols), KH, KW, stride, padding, OH, OW,
+        return _run(_nb.col2im_into, cols.nbytes, np.ascontiguousarray(cols), KH, KW, stride,
+                    padding, OH, OW,
                                target)
     if out is not None:
         out[...] = dx
@@ -129,7 +153,7 @@ def regroup_add_bias(y: np.ndarray, bias: np.ndarray | None, out: np.ndarray,
     n, F, P = out.shape
     if _resolve(backend) == "numba" and y.flags.c_contiguous and out.flags.c_contiguous:
         b = np.zeros(F, dtype=out.dtype) if bias is None else bias.astype(out.dtype, copy=False)
-        return _nb.regroup_add_bias(y, b, out, relu)
+        return _run(_nb.regroup_add_bias, out.nbytes, y, b, out, relu)
     yt = y.reshape(F, n, P).transpose(1, 0, 2)
     if bias is None:
         np.copyto(out, yt)
@@ -150,7 +174,7 @@ def maxpool_forward(x: np.ndarray, KH: int, KW: int, stride: int,
         return _pool.maxpool_forward_numpy(x, KH, KW, stride)
     N, C, H, W = x.shape
     OH, OW = output_hw(H, W, KH, KW, stride, 0)
-    return _nb.maxpool_forward(np.ascontiguousarray(x), KH, KW, stride, OH, OW)
+    return _run(_nb.maxpool_forward, x.nbytes, np.ascontiguousarray(x), KH, KW, stride, OH, OW)
 
 
 def maxpool_backward(dout: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, int, int, int],
@@ -161,65 +185,82 @@ def maxpool_backward(dout: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, i
         return _pool.maxpool_backward_naive(dout, argmax, x_shape)
     if name == "numpy":
         return _pool.maxpool_backward_numpy(dout, argmax, x_shape)
-    return _nb.maxpool_backward(np.ascontiguousarray(dout), argmax, x_shape[2], x_shape[3])
+    return _run(_nb.maxpool_backward, dout.nbytes * 4, np.ascontiguousarray(dout), argmax,
+                x_shape[2], x_shape[3])
 
 
 def relu_forward(x: np.ndarray, backend: str | None = None) -> np.ndarray:
     """max(x, 0), a new array of x's shape and dtype (NaN stays NaN)."""
     if _resolve(backend) == "numba" and x.flags.c_contiguous:
-        return _nb.relu_forward(x)
+        return _run(_nb.relu_forward, x.nbytes, x)
     return np.maximum(x, 0)
 
 
 def relu_backward(dout: np.ndarray, out: np.ndarray, backend: str | None = None) -> np.ndarray:
     """dx = dout where the ReLU output is positive, else 0 (same shape and dtype as dout)."""
     if _resolve(backend) == "numba" and dout.flags.c_contiguous and out.flags.c_contiguous:
-        return _nb.relu_backward(dout, out)
+        return _run(_nb.relu_backward, dout.nbytes, dout, out)
     return dout * (out > 0)
 
 
 def channel_moments(x: np.ndarray, backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """x (N, C, H, W) -> (mean (C,), biased variance (C,)) over N, H, W, in x's dtype."""
     if _resolve(backend) == "numba":
-        mean, var = _nb.channel_moments(np.ascontiguousarray(x))
+        mean, var = _run(_nb.channel_moments, x.nbytes, np.ascontiguousarray(x))
         return mean.astype(x.dtype), var.astype(x.dtype)
     mean = x.mean(axis=(0, 2, 3))
     xc = x - mean.reshape(1, -1, 1, 1)
     return mean, np.einsum("nchw,nchw->c", xc, xc) / (x.size // x.shape[1])
 
 
-def channel_sums(dout: np.ndarray, xhat: np.ndarray,
+def channel_sums(dout: np.ndarray, xhat: np.ndarray, relu_out: np.ndarray | None = None,
                  backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """dout, xhat (N, C, H, W) -> (sum(dout), sum(dout * xhat)), each (C,) over N, H, W."""
+    """dout, xhat (N, C, H, W) -> (sum(g), sum(g * xhat)), each (C,) over N, H, W, where
+    g = dout, or dout where ``relu_out`` > 0 (a ReLU fused after batch norm: ``relu_out``
+    is its output)."""
     if _resolve(backend) == "numba":
-        s, sx = _nb.channel_sums(np.ascontiguousarray(dout), np.ascontiguousarray(xhat))
+        gate = xhat if relu_out is None else np.ascontiguousarray(relu_out)
+        s, sx = _run(_nb.channel_sums, dout.nbytes, np.ascontiguousarray(dout),
+                     np.ascontiguousarray(xhat), gate, relu_out is not None)
         return s.astype(dout.dtype), sx.astype(dout.dtype)
+    if relu_out is not None:
+        dout = dout * (relu_out > 0)
     return dout.sum(axis=(0, 2, 3)), np.einsum("nchw,nchw->c", dout, xhat)
 
 
 def channel_normalize(x: np.ndarray, center: np.ndarray, scale: np.ndarray, gamma: np.ndarray,
-                      beta: np.ndarray,
+                      beta: np.ndarray, relu: bool = False,
                       backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Batch norm's forward maps for x (N, C, H, W) and per-channel (C,) factors:
-    xhat = (x - center) * scale and out = xhat * gamma + beta, returned as (xhat, out)."""
+    xhat = (x - center) * scale and out = xhat * gamma + beta (``relu``: max(that, 0)),
+    returned as (xhat, out)."""
     center, scale, gamma, beta = (v.astype(x.dtype, copy=False)
                                   for v in (center, scale, gamma, beta))
     if _resolve(backend) == "numba":
-        return _nb.channel_normalize(np.ascontiguousarray(x), center, scale, gamma, beta)
+        return _run(_nb.channel_normalize, x.nbytes, np.ascontiguousarray(x), center, scale,
+                    gamma, beta, relu)
     xhat = x - center.reshape(1, -1, 1, 1)
     xhat *= scale.reshape(1, -1, 1, 1)
     out = xhat * gamma.reshape(1, -1, 1, 1)
     out += beta.reshape(1, -1, 1, 1)
+    if relu:
+        np.maximum(out, 0, out=out)
     return xhat, out
 
 
 def channel_affine2(x: np.ndarray, x_scale: np.ndarray, y: np.ndarray, y_scale: np.ndarray,
-                    shift: np.ndarray, backend: str | None = None) -> np.ndarray:
-    """x * x_scale + y * y_scale + shift for x, y (N, C, H, W) and per-channel (C,) factors."""
+                    shift: np.ndarray, relu_out: np.ndarray | None = None,
+                    backend: str | None = None) -> np.ndarray:
+    """x * x_scale + y * y_scale + shift for x, y (N, C, H, W) and per-channel (C,) factors;
+    with ``relu_out``, x counts only where relu_out > 0 (as in ``channel_sums``)."""
     x_scale, y_scale, shift = (v.astype(x.dtype, copy=False) for v in (x_scale, y_scale, shift))
     if _resolve(backend) == "numba":
-        return _nb.channel_affine2(np.ascontiguousarray(x), x_scale,
-                                   np.ascontiguousarray(y), y_scale, shift)
+        x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
+        gate = y if relu_out is None else np.ascontiguousarray(relu_out)
+        return _run(_nb.channel_affine2, x.nbytes, x, x_scale, y, y_scale, shift, gate,
+                    relu_out is not None)
+    if relu_out is not None:
+        x = x * (relu_out > 0)
     out = x * x_scale.reshape(1, -1, 1, 1)
     out += y * y_scale.reshape(1, -1, 1, 1)
     out += shift.reshape(1, -1, 1, 1)
