@@ -53,6 +53,26 @@ def test_seed_reproduces_initialisation_and_dropout():
     assert not np.array_equal(tiny_cnn(seed=4).parameters()["0.W"], a.parameters()["0.W"])
 
 
+def test_backward_releases_saved_activations_and_needs_a_new_forward():
+    """Like autograd, backward frees what each layer kept for it; a second backward without
+    a forward is an error, not a silent reuse of stale or missing activations."""
+    model = tiny_cnn().astype(np.float64)
+    x = np.random.default_rng(0).standard_normal((4, 1, 8, 8))
+    loss = minicnn.SoftmaxCrossEntropy()
+    loss(model.forward(x), np.array([0, 1, 2, 3]))
+    held = [(i, name) for i, layer in enumerate(model.layers) for name in layer.saved
+            if getattr(layer, name, None) is not None]
+    assert held, "forward kept nothing for backward"
+    dlogits = loss.backward()
+    model.backward(dlogits)
+    assert all(getattr(layer, name) is None
+               for layer in model.layers for name in layer.saved)
+    with pytest.raises(RuntimeError, match="forward first"):
+        model.backward(dlogits)
+    model.forward(x)
+    model.backward(dlogits)  # a new forward makes backward possible again
+
+
 def test_backward_overwrites_gradients():
     model = tiny_cnn().astype(np.float64)
     x = np.random.default_rng(0).standard_normal((4, 1, 8, 8))

@@ -9,6 +9,8 @@ from minicnn.layers.base import Layer
 
 
 class ReLU(Layer):
+    saved = ("out",)
+
     def forward(self, x):
         out, self.out = relu_forward(x)
         return out

@@ -19,7 +19,11 @@ class Layer:
     * Shapes passed to ``output_shape``/``macs`` exclude the batch axis, e.g. (C, H, W).
     * ``config()`` returns the JSON-able constructor arguments, so a saved model can be
       rebuilt with ``type(layer)(**config)``.
+    * ``saved`` names the attributes in which ``forward`` keeps what ``backward`` needs
+      (activations, masks); ``release()`` drops them.
     """
+
+    saved: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
@@ -39,6 +43,13 @@ class Layer:
         """Return dL/dx for dL/dout and fill ``grads``. ``need_dx=False`` lets a layer skip
         the input gradient (the model's first layer); it may then return None."""
         raise NotImplementedError
+
+    def release(self) -> None:
+        """Drop what ``forward`` kept for ``backward`` (see ``saved``): the memory goes back
+        at once instead of at the next forward. ``Sequential.backward`` calls it on each
+        layer once its gradients are done, as autograd frees saved tensors."""
+        for name in self.saved:
+            setattr(self, name, None)
 
     def reset_parameters(self, rng: np.random.Generator) -> None:
         """(Re)initialise parameters from ``rng``; layers without parameters do nothing."""

@@ -19,6 +19,8 @@ class BatchNorm2D(Layer):
     conv -> batch norm -> ReLU blocks use it.
     """
 
+    saved = ("cache",)
+
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5,
                  activation: str | None = None) -> None:
         super().__init__()

@@ -22,6 +22,8 @@ class Conv2D(Layer):
     output fewer). ``minicnn.fuse.fold_batchnorm`` uses it for inference.
     """
 
+    saved = ("cache", "out")
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int | str = 0, bias: bool = True, activation: str | None = None) -> None:
         super().__init__()

@@ -10,6 +10,8 @@ from minicnn.layers.base import Layer
 
 
 class Dense(Layer):
+    saved = ("x",)
+
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features

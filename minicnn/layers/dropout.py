@@ -8,6 +8,8 @@ from minicnn.layers.base import Layer
 
 
 class Dropout(Layer):
+    saved = ("mask",)
+
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
         if not 0.0 <= p < 1.0:

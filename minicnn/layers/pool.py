@@ -16,6 +16,8 @@ class MaxPool2D(Layer):
     """Max over kernel_size x kernel_size windows; stride defaults to kernel_size.
     Ties send the gradient to the first maximum in the window."""
 
+    saved = ("cache",)
+
     def __init__(self, kernel_size: int = 2, stride: int | None = None) -> None:
         super().__init__()
         self.kernel_size = kernel_size
