@@ -98,7 +98,8 @@ def minicnn_conv_times(s: ConvShape, cfg: Config) -> tuple[float, float]:
         x, w, b, dout = conv_arrays(s, cfg.batch)
         fwd = measure(lambda: conv2d_forward(x, w, b, s.stride, s.pad), cfg)
         _, cache = conv2d_forward(x, w, b, s.stride, s.pad)
-        bwd = measure(lambda: conv2d_backward(dout, cache, need_dx=not s.first), cfg)
+        bwd = measure(lambda: conv2d_backward(dout, cache, need_dx=not s.first,
+                                              need_db=b is not None), cfg)
         _conv_times[key] = (fwd, bwd)
     return _conv_times[key]
 

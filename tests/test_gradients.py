@@ -80,6 +80,10 @@ def test_conv2d_gradients(params, target_columns):
         none_dx, dw2, _ = F.conv2d_backward(dout, cache, need_dx=False)
         assert none_dx is None
         np.testing.assert_allclose(dw2, dw)
+        dx3, dw3, none_db = F.conv2d_backward(dout, cache, need_db=False)
+        assert none_db is None
+        np.testing.assert_allclose(dx3, dx)
+        np.testing.assert_allclose(dw3, dw)
     finally:
         conv_module.TARGET_COLUMNS = old
 

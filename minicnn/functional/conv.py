@@ -7,6 +7,7 @@ For a chunk of n images, ``cols = im2col(x_chunk)`` has shape (C*KH*KW, n*OH*OW)
 
     forward :  out  = W2 @ cols + b            W2 = w.reshape(F, C*KH*KW)
     backward:  dW2 += dout2 @ cols.T           dout2: (F, n*OH*OW)
+                      (computed as its transpose, cols @ dout2.T: see conv2d_backward)
                dcols = W2.T @ dout2,  dx = col2im(dcols)
                db   = sum of dout over N, OH, OW
 
@@ -169,14 +170,15 @@ def conv2d_forward(
 
 
 def conv2d_backward(
-    dout: np.ndarray, cache: ConvCache, need_dx: bool = True
-) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    dout: np.ndarray, cache: ConvCache, need_dx: bool = True, need_db: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Gradients of conv2d_forward. dout (N, F, OH, OW) -> (dx, dw, db).
 
     ``need_dx=False`` skips the input gradient (the first layer of a network has no use
-    for it), saving one GEMM and one col2im; dx is then returned as None. The threads
-    split the batch as forward did; each sums dw and db over its own images, and the
-    partial sums are added at the end.
+    for it), saving one GEMM and one col2im; dx is then returned as None. ``need_db=False``
+    (a convolution without bias) skips the bias gradient's pass over dout; db is then None.
+    The threads split the batch as forward did; each sums dw and db over its own images,
+    and the partial sums are added at the end.
     """
     x, w, stride, padding = cache.x, cache.w, cache.stride, cache.padding
     N, C, H, W = x.shape
@@ -186,14 +188,18 @@ def conv2d_backward(
     w2 = w.reshape(F, K)
     dx = np.empty_like(x) if need_dx else None
 
-    # Per thread: its part of dw and db, added up at the end
-    dw_parts = np.zeros((len(cache.plan), F, K), dtype=x.dtype)
+    # Per thread: its part of dw and db, added up at the end. dw is accumulated transposed,
+    # (K, F): OpenBLAS runs cols @ d2.T 1.0-1.3x as fast as d2 @ cols.T on these shapes
+    # (the most for F = 64: 78 against 62 GFLOP/s on one core, interleaved, medians of 25),
+    # and one small transpose at the end costs nothing next to the GEMMs.
+    dw_parts = np.zeros((len(cache.plan), K, F), dtype=x.dtype)
     db_parts = np.zeros((len(cache.plan), F), dtype=dout.dtype)
 
     def run(part: int) -> None:
-        product = _buffer(F * K, x.dtype, "dw").reshape(F, K)
+        product = _buffer(K * F, x.dtype, "dw").reshape(K, F)
         for s, e in cache.plan[part]:
-            db_parts[part] += dout[s:e].sum(axis=(0, 2, 3))
+            if need_db:
+                db_parts[part] += dout[s:e].sum(axis=(0, 2, 3))
             if cache.cols is not None:
                 cols = cache.cols[s]
             else:
@@ -203,7 +209,7 @@ def conv2d_backward(
             d2 = _buffer(F * (e - s) * P, dout.dtype, "gemm").reshape(F, e - s, P)
             np.copyto(d2, dout[s:e].reshape(e - s, F, P).transpose(1, 0, 2))
             d2 = d2.reshape(F, (e - s) * P)
-            dw_parts[part] += np.matmul(d2, cols.T, out=product)
+            dw_parts[part] += np.matmul(cols, d2.T, out=product)
             if need_dx:
                 # also into scratch memory: the "cols" slot, free again (recomputed
                 # columns are used up; kept ones never used it)
@@ -212,5 +218,5 @@ def conv2d_backward(
                 kernels.col2im(dcols, (e - s, C, H, W), KH, KW, stride, padding, out=dx[s:e])
 
     threads.map_concurrently(run, range(len(cache.plan)))
-    dw2, db = dw_parts.sum(axis=0), db_parts.sum(axis=0)
-    return dx, dw2.reshape(w.shape), db
+    dw2, db = dw_parts.sum(axis=0).T, db_parts.sum(axis=0) if need_db else None
+    return dx, np.ascontiguousarray(dw2).reshape(w.shape), db

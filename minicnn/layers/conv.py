@@ -66,7 +66,7 @@ class Conv2D(Layer):
     def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         if self.activation == "relu":
             dout = relu_backward(dout, self.out)
-        dx, dw, db = conv2d_backward(dout, self.cache, need_dx=need_dx)
+        dx, dw, db = conv2d_backward(dout, self.cache, need_dx=need_dx, need_db=self.bias)
         self.grads["W"] = dw
         if self.bias:
             self.grads["b"] = db
