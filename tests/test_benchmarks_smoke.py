@@ -154,3 +154,19 @@ def test_isolated_runs_alternate_and_keep_each_frameworks_best(monkeypatch):
                                           platform="p", python="3", numpy="2",
                                           numpy_blas="b", omp_wait_policy="-"),
                             result["threads"]))
+
+
+def test_isolated_run_of_cases_without_a_pytorch_baseline(monkeypatch):
+    """``--only kernels`` (or gemm, e2e) starts no PyTorch process; the merge must not
+    look for one (it used to fail with an IndexError)."""
+    from benchmarks import runner
+
+    if get_torch() is None:
+        pytest.skip("PyTorch not installed: run_isolated measures minicnn alone")
+    calls = []
+    figures = {"minicnn": {"kernels": [(10.0, 20.0)]}, "torch": {}}
+    monkeypatch.setattr(runner, "_run_side", _fake_side(calls, figures))
+    result = runner.run_isolated("smoke", 2, ["kernels"], rounds=1)
+    assert calls == [("minicnn", "kernels")]
+    assert [(r.ours, r.theirs) for r in result["rows"]] == [(10.0, 20.0)]
+    assert result["machine"]["torch"] is None
