@@ -137,8 +137,7 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], KH: int, KW: in
         OH, OW = output_hw(H, W, KH, KW, stride, padding)
         target = out if out is not None else np.empty(x_shape, dtype=cols.dtype)
         return _run(_nb.col2im_into, cols.nbytes, np.ascontiguousarray(cols), KH, KW, stride,
-                    padding, OH, OW,
-                               target)
+                    padding, OH, OW, target)
     if out is not None:
         out[...] = dx
         return out
@@ -185,7 +184,8 @@ def maxpool_backward(dout: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, i
         return _pool.maxpool_backward_naive(dout, argmax, x_shape)
     if name == "numpy":
         return _pool.maxpool_backward_numpy(dout, argmax, x_shape)
-    return _run(_nb.maxpool_backward, dout.nbytes * 4, np.ascontiguousarray(dout), argmax,
+    dx_bytes = int(np.prod(x_shape)) * dout.itemsize
+    return _run(_nb.maxpool_backward, dx_bytes, np.ascontiguousarray(dout), argmax,
                 x_shape[2], x_shape[3])
 
 

@@ -14,9 +14,9 @@ class BatchNorm2D(Layer):
     running_var: (C,).
 
     ``activation="relu"`` applies a ReLU to the output in the same pass (the same function
-    as a separate ``ReLU`` layer after it, with one pass over the map fewer each way and
-    one map fewer in memory; see ``functional.batchnorm``). The ``default`` model's
-    conv -> batch norm -> ReLU blocks use it.
+    as a separate ``ReLU`` layer after it, with one pass over the map fewer each way and no
+    un-rectified map or separate gradient map allocated; see ``functional.batchnorm``).
+    The ``default`` model's conv -> batch norm -> ReLU blocks use it.
     """
 
     saved = ("cache",)
