@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 
 from minicnn.kernels import im2col as _im  # noqa: E402
 from minicnn.kernels import pool as _pool  # noqa: E402
+from minicnn.kernels import winograd as _wg  # noqa: E402
 from minicnn.kernels.im2col import conv_output_size, output_hw  # noqa: E402
 
 try:
@@ -61,7 +62,7 @@ __all__ = [
     "get_backend", "im2col", "im2col_into",
     "maxpool_backward", "maxpool_forward", "numba_available", "output_hw", "regroup_add_bias",
     "relu_backward", "relu_forward",
-    "set_backend",
+    "set_backend", "winograd_input", "winograd_output", "winograd_weights",
 ]
 
 
@@ -265,3 +266,26 @@ def channel_affine2(x: np.ndarray, x_scale: np.ndarray, y: np.ndarray, y_scale: 
     out += y * y_scale.reshape(1, -1, 1, 1)
     out += shift.reshape(1, -1, 1, 1)
     return out
+
+
+winograd_weights = _wg.winograd_weights
+
+
+def winograd_input(x: np.ndarray, out: np.ndarray, backend: str | None = None) -> np.ndarray:
+    """x (n, C, H, W) -> out (16, n*TH*TW, C): Winograd F(2x2, 3x3)'s input transform of
+    every tile of x padded by 1 (``kernels/winograd.py``). The naive tier is NumPy's."""
+    if _resolve(backend) == "numba" and out.flags.c_contiguous:
+        return _nb.winograd_input(np.ascontiguousarray(x), out)
+    out[...] = _wg.winograd_input_numpy(x)
+    return out
+
+
+def winograd_output(M: np.ndarray, bias: np.ndarray | None, out: np.ndarray,
+                    relu: bool = False, backend: str | None = None) -> np.ndarray:
+    """M (16, n*TH*TW, F) -> out (n, F, H, W): the output transform of every tile, plus
+    bias (F,) (None: none), then max(., 0) if ``relu``."""
+    if _resolve(backend) == "numba" and M.flags.c_contiguous and out.flags.c_contiguous:
+        F = out.shape[1]
+        b = np.zeros(F, dtype=out.dtype) if bias is None else bias.astype(out.dtype, copy=False)
+        return _nb.winograd_output(M, b, relu, out)
+    return _wg.winograd_output_numpy(M, bias, relu, out)

@@ -410,3 +410,86 @@ def channel_affine2(x, x_scale, y, y_scale, shift, gate, relu):
                 v = v * (gf[o + i] > 0)
             out[o + i] = v * a + yf[o + i] * b + d
     return out.reshape(N, C, H, W)
+
+
+# Winograd F(2x2, 3x3) transforms (see kernels/winograd.py for the maths, the layouts and
+# the NumPy tier). Serial: ``functional.conv`` runs them inside its batch-parallel threads.
+# The innermost loops run along the channels, contiguous in V and M (and in the input's
+# padded channels-last copy), so LLVM vectorises them.
+
+@njit(nogil=True, cache=True, fastmath=True)
+def winograd_input(x, V):
+    """V (16, n*TH*TW, C) = B^T d B for every 4x4 tile d of x (n, C, H, W) padded by 1."""
+    n, C, H, W = x.shape
+    TH, TW = (H + 1) // 2, (W + 1) // 2
+    T = TH * TW
+    # the input zero-padded and channels last: a tile's pixel is then a contiguous C-vector
+    xp = np.zeros((n, 2 * TH + 2, 2 * TW + 2, C), dtype=x.dtype)
+    for img in range(n):
+        for c in range(C):
+            for h in range(H):
+                for w in range(W):
+                    xp[img, h + 1, w + 1, c] = x[img, c, h, w]
+    rows = np.empty((4, 4, C), dtype=x.dtype)  # B^T applied down a tile's columns
+    for img in range(n):
+        for i in range(TH):
+            for j in range(TW):
+                t = img * T + i * TW + j
+                for q in range(4):
+                    d0, d1 = xp[img, 2 * i, 2 * j + q], xp[img, 2 * i + 1, 2 * j + q]
+                    d2, d3 = xp[img, 2 * i + 2, 2 * j + q], xp[img, 2 * i + 3, 2 * j + q]
+                    for c in range(C):
+                        rows[0, q, c] = d0[c] - d2[c]
+                        rows[1, q, c] = d1[c] + d2[c]
+                        rows[2, q, c] = d2[c] - d1[c]
+                        rows[3, q, c] = d1[c] - d3[c]
+                for a in range(4):  # then B along the rows
+                    r0, r1, r2, r3 = rows[a, 0], rows[a, 1], rows[a, 2], rows[a, 3]
+                    v0, v1, v2, v3 = V[4 * a, t], V[4 * a + 1, t], V[4 * a + 2, t], V[4 * a + 3, t]
+                    for c in range(C):
+                        v0[c] = r0[c] - r2[c]
+                        v1[c] = r1[c] + r2[c]
+                        v2[c] = r2[c] - r1[c]
+                        v3[c] = r1[c] - r3[c]
+    return V
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def winograd_output(M, bias, relu, out):
+    """out (n, F, H, W) = A^T m A for every tile of M (16, n*TH*TW, F), plus bias (F,),
+    then max(., 0) when ``relu`` (NaN stays NaN)."""
+    n, F, H, W = out.shape
+    TH, TW = (H + 1) // 2, (W + 1) // 2
+    T = TH * TW
+    cols = np.empty((2, 4, F), dtype=out.dtype)  # A^T applied down a tile's columns
+    y = np.empty((4, F), dtype=out.dtype)  # the tile's 2x2 outputs, each an F-vector
+    for img in range(n):
+        for i in range(TH):
+            for j in range(TW):
+                t = img * T + i * TW + j
+                for b in range(4):
+                    m0, m1, m2, m3 = M[b, t], M[4 + b, t], M[8 + b, t], M[12 + b, t]
+                    for f in range(F):
+                        cols[0, b, f] = m0[f] + m1[f] + m2[f]
+                        cols[1, b, f] = m1[f] - m2[f] - m3[f]
+                for a in range(2):  # then A along the rows, plus the bias (and ReLU)
+                    c0, c1, c2, c3 = cols[a, 0], cols[a, 1], cols[a, 2], cols[a, 3]
+                    left, right = y[2 * a], y[2 * a + 1]
+                    for f in range(F):
+                        u = c0[f] + c1[f] + c2[f] + bias[f]
+                        v = c1[f] - c2[f] - c3[f] + bias[f]
+                        if relu:
+                            u = 0 if u < 0 else u
+                            v = 0 if v < 0 else v
+                        left[f] = u
+                        right[f] = v
+                for a in range(2):  # into NCHW, dropping a last odd row or column
+                    h = 2 * i + a
+                    if h < H:
+                        for b in range(2):
+                            w = 2 * j + b
+                            if w < W:
+                                yy = y[2 * a + b]
+                                for f in range(F):
+                                    out[img, f, h, w] = yy[f]
+    return out

@@ -1,0 +1,92 @@
+"""Winograd's minimal filtering F(2x2, 3x3): a 3x3 "same" convolution with 2.25x fewer
+multiplications (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
+
+A 3x3 convolution computes each 2x2 block of output pixels from the 4x4 input tile under
+it: 36 multiplies per (input channel, output channel) pair. Winograd's algorithm
+computes the same 2x2 block with 16, as
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A            (* is elementwise)
+
+for a 3x3 filter g and a 4x4 input tile d, with the fixed matrices below. Summed over
+the input channels c, the elementwise products become 16 independent matrix products,
+one per position xi = (a, b) of the 4x4 transformed tile:
+
+    U[xi]  = (G g G^T)[xi]  for every (f, c)      (16, F, C)   weights, once per call
+    V[xi]  = (B^T d B)[xi]  for every (tile, c)    (16, T, C)   input transform
+    M[xi]  = V[xi] @ U[xi]^T                       (16, T, F)   16 GEMMs
+    out    = A^T M A        for every (tile, f)                 output transform
+
+T is the number of 2x2 output tiles, n * ceil(H/2) * ceil(W/2) for n images; an odd H or
+W gets a last row or column of tiles that reads zeros and whose extra outputs are dropped.
+
+Why channels last in V and M: the transforms then run along a tile's channels, a long
+unit-stride loop that vectorises, instead of along a row of 3-12 tiles (a 6x6 to 24x24
+map). With tiles innermost instead, the Numba transforms ran at about 4 GB/s and cost as
+much as the GEMMs save; channels last, they take a tenth of the GEMMs' time.
+
+This file is the readable NumPy tier (tiles as a strided view, the transforms as
+einsums); ``numba_kernels.winograd_input`` and ``winograd_output`` are the compiled
+ones, and ``functional.conv`` uses them for 3x3 convolutions with stride 1 and padding 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+BT = np.array([[1, 0, -1, 0],
+               [0, 1, 1, 0],
+               [0, -1, 1, 0],
+               [0, 1, 0, -1]], dtype=np.float64)
+G = np.array([[1, 0, 0],
+              [0.5, 0.5, 0.5],
+              [0.5, -0.5, 0.5],
+              [0, 0, 1]], dtype=np.float64)
+AT = np.array([[1, 1, 1, 0],
+               [0, 1, -1, -1]], dtype=np.float64)
+
+
+def tiles_hw(H: int, W: int) -> tuple[int, int]:
+    """Rows and columns of 2x2 output tiles covering an H x W output."""
+    return (H + 1) // 2, (W + 1) // 2
+
+
+# vec(G g G^T) = (G kron G) vec(g): the weight transform of all F*C filters as one GEMM
+GG = np.kron(G, G)  # (16, 9); row xi = 4*a + b, column 3*k + l
+
+
+def winograd_weights(w: np.ndarray) -> np.ndarray:
+    """w (F, C, 3, 3) -> U (16, F, C) = G w G^T for every filter, position xi = 4*a + b
+    first."""
+    F, C = w.shape[:2]
+    return (GG.astype(w.dtype) @ w.reshape(F * C, 9).T).reshape(16, F, C)
+
+
+def winograd_input_numpy(x: np.ndarray) -> np.ndarray:
+    """x (n, C, H, W) -> V (16, n*TH*TW, C): B^T d B for every 4x4 tile d of x padded by 1
+    (tile (i, j) starts at padded pixel (2i, 2j)); tiles ordered (image, tile row, col)."""
+    n, C, H, W = x.shape
+    TH, TW = tiles_hw(H, W)
+    padded = np.zeros((n, C, 2 * TH + 2, 2 * TW + 2), dtype=x.dtype)
+    padded[:, :, 1:H + 1, 1:W + 1] = x
+    s = padded.strides
+    d = as_strided(padded, (n, C, TH, TW, 4, 4), (s[0], s[1], 2 * s[2], 2 * s[3], s[2], s[3]))
+    v = np.einsum("ar,ncijrq,bq->abnijc", BT, d, BT)  # (4, 4, n, TH, TW, C)
+    return np.ascontiguousarray(v.reshape(16, n * TH * TW, C).astype(x.dtype))
+
+
+def winograd_output_numpy(M: np.ndarray, bias: np.ndarray | None, relu: bool,
+                          out: np.ndarray) -> np.ndarray:
+    """M (16, n*TH*TW, F) -> out (n, F, H, W) = A^T m A per tile (+ bias (F,), then
+    max(., 0) if ``relu``), written into ``out``."""
+    n, F, H, W = out.shape
+    TH, TW = tiles_hw(H, W)
+    m = M.reshape(4, 4, n, TH, TW, F)
+    y = np.einsum("ra,abnijf,qb->nfirjq", AT, m, AT)   # (n, F, TH, 2, TW, 2)
+    y = y.reshape(n, F, 2 * TH, 2 * TW)[:, :, :H, :W]
+    if bias is not None:
+        y = y + bias.reshape(1, F, 1, 1)
+    if relu:
+        y = np.maximum(y, 0)
+    out[...] = y
+    return out
