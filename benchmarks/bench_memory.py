@@ -6,9 +6,9 @@ allocations. The worker imports what it needs, builds the model (the same archit
 and weights as the "train" case) and its optimizer, and runs one warm-up training step on
 a batch of ``WARMUP_BATCH`` images: that compiles or loads the kernels (Numba's LLVM
 compilation alone can take more memory than a training step, which once made this case
-report 0 MB) and allocates the optimizer state. It then reads the resident set size (the
-baseline), resets the kernel's high-water mark (``echo 5 > /proc/self/clear_refs``,
-Linux), runs ``cfg.memory_steps`` steps at the benchmark batch and reads the high-water
+report 0 MB) and allocates the optimizer state. It then resets the kernel's high-water
+mark (``echo 5 > /proc/self/clear_refs``, Linux), reads the resident set size (the
+baseline), runs ``cfg.memory_steps`` steps at the benchmark batch and reads the high-water
 mark (VmHWM) again. The figure is peak - baseline: the memory training at that batch needs
 at its high point (activations, caches, gradients, temporaries, and workspaces kept from
 one step to the next, such as minicnn's im2col columns) on top of a warmed-up model.
@@ -79,9 +79,10 @@ def worker(framework: str, model_name: str, batch: int, steps: int, threads: int
     step = torch_step(model) if framework == "torch" else minicnn_step(model)
     step(*make_batch(min(batch, WARMUP_BATCH)))  # kernels compiled, optimizer state made
     x, y = make_batch(batch)
-    baseline = _status_mb("VmRSS")
-    if baseline is not None and _reset_peak():
-        method = "VmHWM after clear_refs"
+    # the mark is reset first and the baseline read after it, so nothing freed in between
+    # counts (the kernel's counters are still approximate to about 0.1 MB)
+    if _status_mb("VmRSS") is not None and _reset_peak():
+        baseline, method = _status_mb("VmRSS"), "VmHWM after clear_refs"
     else:
         baseline, method = _maxrss_mb(), "ru_maxrss (peak not resettable)"
     for _ in range(steps):

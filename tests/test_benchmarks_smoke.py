@@ -57,7 +57,10 @@ def test_memory_worker_runs_in_a_fresh_process():
     from benchmarks.bench_memory import _measure_in_subprocess
 
     figures = _measure_in_subprocess("minicnn", Config.for_mode("smoke", 1))
-    assert figures["peak_mb"] >= figures["baseline_mb"] > 0
+    # a smoke step adds next to nothing, and the kernel's RSS counters are per-CPU
+    # approximations (VmHWM read 0.1 MB below an earlier VmRSS): allow 1 MB of that
+    assert figures["peak_mb"] >= figures["baseline_mb"] - 1 > 0
+    assert figures["delta_mb"] >= 0
 
 
 def test_torch_twin_computes_the_same_function():

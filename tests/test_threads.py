@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from winograd_helpers import winograd_everywhere
 
 from minicnn import functional as F
 from minicnn import threads
@@ -102,10 +103,13 @@ def conv_cases(draw):
     return (N, C, H, W), (F_, C, k, k), stride, padding, draw(st.integers(0, 2**31 - 1))
 
 
-@given(conv_cases(), st.sampled_from([1, 30, 4096]), st.sampled_from([0, 2**30]))
-def test_conv_results_do_not_depend_on_the_split(case, target_columns, cache_budget):
-    """1, 2 or 3 threads, chunks of one image or of several, columns kept or recomputed:
-    the same output and gradients (up to the order of the dw and db sums)."""
+@given(conv_cases(), st.sampled_from([1, 30, 4096]), st.sampled_from([0, 2**30]),
+       st.booleans())
+def test_conv_results_do_not_depend_on_the_split(case, target_columns, cache_budget,
+                                                 winograd):
+    """1, 2 or 3 threads, chunks of one image or of several, columns kept or recomputed,
+    im2col or Winograd: the same output and gradients (up to the order of the dw and db
+    sums)."""
     x_shape, w_shape, stride, padding, seed = case
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
@@ -116,13 +120,25 @@ def test_conv_results_do_not_depend_on_the_split(case, target_columns, cache_bud
         results = []
         for parts in (1, 2, 3):
             threads.parallel_parts = lambda n, parts=parts: max(1, min(n, parts))
-            out, cache = F.conv2d_forward(x, w, b, stride, padding)
-            assert len(cache.plan) == min(parts, x_shape[0])
-            dout = np.random.default_rng(seed + 1).standard_normal(out.shape)
-            results.append((out, *F.conv2d_backward(dout, cache)))
+            with winograd_everywhere(winograd):
+                out, cache = F.conv2d_forward(x, w, b, stride, padding)
+                assert len(cache.plan) == min(parts, x_shape[0])
+                dout = np.random.default_rng(seed + 1).standard_normal(out.shape)
+                results.append((out, *F.conv2d_backward(dout, cache)))
         for other in results[1:]:
             for got, want in zip(other, results[0]):
                 np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     finally:
         (conv_module.TARGET_COLUMNS, conv_module.CACHE_COLUMNS_BYTES,
          threads.parallel_parts) = old
+
+
+def test_blas_threads_sets_and_restores_the_count():
+    before = threads.get_num_threads()["blas"]
+    if before is None:
+        pytest.skip("OpenBLAS's thread count cannot be reached here")
+    with pytest.raises(RuntimeError):
+        with threads.blas_threads(1):
+            assert threads.get_num_threads()["blas"] == 1
+            raise RuntimeError("the count comes back even so")
+    assert threads.get_num_threads()["blas"] == before

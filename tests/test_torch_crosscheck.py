@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from winograd_helpers import winograd_everywhere
 
 import minicnn
 from minicnn import functional as F
@@ -35,16 +36,19 @@ def t(x):
 
 
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(3, 8),
-       st.integers(3, 8), st.integers(1, 3), st.integers(1, 2), st.integers(0, 2), seeds)
-def test_conv2d_matches_torch(N, C, F_, H, W, k, stride, padding, seed):
+       st.integers(3, 8), st.integers(1, 3), st.integers(1, 2), st.integers(0, 2), seeds,
+       st.booleans())
+def test_conv2d_matches_torch(N, C, F_, H, W, k, stride, padding, seed, winograd):
+    """im2col and (for 3x3, stride 1, padding 1) Winograd convolutions against torch."""
     assume(conv_output_size(H, k, stride, padding) > 0)
     assume(conv_output_size(W, k, stride, padding) > 0)
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal((N, C, H, W)), rng.standard_normal((F_, C, k, k))
     b = rng.standard_normal(F_)
-    out, cache = F.conv2d_forward(x, w, b, stride, padding)
-    dout = rng.standard_normal(out.shape)
-    dx, dw, db = F.conv2d_backward(dout, cache)
+    with winograd_everywhere(winograd):
+        out, cache = F.conv2d_forward(x, w, b, stride, padding)
+        dout = rng.standard_normal(out.shape)
+        dx, dw, db = F.conv2d_backward(dout, cache)
     tx, tw, tb = t(x), t(w), t(b)
     tout = nnF.conv2d(tx, tw, tb, stride=stride, padding=padding)
     tout.backward(torch.from_numpy(dout))

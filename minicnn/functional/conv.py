@@ -225,24 +225,30 @@ def conv2d_backward(
     P, K = OH * OW, C * KH * KW
     w2 = w.reshape(F, K)
     dx = np.empty_like(x) if need_dx else None
-    wino = need_dx and use_winograd(C, KH, KW, stride, padding, N, H, W)
-    if wino:  # dx = the same convolution of dout with w turned 180 degrees, F and C swapped
-        with threads.blas_threads(1):
-            U = kernels.winograd_weights(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (16, C, F)
-        T = int(np.prod(kernels.winograd.tiles_hw(H, W)))
+    wino = use_winograd(C, KH, KW, stride, padding, N, H, W)
+    if wino and need_dx:  # dx = the same convolution of dout with w turned 180 degrees, F, C
+        with threads.blas_threads(1):  # swapped (see there: no spinning BLAS thread in the map)
+            U = kernels.winograd_weights(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
 
-    # Per thread: its part of dw and db, added up at the end. dw is accumulated transposed,
-    # (K, F): OpenBLAS runs cols @ d2.T 1.0-1.3x as fast as d2 @ cols.T on these shapes
-    # (the most for F = 64: 78 against 62 GFLOP/s on one core, interleaved, medians of 25),
-    # and one small transpose at the end costs nothing next to the GEMMs.
-    dw_parts = np.zeros((len(cache.plan), K, F), dtype=x.dtype)
-    db_parts = np.zeros((len(cache.plan), F), dtype=dout.dtype)
+    # Per thread: its part of dw (or of its Winograd transform dU) and db, added up at the
+    # end. The im2col dw is accumulated transposed, (K, F): OpenBLAS runs cols @ d2.T
+    # 1.0-1.3x as fast as d2 @ cols.T on these shapes (the most for F = 64: 78 against 62
+    # GFLOP/s on one core, interleaved, medians of 25); one small transpose at the end
+    # costs nothing next to the GEMMs.
+    parts = len(cache.plan)
+    dw_parts = np.zeros((parts, 16, F, C) if wino else (parts, K, F), dtype=x.dtype)
+    db_parts = np.zeros((parts, F), dtype=dout.dtype)
 
     def run(part: int) -> None:
-        product = _buffer(K * F, x.dtype, "dw").reshape(K, F)
+        product = _buffer(dw_parts[part].size, x.dtype, "dw").reshape(dw_parts[part].shape)
         for s, e in cache.plan[part]:
             if need_db:
                 db_parts[part] += dout[s:e].sum(axis=(0, 2, 3))
+            if wino:
+                _winograd_backward(x[s:e], dout[s:e], U if need_dx else None,
+                                   None if dx is None else dx[s:e], product)
+                dw_parts[part] += product
+                continue
             if cache.cols is not None:
                 cols = cache.cols[s]
             else:
@@ -253,19 +259,38 @@ def conv2d_backward(
             np.copyto(d2, dout[s:e].reshape(e - s, F, P).transpose(1, 0, 2))
             d2 = d2.reshape(F, (e - s) * P)
             dw_parts[part] += np.matmul(cols, d2.T, out=product)
-            if wino:  # scratch: the "cols" and "gemm" slots are free again (see below)
-                V = _buffer(16 * (e - s) * T * F, x.dtype).reshape(16, (e - s) * T, F)
-                kernels.winograd_input(dout[s:e], V)
-                M = _buffer(16 * (e - s) * T * C, x.dtype, "gemm").reshape(16, (e - s) * T, C)
-                np.matmul(V, U.transpose(0, 2, 1), out=M)
-                kernels.winograd_output(M, None, dx[s:e])
-            elif need_dx:
+            if need_dx:
                 # also into scratch memory: the "cols" slot, free again (recomputed
                 # columns are used up; kept ones never used it)
                 spare = _buffer(K * (e - s) * P, x.dtype).reshape(K, (e - s) * P)
                 dcols = np.matmul(w2.T, d2, out=spare)
                 kernels.col2im(dcols, (e - s, C, H, W), KH, KW, stride, padding, out=dx[s:e])
 
-    threads.map_concurrently(run, range(len(cache.plan)))
-    dw2, db = dw_parts.sum(axis=0).T, db_parts.sum(axis=0) if need_db else None
-    return dx, np.ascontiguousarray(dw2).reshape(w.shape), db
+    threads.map_concurrently(run, range(parts))
+    db = db_parts.sum(axis=0) if need_db else None
+    if wino:
+        with threads.blas_threads(1):  # (no spinning BLAS thread in the next layer's map)
+            return dx, kernels.winograd_weight_grad(dw_parts.sum(axis=0)), db
+    return dx, np.ascontiguousarray(dw_parts.sum(axis=0).T).reshape(w.shape), db
+
+
+def _winograd_backward(x: np.ndarray, dout: np.ndarray, U: np.ndarray | None,
+                       dx: np.ndarray | None, dU: np.ndarray) -> None:
+    """One chunk's gradients of a Winograd convolution (``kernels/winograd.py``): the
+    weight gradient's transform dU (16, F, C) = sum over tiles of Y^T V, written into dU,
+    and, when U (the flipped filters' transform, (16, C, F)) is given, dx = the Winograd
+    convolution of dout, written into dx. x (n, C, H, W), dout (n, F, H, W)."""
+    n, C, H, W = x.shape
+    F = dout.shape[1]
+    nT = n * int(np.prod(kernels.winograd.tiles_hw(H, W)))
+    V = _buffer(16 * nT * C, x.dtype).reshape(16, nT, C)
+    kernels.winograd_input(x, V)
+    Y = _buffer(16 * nT * F, x.dtype, "gemm").reshape(16, nT, F)
+    kernels.winograd_grad_output(dout, Y)
+    np.matmul(Y.transpose(0, 2, 1), V, out=dU)
+    if U is not None:  # V and Y are used up: their scratch slots take dout's tiles and M
+        V = _buffer(16 * nT * F, x.dtype).reshape(16, nT, F)
+        kernels.winograd_input(dout, V)
+        M = _buffer(16 * nT * C, x.dtype, "gemm").reshape(16, nT, C)
+        np.matmul(V, U.transpose(0, 2, 1), out=M)
+        kernels.winograd_output(M, None, dx)

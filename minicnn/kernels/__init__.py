@@ -62,7 +62,8 @@ __all__ = [
     "get_backend", "im2col", "im2col_into",
     "maxpool_backward", "maxpool_forward", "numba_available", "output_hw", "regroup_add_bias",
     "relu_backward", "relu_forward",
-    "set_backend", "winograd_input", "winograd_output", "winograd_weights",
+    "set_backend", "winograd_grad_output", "winograd_input", "winograd_output",
+    "winograd_weight_grad", "winograd_weights",
 ]
 
 
@@ -269,6 +270,7 @@ def channel_affine2(x: np.ndarray, x_scale: np.ndarray, y: np.ndarray, y_scale: 
 
 
 winograd_weights = _wg.winograd_weights
+winograd_weight_grad = _wg.winograd_weight_grad
 
 
 def winograd_input(x: np.ndarray, out: np.ndarray, backend: str | None = None) -> np.ndarray:
@@ -289,3 +291,13 @@ def winograd_output(M: np.ndarray, bias: np.ndarray | None, out: np.ndarray,
         b = np.zeros(F, dtype=out.dtype) if bias is None else bias.astype(out.dtype, copy=False)
         return _nb.winograd_output(M, b, relu, out)
     return _wg.winograd_output_numpy(M, bias, relu, out)
+
+
+def winograd_grad_output(dout: np.ndarray, out: np.ndarray,
+                         backend: str | None = None) -> np.ndarray:
+    """dout (n, F, H, W) -> out (16, n*TH*TW, F): the transform of dL/dout that the
+    Winograd weight gradient needs (``kernels/winograd.py``)."""
+    if _resolve(backend) == "numba" and out.flags.c_contiguous:
+        return _nb.winograd_grad_output(np.ascontiguousarray(dout), out)
+    out[...] = _wg.winograd_grad_output_numpy(dout)
+    return out

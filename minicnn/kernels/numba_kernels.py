@@ -493,3 +493,40 @@ def winograd_output(M, bias, relu, out):
                                 for f in range(F):
                                     out[img, f, h, w] = yy[f]
     return out
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def winograd_grad_output(dout, Y):
+    """Y (16, n*TH*TW, F) = A dY A^T for every tile's 2x2 block dY of dout (n, F, H, W),
+    with zeros past an odd last row or column: the weight gradient's transform."""
+    n, F, H, W = dout.shape
+    TH, TW = (H + 1) // 2, (W + 1) // 2
+    T = TH * TW
+    # dout zero-padded to whole tiles and channels last, as in winograd_input
+    dp = np.zeros((n, 2 * TH, 2 * TW, F), dtype=dout.dtype)
+    for img in range(n):
+        for f in range(F):
+            for h in range(H):
+                for w in range(W):
+                    dp[img, h, w, f] = dout[img, f, h, w]
+    z = np.empty((2, 4, F), dtype=dout.dtype)  # A applied along each of the 2 rows
+    for img in range(n):
+        for i in range(TH):
+            for j in range(TW):
+                t = img * T + i * TW + j
+                for r in range(2):
+                    y0, y1 = dp[img, 2 * i + r, 2 * j], dp[img, 2 * i + r, 2 * j + 1]
+                    for f in range(F):
+                        z[r, 0, f] = y0[f]
+                        z[r, 1, f] = y0[f] + y1[f]
+                        z[r, 2, f] = y0[f] - y1[f]
+                        z[r, 3, f] = -y1[f]
+                for b in range(4):  # then A down the columns
+                    z0, z1 = z[0, b], z[1, b]
+                    o0, o1, o2, o3 = Y[b, t], Y[4 + b, t], Y[8 + b, t], Y[12 + b, t]
+                    for f in range(F):
+                        o0[f] = z0[f]
+                        o1[f] = z0[f] + z1[f]
+                        o2[f] = z0[f] - z1[f]
+                        o3[f] = -z1[f]
+    return Y

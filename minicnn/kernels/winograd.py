@@ -16,6 +16,14 @@ one per position xi = (a, b) of the 4x4 transformed tile:
     M[xi]  = V[xi] @ U[xi]^T                       (16, T, F)   16 GEMMs
     out    = A^T M A        for every (tile, f)                 output transform
 
+The weight gradient follows by the chain rule through the same formula (the transposed
+algorithm, Lavin & Gray's F(3x3, 2x2)): with dY the 2x2 block of dL/dout of a tile,
+
+    dU[xi] = sum over tiles of  (A dY A^T)[xi] * V[xi]     as GEMMs: Y[xi]^T @ V[xi]
+    dw     = G^T dU G           for every (f, c)
+
+so dw costs 16 multiplies per tile and (f, c) pair too, against 36 with im2col.
+
 T is the number of 2x2 output tiles, n * ceil(H/2) * ceil(W/2) for n images; an odd H or
 W gets a last row or column of tiles that reads zeros and whose extra outputs are dropped.
 
@@ -73,6 +81,25 @@ def winograd_input_numpy(x: np.ndarray) -> np.ndarray:
     d = as_strided(padded, (n, C, TH, TW, 4, 4), (s[0], s[1], 2 * s[2], 2 * s[3], s[2], s[3]))
     v = np.einsum("ar,ncijrq,bq->abnijc", BT, d, BT)  # (4, 4, n, TH, TW, C)
     return np.ascontiguousarray(v.reshape(16, n * TH * TW, C).astype(x.dtype))
+
+
+def winograd_grad_output_numpy(dout: np.ndarray) -> np.ndarray:
+    """dout (n, F, H, W) -> Y (16, n*TH*TW, F): A dY A^T for every tile's 2x2 block dY of
+    dout (zeros past an odd last row or column), the weight gradient's transform of dout."""
+    n, F, H, W = dout.shape
+    TH, TW = tiles_hw(H, W)
+    padded = np.zeros((n, F, 2 * TH, 2 * TW), dtype=dout.dtype)
+    padded[:, :, :H, :W] = dout
+    dy = padded.reshape(n, F, TH, 2, TW, 2)
+    y = np.einsum("ar,nfirjq,bq->abnijf", AT.T, dy, AT.T)  # (4, 4, n, TH, TW, F)
+    return np.ascontiguousarray(y.reshape(16, n * TH * TW, F).astype(dout.dtype))
+
+
+def winograd_weight_grad(dU: np.ndarray) -> np.ndarray:
+    """dU (16, F, C) -> dw (F, C, 3, 3) = G^T dU G for every (f, c)."""
+    _, F, C = dU.shape
+    dw = GG.T.astype(dU.dtype) @ dU.reshape(16, F * C)  # (9, F*C)
+    return np.ascontiguousarray(dw.T).reshape(F, C, 3, 3)
 
 
 def winograd_output_numpy(M: np.ndarray, bias: np.ndarray | None, relu: bool,
