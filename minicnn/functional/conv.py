@@ -1,4 +1,5 @@
-"""2-D convolution as im2col + one matrix product (GEMM), forward and backward.
+"""2-D convolution as im2col + one matrix product (GEMM), forward and backward; 3x3
+convolutions with stride 1 and padding 1 as Winograd's F(2x2, 3x3) instead (below).
 
 Shapes: x (N, C, H, W), w (F, C, KH, KW), b (F,) -> out (N, F, OH, OW), with
 OH, OW from ``minicnn.kernels.output_hw`` (``(H + 2*padding - KH) // stride + 1``).
@@ -26,9 +27,10 @@ sums dW and db per thread and adds the partial sums at the end.
 Why Winograd for most layers: a 3x3 convolution with stride 1 and padding 1 (every conv
 of the ``default`` model but the first) runs as Winograd's F(2x2, 3x3) instead
 (``kernels/winograd.py``): 16 GEMMs with 2.25x fewer multiply-adds in all than the one
-im2col GEMM, plus two cheap transforms. Its input gradient is the same kind of
+im2col GEMM, plus cheap transforms of the tiles. Its input gradient is the same kind of
 convolution (of dout, with each filter turned by 180 degrees and the channel axes
-swapped), so backward uses it too, and keeps im2col only for dW. See ``use_winograd``.
+swapped), and its weight gradient the transposed algorithm, so backward runs in the
+Winograd domain too, with the same chunks and threads. See ``use_winograd``.
 
 Why ``cols`` is only sometimes kept for backward: it is the same memory argument. Small
 column matrices (deep, low-resolution layers) are kept in the cache, which saves the
@@ -95,13 +97,19 @@ def plan_chunks(N: int, pixels_per_image: int, parts: int = 1) -> tuple[tuple[Ch
 
 # Winograd F(2x2, 3x3) for 3x3, stride 1, padding 1 convolutions with at least this many
 # input channels (a first layer's K = 9 GEMM is memory-bound either way) and, in all, at
-# least WINOGRAD_MIN_TILES 2x2 output tiles (one face's 6x6 and 12x12 maps have 9 and 36:
-# sixteen GEMMs that narrow run slower than im2col's one). Measured on one core (AMD
-# EPYC), batch 32: forward 1.33x (64->64 at 24x24), 1.48x (128->128 at 12x12), 1.58x
-# (256->256 at 6x6) the im2col convolution's speed.
+# least WINOGRAD_MIN_TILES 2x2 output tiles: for small batches the transforms' and the 16
+# GEMM calls' fixed costs outweigh the multiplies saved. The default model's eval forward
+# on 2 cores (medians of 300 calls, fresh processes), im2col only against Winograd: one
+# face 2.8-4.4 against 3.2-4.7 ms with its 24x24 layers (144 tiles) in Winograd; with
+# the 512-tile threshold, 8 faces 13.4-14.4 against 13.0-14.6 ms, 16 faces 28.8 against
+# 22.6-23.1 ms, 64 faces 90-105 against 66-74 ms. Measured on one core (AMD EPYC,
+# Zen 4), batch 32, against the im2col convolution: forward 1.40x (64->64 at 24x24),
+# 1.83x (128->128 at 12x12), 1.37x (256->256 at 6x6); backward 1.35x, 1.52x, 1.34x. The
+# ``default`` model's training step at batch 64 on 2 cores: 330-353 ms with im2col
+# everywhere, 260-313 ms with Winograd (4 alternating rounds each).
 WINOGRAD = True
 WINOGRAD_MIN_CHANNELS = 8
-WINOGRAD_MIN_TILES = 64
+WINOGRAD_MIN_TILES = 512
 
 
 def use_winograd(C: int, KH: int, KW: int, stride: int, padding: int, N: int, H: int,
