@@ -90,22 +90,23 @@ def test_conv2d_gradients(params, target_columns):
 
 
 @given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.integers(1, 7),
-       st.integers(1, 7), st.sampled_from([1, 4096]), seeds)
-def test_winograd_conv2d_gradients(N, C, F_, H, W, target_columns, seed):
-    """3x3, stride 1, padding 1 convolutions as Winograd F(2x2, 3x3) (odd sizes included:
-    their last tiles are cut): the im2col convolution's output, and gradients that pass
-    the numerical check."""
+       st.integers(1, 7), st.sampled_from([0, 1]), st.sampled_from([1, 4096]), seeds)
+def test_winograd_conv2d_gradients(N, C, F_, H, W, padding, target_columns, seed):
+    """3x3, stride 1 convolutions, "same" (padding 1) and "valid" (padding 0), as Winograd
+    F(2x2, 3x3) (odd sizes included: their last tiles are cut): the im2col convolution's
+    output, and gradients that pass the numerical check."""
+    assume(min(H, W) + 2 * padding >= 3)
     rng = np.random.default_rng(seed)
     x, w, b = (rng.standard_normal((N, C, H, W)), rng.standard_normal((F_, C, 3, 3)),
                rng.standard_normal(F_))
     with winograd_everywhere(False):
-        expected = F.conv2d_forward(x, w, b, 1, 1)[0]
+        expected = F.conv2d_forward(x, w, b, 1, padding)[0]
     old = conv_module.TARGET_COLUMNS
     conv_module.TARGET_COLUMNS = target_columns  # 1 forces one image per chunk
     try:
         with winograd_everywhere():
-            assert conv_module.use_winograd(C, 3, 3, 1, 1, N, H, W)
-            out, cache = F.conv2d_forward(x, w, b, 1, 1)
+            assert conv_module.use_winograd(C, 3, 3, 1, padding, N, H, W)
+            out, cache = F.conv2d_forward(x, w, b, 1, padding)
             np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
             dout = rng.standard_normal(out.shape)
             dx, dw, db = F.conv2d_backward(dout, cache)
@@ -114,7 +115,7 @@ def test_winograd_conv2d_gradients(N, C, F_, H, W, target_columns, seed):
                 # Winograd forward's rounding (1e-14) on taps that only meet the padding
                 # would otherwise pass for gradient where the true one is exactly 0
                 with winograd_everywhere(False):
-                    return F.conv2d_forward(x, w, b, 1, 1)[0]
+                    return F.conv2d_forward(x, w, b, 1, padding)[0]
 
             assert rel_error(dx, numerical_gradient(f, x, dout, h=LINEAR_H)) < TOL
             assert rel_error(dw, numerical_gradient(f, w, dout, h=LINEAR_H)) < TOL

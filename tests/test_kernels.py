@@ -261,14 +261,17 @@ def test_regroup_add_bias_tiers_agree_with_the_definition(with_bias, relu):
 
 
 @given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 4), st.integers(1, 7),
-       st.integers(1, 7), st.sampled_from([np.float32, np.float64]), st.booleans(),
-       st.integers(0, 2**31 - 1))
-def test_winograd_transform_tiers_agree(n, C, F, H, W, dtype, relu, seed):
-    """The Numba transforms against the NumPy tier (kernels/winograd.py), odd sizes too."""
+       st.integers(1, 7), st.sampled_from([0, 1, 2]), st.sampled_from([np.float32, np.float64]),
+       st.booleans(), st.integers(0, 2**31 - 1))
+def test_winograd_transform_tiers_agree(n, C, F, H, W, padding, dtype, relu, seed):
+    """The Numba transforms against the NumPy tier (kernels/winograd.py), odd sizes and
+    every padding the convolutions use (0, 1, and 2 for a valid one's input gradient)."""
+    assume(min(H, W) + 2 * padding >= 3)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, C, H, W)).astype(dtype)
-    dout = rng.standard_normal((n, F, H, W)).astype(dtype)
-    TH, TW = kernels.winograd.tiles_hw(H, W)
+    OH, OW = H + 2 * padding - 2, W + 2 * padding - 2
+    dout = rng.standard_normal((n, F, OH, OW)).astype(dtype)
+    TH, TW = kernels.winograd.tiles_hw(OH, OW)
     M = rng.standard_normal((16, n * TH * TW, F)).astype(dtype)
     bias = rng.standard_normal(F).astype(dtype)
     tol = 1e-5 if dtype == np.float32 else 1e-12
@@ -276,8 +279,8 @@ def test_winograd_transform_tiers_agree(n, C, F, H, W, dtype, relu, seed):
     for backend in ("numpy", "numba"):
         V = np.empty((16, n * TH * TW, C), dtype)
         Y = np.empty((16, n * TH * TW, F), dtype)
-        out = np.empty((n, F, H, W), dtype)
-        got[backend] = (kernels.winograd_input(x, V, backend=backend),
+        out = np.empty((n, F, OH, OW), dtype)
+        got[backend] = (kernels.winograd_input(x, V, padding, backend=backend),
                         kernels.winograd_grad_output(dout, Y, backend=backend),
                         kernels.winograd_output(M, bias, out, relu=relu, backend=backend))
     for ref, fast in zip(got["numpy"], got["numba"]):

@@ -1,5 +1,5 @@
 """2-D convolution as im2col + one matrix product (GEMM), forward and backward; 3x3
-convolutions with stride 1 and padding 1 as Winograd's F(2x2, 3x3) instead (below).
+convolutions with stride 1 and padding 1 or 0 as Winograd's F(2x2, 3x3) instead (below).
 
 Shapes: x (N, C, H, W), w (F, C, KH, KW), b (F,) -> out (N, F, OH, OW), with
 OH, OW from ``minicnn.kernels.output_hw`` (``(H + 2*padding - KH) // stride + 1``).
@@ -24,13 +24,14 @@ for its own chunks, with BLAS on one thread. A chunk's columns then stay with on
 from im2col to the GEMM, and the cores never wait for each other inside a layer. Backward
 sums dW and db per thread and adds the partial sums at the end.
 
-Why Winograd for most layers: a 3x3 convolution with stride 1 and padding 1 (every conv
-of the ``default`` model but the first) runs as Winograd's F(2x2, 3x3) instead
-(``kernels/winograd.py``): 16 GEMMs with 2.25x fewer multiply-adds in all than the one
-im2col GEMM, plus cheap transforms of the tiles. Its input gradient is the same kind of
-convolution (of dout, with each filter turned by 180 degrees and the channel axes
-swapped), and its weight gradient the transposed algorithm, so backward runs in the
-Winograd domain too, with the same chunks and threads. See ``use_winograd``.
+Why Winograd for most layers: a 3x3 convolution with stride 1 and padding 1 or 0 (every
+conv of the ``default`` and ``seed`` models but the first) runs as Winograd's F(2x2, 3x3)
+instead (``kernels/winograd.py``): 16 GEMMs with 2.25x fewer multiply-adds in all than
+the one im2col GEMM, plus cheap transforms of the tiles. Its input gradient is the same
+kind of convolution (of dout with padding 2 - padding, with each filter turned by 180
+degrees and the channel axes swapped), and its weight gradient the transposed algorithm,
+so backward runs in the Winograd domain too, with the same chunks and threads. See
+``use_winograd``.
 
 Why ``cols`` is only sometimes kept for backward: it is the same memory argument. Small
 column matrices (deep, low-resolution layers) are kept in the cache, which saves the
@@ -95,18 +96,19 @@ def plan_chunks(N: int, pixels_per_image: int, parts: int = 1) -> tuple[tuple[Ch
     return tuple(plan)
 
 
-# Winograd F(2x2, 3x3) for 3x3, stride 1, padding 1 convolutions with at least this many
-# input channels (a first layer's K = 9 GEMM is memory-bound either way) and, in all, at
-# least WINOGRAD_MIN_TILES 2x2 output tiles: for small batches the transforms' and the 16
-# GEMM calls' fixed costs outweigh the multiplies saved. The default model's eval forward
-# on 2 cores (medians of 300 calls, fresh processes), im2col only against Winograd: one
-# face 2.8-4.4 against 3.2-4.7 ms with its 24x24 layers (144 tiles) in Winograd; with
-# the 512-tile threshold, 8 faces 13.4-14.4 against 13.0-14.6 ms, 16 faces 28.8 against
-# 22.6-23.1 ms, 64 faces 90-105 against 66-74 ms. Measured on one core (AMD EPYC,
-# Zen 4), batch 32, against the im2col convolution: forward 1.40x (64->64 at 24x24),
-# 1.83x (128->128 at 12x12), 1.37x (256->256 at 6x6); backward 1.35x, 1.52x, 1.34x. The
-# ``default`` model's training step at batch 64 on 2 cores: 330-353 ms with im2col
-# everywhere, 260-313 ms with Winograd (4 alternating rounds each).
+# Winograd F(2x2, 3x3) for 3x3, stride 1, padding 1 or 0 convolutions with at least this
+# many input channels (a first layer's K = 9 GEMM is memory-bound either way) and, in
+# all, at least WINOGRAD_MIN_TILES 2x2 output tiles: for small batches the transforms'
+# and the 16 GEMM calls' fixed costs outweigh the multiplies saved. The default model's
+# eval forward on 2 cores (medians of 300 calls, fresh processes), im2col only against
+# Winograd: one face 2.8-4.4 against 3.2-4.7 ms with its 24x24 layers (144 tiles) in
+# Winograd; with the 512-tile threshold, 8 faces 13.4-14.4 against 13.0-14.6 ms, 16 faces
+# 28.8 against 22.6-23.1 ms, 64 faces 90-105 against 66-74 ms. Measured on one core (AMD
+# EPYC, Zen 4), batch 32, against the im2col convolution: forward 1.40x (64->64 at
+# 24x24), 1.83x (128->128 at 12x12), 1.37x (256->256 at 6x6); backward 1.35x, 1.52x,
+# 1.34x. The ``default`` model's training step at batch 64 on 2 cores: 330-353 ms with
+# im2col everywhere, 260-313 ms with Winograd; the ``seed`` model's (padding 0): 800-864
+# against 621-681 ms (4 alternating rounds each, same process).
 WINOGRAD = True
 WINOGRAD_MIN_CHANNELS = 8
 WINOGRAD_MIN_TILES = 512
@@ -115,8 +117,8 @@ WINOGRAD_MIN_TILES = 512
 def use_winograd(C: int, KH: int, KW: int, stride: int, padding: int, N: int, H: int,
                  W: int) -> bool:
     """Whether a convolution of x (N, C, H, W) runs as Winograd F(2x2, 3x3) (see above)."""
-    TH, TW = kernels.winograd.tiles_hw(H, W)
-    return (WINOGRAD and KH == KW == 3 and stride == 1 and padding == 1
+    TH, TW = kernels.winograd.tiles_hw(*output_hw(H, W, KH, KW, stride, padding))
+    return (WINOGRAD and KH == KW == 3 and stride == 1 and padding in (0, 1)
             and C >= WINOGRAD_MIN_CHANNELS and N * TH * TW >= WINOGRAD_MIN_TILES)
 
 
@@ -185,7 +187,7 @@ def conv2d_forward(
         for s, e in chunks:
             if wino:  # tiles transformed, 16 GEMMs, tiles back (+ bias, ReLU) into NCHW
                 V = _buffer(16 * (e - s) * T * C, x.dtype).reshape(16, (e - s) * T, C)
-                kernels.winograd_input(x[s:e], V)
+                kernels.winograd_input(x[s:e], V, padding)
                 M = _buffer(16 * (e - s) * T * F, out.dtype, "gemm").reshape(16, (e - s) * T, F)
                 np.matmul(V, U.transpose(0, 2, 1), out=M)
                 kernels.winograd_output(M, b, out[s:e], relu=relu)
@@ -253,7 +255,7 @@ def conv2d_backward(
             if need_db:
                 db_parts[part] += dout[s:e].sum(axis=(0, 2, 3))
             if wino:
-                _winograd_backward(x[s:e], dout[s:e], U if need_dx else None,
+                _winograd_backward(x[s:e], dout[s:e], padding, U if need_dx else None,
                                    None if dx is None else dx[s:e], product)
                 dw_parts[part] += product
                 continue
@@ -282,23 +284,25 @@ def conv2d_backward(
     return dx, np.ascontiguousarray(dw_parts.sum(axis=0).T).reshape(w.shape), db
 
 
-def _winograd_backward(x: np.ndarray, dout: np.ndarray, U: np.ndarray | None,
+def _winograd_backward(x: np.ndarray, dout: np.ndarray, padding: int, U: np.ndarray | None,
                        dx: np.ndarray | None, dU: np.ndarray) -> None:
     """One chunk's gradients of a Winograd convolution (``kernels/winograd.py``): the
     weight gradient's transform dU (16, F, C) = sum over tiles of Y^T V, written into dU,
     and, when U (the flipped filters' transform, (16, C, F)) is given, dx = the Winograd
-    convolution of dout, written into dx. x (n, C, H, W), dout (n, F, H, W)."""
+    convolution of dout with padding 2 - ``padding`` (a "full" convolution for a "valid"
+    one), written into dx. x (n, C, H, W), dout (n, F, OH, OW)."""
     n, C, H, W = x.shape
-    F = dout.shape[1]
-    nT = n * int(np.prod(kernels.winograd.tiles_hw(H, W)))
+    F, OH, OW = dout.shape[1:]
+    nT = n * int(np.prod(kernels.winograd.tiles_hw(OH, OW)))  # tiles of the output
     V = _buffer(16 * nT * C, x.dtype).reshape(16, nT, C)
-    kernels.winograd_input(x, V)
+    kernels.winograd_input(x, V, padding)
     Y = _buffer(16 * nT * F, x.dtype, "gemm").reshape(16, nT, F)
     kernels.winograd_grad_output(dout, Y)
     np.matmul(Y.transpose(0, 2, 1), V, out=dU)
     if U is not None:  # V and Y are used up: their scratch slots take dout's tiles and M
+        nT = n * int(np.prod(kernels.winograd.tiles_hw(H, W)))  # tiles of dx
         V = _buffer(16 * nT * F, x.dtype).reshape(16, nT, F)
-        kernels.winograd_input(dout, V)
+        kernels.winograd_input(dout, V, 2 - padding)
         M = _buffer(16 * nT * C, x.dtype, "gemm").reshape(16, nT, C)
         np.matmul(V, U.transpose(0, 2, 1), out=M)
         kernels.winograd_output(M, None, dx)

@@ -273,12 +273,15 @@ winograd_weights = _wg.winograd_weights
 winograd_weight_grad = _wg.winograd_weight_grad
 
 
-def winograd_input(x: np.ndarray, out: np.ndarray, backend: str | None = None) -> np.ndarray:
+def winograd_input(x: np.ndarray, out: np.ndarray, padding: int = 1,
+                   backend: str | None = None) -> np.ndarray:
     """x (n, C, H, W) -> out (16, n*TH*TW, C): Winograd F(2x2, 3x3)'s input transform of
-    every tile of x padded by 1 (``kernels/winograd.py``). The naive tier is NumPy's."""
+    every tile of x zero-padded by ``padding`` (0, 1 or 2), the tiles covering the 3x3
+    convolution's output, (H + 2*padding - 2) x (W + 2*padding - 2)
+    (``kernels/winograd.py``). The naive tier is NumPy's."""
     if _resolve(backend) == "numba" and out.flags.c_contiguous:
-        return _nb.winograd_input(np.ascontiguousarray(x), out)
-    out[...] = _wg.winograd_input_numpy(x)
+        return _nb.winograd_input(np.ascontiguousarray(x), out, padding)
+    out[...] = _wg.winograd_input_numpy(x, padding)
     return out
 
 

@@ -418,18 +418,21 @@ def channel_affine2(x, x_scale, y, y_scale, shift, gate, relu):
 # padded channels-last copy), so LLVM vectorises them.
 
 @njit(nogil=True, cache=True, fastmath=True)
-def winograd_input(x, V):
-    """V (16, n*TH*TW, C) = B^T d B for every 4x4 tile d of x (n, C, H, W) padded by 1."""
+def winograd_input(x, V, padding):
+    """V (16, n*TH*TW, C) = B^T d B for every 4x4 tile d of x (n, C, H, W) padded by
+    ``padding``, the tiles covering the (H + 2*padding - 2) x (W + 2*padding - 2) output."""
     n, C, H, W = x.shape
-    TH, TW = (H + 1) // 2, (W + 1) // 2
+    TH, TW = (H + 2 * padding - 1) // 2, (W + 2 * padding - 1) // 2
     T = TH * TW
     # the input zero-padded and channels last: a tile's pixel is then a contiguous C-vector
+    # (input rows and columns that no tile reaches are left out)
     xp = np.zeros((n, 2 * TH + 2, 2 * TW + 2, C), dtype=x.dtype)
+    h_end, w_end = min(H, 2 * TH + 2 - padding), min(W, 2 * TW + 2 - padding)
     for img in range(n):
         for c in range(C):
-            for h in range(H):
-                for w in range(W):
-                    xp[img, h + 1, w + 1, c] = x[img, c, h, w]
+            for h in range(h_end):
+                for w in range(w_end):
+                    xp[img, h + padding, w + padding, c] = x[img, c, h, w]
     rows = np.empty((4, 4, C), dtype=x.dtype)  # B^T applied down a tile's columns
     for img in range(n):
         for i in range(TH):

@@ -70,13 +70,16 @@ def winograd_weights(w: np.ndarray) -> np.ndarray:
     return (GG.astype(w.dtype) @ w.reshape(F * C, 9).T).reshape(16, F, C)
 
 
-def winograd_input_numpy(x: np.ndarray) -> np.ndarray:
-    """x (n, C, H, W) -> V (16, n*TH*TW, C): B^T d B for every 4x4 tile d of x padded by 1
-    (tile (i, j) starts at padded pixel (2i, 2j)); tiles ordered (image, tile row, col)."""
+def winograd_input_numpy(x: np.ndarray, padding: int = 1) -> np.ndarray:
+    """x (n, C, H, W) -> V (16, n*TH*TW, C): B^T d B for every 4x4 tile d of x padded by
+    ``padding`` (tile (i, j) starts at padded pixel (2i, 2j)), the tiles covering the
+    output, (H + 2*padding - 2) x (W + 2*padding - 2); tiles ordered (image, tile row,
+    tile column)."""
     n, C, H, W = x.shape
-    TH, TW = tiles_hw(H, W)
+    TH, TW = tiles_hw(H + 2 * padding - 2, W + 2 * padding - 2)
     padded = np.zeros((n, C, 2 * TH + 2, 2 * TW + 2), dtype=x.dtype)
-    padded[:, :, 1:H + 1, 1:W + 1] = x
+    h, w = min(H, 2 * TH + 2 - padding), min(W, 2 * TW + 2 - padding)  # what the tiles reach
+    padded[:, :, padding:padding + h, padding:padding + w] = x[:, :, :h, :w]
     s = padded.strides
     d = as_strided(padded, (n, C, TH, TW, 4, 4), (s[0], s[1], 2 * s[2], 2 * s[3], s[2], s[3]))
     v = np.einsum("ar,ncijrq,bq->abnijc", BT, d, BT)  # (4, 4, n, TH, TW, C)
