@@ -46,6 +46,18 @@ def away_from_zero(rng, shape, margin=1e-2):
     return np.where(np.abs(x) < margin, np.sign(x + 1e-12) * margin, x)
 
 
+def assert_conv_gradients(f, inputs, dout, cache, grads):
+    """(dx, dw, db) against the numerical derivative of f() with respect to (x, w, b), and
+    the same dw from a backward without dx."""
+    # conv is linear in each of x, w, b: central differences are exact for any h, and a
+    # large h keeps round-off far below the smallest gradient entries
+    for analytic, var in zip(grads, inputs):
+        assert rel_error(analytic, numerical_gradient(f, var, dout, h=LINEAR_H)) < TOL
+    none_dx, dw2, _ = F.conv2d_backward(dout, cache, need_dx=False)
+    assert none_dx is None
+    np.testing.assert_allclose(dw2, grads[1])
+
+
 @st.composite
 def conv_params(draw):
     N, C, F_ = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
@@ -73,14 +85,7 @@ def test_conv2d_gradients(params, target_columns):
         def f():
             return F.conv2d_forward(x, w, b, stride, padding)[0]
 
-        # conv is linear in each of x, w, b: central differences are exact for any h, and
-        # a large h keeps round-off far below the smallest gradient entries
-        assert rel_error(dx, numerical_gradient(f, x, dout, h=LINEAR_H)) < TOL
-        assert rel_error(dw, numerical_gradient(f, w, dout, h=LINEAR_H)) < TOL
-        assert rel_error(db, numerical_gradient(f, b, dout, h=LINEAR_H)) < TOL
-        none_dx, dw2, _ = F.conv2d_backward(dout, cache, need_dx=False)
-        assert none_dx is None
-        np.testing.assert_allclose(dw2, dw)
+        assert_conv_gradients(f, (x, w, b), dout, cache, (dx, dw, db))
         dx3, dw3, none_db = F.conv2d_backward(dout, cache, need_db=False)
         assert none_db is None
         np.testing.assert_allclose(dx3, dx)
@@ -117,12 +122,7 @@ def test_winograd_conv2d_gradients(N, C, F_, H, W, padding, target_columns, seed
                 with winograd_everywhere(False):
                     return F.conv2d_forward(x, w, b, 1, padding)[0]
 
-            assert rel_error(dx, numerical_gradient(f, x, dout, h=LINEAR_H)) < TOL
-            assert rel_error(dw, numerical_gradient(f, w, dout, h=LINEAR_H)) < TOL
-            assert rel_error(db, numerical_gradient(f, b, dout, h=LINEAR_H)) < TOL
-            none_dx, dw2, _ = F.conv2d_backward(dout, cache, need_dx=False)
-            assert none_dx is None
-            np.testing.assert_allclose(dw2, dw)
+            assert_conv_gradients(f, (x, w, b), dout, cache, (dx, dw, db))
     finally:
         conv_module.TARGET_COLUMNS = old
 
