@@ -171,25 +171,20 @@ def map_concurrently(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         _pool = ThreadPoolExecutor(len(items) - 1, thread_name_prefix="minicnn",
                                    initializer=_start_worker)
         _pool_size = len(items) - 1
-    blas = _openblas()
-    blas_threads = int(blas[1]()) if blas is not None else None
     numba = _numba()
     numba_threads = numba.get_num_threads() if numba is not None else None
-    if blas is not None:
-        blas[0](ctypes.c_int(1))
     if numba is not None:
         numba.set_num_threads(1)
     _local.worker = True
     try:
-        futures = [_pool.submit(fn, item) for item in items[1:]]
-        try:
-            first = fn(items[0])
-        finally:
-            wait(futures)  # all of them, even when one fails, before the threads come back
-        return [first] + [f.result() for f in futures]
+        with blas_threads(1):
+            futures = [_pool.submit(fn, item) for item in items[1:]]
+            try:
+                first = fn(items[0])
+            finally:
+                wait(futures)  # all of them, even when one fails, before the threads return
+            return [first] + [f.result() for f in futures]
     finally:
         _local.worker = False
         if numba is not None:
             numba.set_num_threads(numba_threads)
-        if blas is not None:
-            blas[0](ctypes.c_int(blas_threads))

@@ -117,9 +117,9 @@ WINOGRAD_MIN_TILES = 512
 def use_winograd(C: int, KH: int, KW: int, stride: int, padding: int, N: int, H: int,
                  W: int) -> bool:
     """Whether a convolution of x (N, C, H, W) runs as Winograd F(2x2, 3x3) (see above)."""
-    TH, TW = kernels.winograd.tiles_hw(*output_hw(H, W, KH, KW, stride, padding))
+    tiles = N * kernels.winograd.tile_count(*output_hw(H, W, KH, KW, stride, padding))
     return (WINOGRAD and KH == KW == 3 and stride == 1 and padding in (0, 1)
-            and C >= WINOGRAD_MIN_CHANNELS and N * TH * TW >= WINOGRAD_MIN_TILES)
+            and C >= WINOGRAD_MIN_CHANNELS and tiles >= WINOGRAD_MIN_TILES)
 
 
 # Forward keeps a layer's im2col columns for backward when the whole batch's columns fit
@@ -177,7 +177,7 @@ def conv2d_forward(
     if wino:
         with threads.blas_threads(1):  # (see there: no spinning BLAS thread during the map)
             U = kernels.winograd_weights(w)  # (16, F, C)
-        T = int(np.prod(kernels.winograd.tiles_hw(OH, OW)))  # tiles per image
+        T = kernels.winograd.tile_count(OH, OW)  # tiles per image
     keep = not wino and keep_columns and K * N * P * x.itemsize <= CACHE_COLUMNS_BYTES
     if keep and (columns is None or columns.size < K * N * P or columns.dtype != x.dtype):
         columns = np.empty(K * N * P, dtype=x.dtype)
@@ -293,14 +293,14 @@ def _winograd_backward(x: np.ndarray, dout: np.ndarray, padding: int, U: np.ndar
     one), written into dx. x (n, C, H, W), dout (n, F, OH, OW)."""
     n, C, H, W = x.shape
     F, OH, OW = dout.shape[1:]
-    nT = n * int(np.prod(kernels.winograd.tiles_hw(OH, OW)))  # tiles of the output
+    nT = n * kernels.winograd.tile_count(OH, OW)  # tiles of the output
     V = _buffer(16 * nT * C, x.dtype).reshape(16, nT, C)
     kernels.winograd_input(x, V, padding)
     Y = _buffer(16 * nT * F, x.dtype, "gemm").reshape(16, nT, F)
     kernels.winograd_grad_output(dout, Y)
     np.matmul(Y.transpose(0, 2, 1), V, out=dU)
     if U is not None:  # V and Y are used up: their scratch slots take dout's tiles and M
-        nT = n * int(np.prod(kernels.winograd.tiles_hw(H, W)))  # tiles of dx
+        nT = n * kernels.winograd.tile_count(H, W)  # tiles of dx
         V = _buffer(16 * nT * F, x.dtype).reshape(16, nT, F)
         kernels.winograd_input(dout, V, 2 - padding)
         M = _buffer(16 * nT * C, x.dtype, "gemm").reshape(16, nT, C)

@@ -1,4 +1,4 @@
-"""Winograd's minimal filtering F(2x2, 3x3): a 3x3 "same" convolution with 2.25x fewer
+"""Winograd's minimal filtering F(2x2, 3x3): a 3x3 convolution (stride 1) with 2.25x fewer
 multiplications (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
 
 A 3x3 convolution computes each 2x2 block of output pixels from the 4x4 input tile under
@@ -24,8 +24,10 @@ algorithm, Lavin & Gray's F(3x3, 2x2)): with dY the 2x2 block of dL/dout of a ti
 
 so dw costs 16 multiplies per tile and (f, c) pair too, against 36 with im2col.
 
-T is the number of 2x2 output tiles, n * ceil(H/2) * ceil(W/2) for n images; an odd H or
-W gets a last row or column of tiles that reads zeros and whose extra outputs are dropped.
+T is the number of 2x2 output tiles, n * ceil(OH/2) * ceil(OW/2) for n images and an
+OH x OW output; an odd OH or OW gets a last row or column of tiles that reads zeros and
+whose extra outputs are dropped. Tile (i, j) reads the input, zero-padded by the
+convolution's padding, from padded pixel (2i, 2j) on.
 
 Why channels last in V and M: the transforms then run along a tile's channels, a long
 unit-stride loop that vectorises, instead of along a row of 3-12 tiles (a 6x6 to 24x24
@@ -33,8 +35,9 @@ map). With tiles innermost instead, the Numba transforms ran at about 4 GB/s and
 much as the GEMMs save; channels last, they take a tenth of the GEMMs' time.
 
 This file is the readable NumPy tier (tiles as a strided view, the transforms as
-einsums); ``numba_kernels.winograd_input`` and ``winograd_output`` are the compiled
-ones, and ``functional.conv`` uses them for 3x3 convolutions with stride 1 and padding 1.
+einsums); ``numba_kernels.winograd_input``, ``winograd_output`` and
+``winograd_grad_output`` are the compiled ones, and ``functional.conv`` uses them for 3x3
+convolutions with stride 1 and padding 1 or 0 (and 2, for a padding-0 one's dx).
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ AT = np.array([[1, 1, 1, 0],
 def tiles_hw(H: int, W: int) -> tuple[int, int]:
     """Rows and columns of 2x2 output tiles covering an H x W output."""
     return (H + 1) // 2, (W + 1) // 2
+
+
+def tile_count(H: int, W: int) -> int:
+    """How many 2x2 output tiles cover an H x W output (per image)."""
+    TH, TW = tiles_hw(H, W)
+    return TH * TW
 
 
 # vec(G g G^T) = (G kron G) vec(g): the weight transform of all F*C filters as one GEMM
