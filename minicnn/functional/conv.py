@@ -176,7 +176,7 @@ def conv2d_forward(
     wino = use_winograd(C, KH, KW, stride, padding, N, H, W)
     if wino:
         with threads.blas_threads(1):  # (see there: no spinning BLAS thread during the map)
-            U = kernels.winograd_weights(w)  # (16, F, C)
+            U = kernels.winograd_weights(w)  # (16, C, F)
         T = kernels.winograd.tile_count(OH, OW)  # tiles per image
     keep = not wino and keep_columns and K * N * P * x.itemsize <= CACHE_COLUMNS_BYTES
     if keep and (columns is None or columns.size < K * N * P or columns.dtype != x.dtype):
@@ -189,7 +189,7 @@ def conv2d_forward(
                 V = _buffer(16 * (e - s) * T * C, x.dtype).reshape(16, (e - s) * T, C)
                 kernels.winograd_input(x[s:e], V, padding)
                 M = _buffer(16 * (e - s) * T * F, out.dtype, "gemm").reshape(16, (e - s) * T, F)
-                np.matmul(V, U.transpose(0, 2, 1), out=M)
+                np.matmul(V, U, out=M)
                 kernels.winograd_output(M, b, out[s:e], relu=relu)
                 continue
             if keep:  # consecutive stretches of ``columns``, each a contiguous (K, n*P) matrix
@@ -288,7 +288,7 @@ def _winograd_backward(x: np.ndarray, dout: np.ndarray, padding: int, U: np.ndar
                        dx: np.ndarray | None, dU: np.ndarray) -> None:
     """One chunk's gradients of a Winograd convolution (``kernels/winograd.py``): the
     weight gradient's transform dU (16, F, C) = sum over tiles of Y^T V, written into dU,
-    and, when U (the flipped filters' transform, (16, C, F)) is given, dx = the Winograd
+    and, when U (the flipped filters' transform, (16, F, C)) is given, dx = the Winograd
     convolution of dout with padding 2 - ``padding`` (a "full" convolution for a "valid"
     one), written into dx. x (n, C, H, W), dout (n, F, OH, OW)."""
     n, C, H, W = x.shape
@@ -304,5 +304,5 @@ def _winograd_backward(x: np.ndarray, dout: np.ndarray, padding: int, U: np.ndar
         V = _buffer(16 * nT * F, x.dtype).reshape(16, nT, F)
         kernels.winograd_input(dout, V, 2 - padding)
         M = _buffer(16 * nT * C, x.dtype, "gemm").reshape(16, nT, C)
-        np.matmul(V, U.transpose(0, 2, 1), out=M)
+        np.matmul(V, U, out=M)
         kernels.winograd_output(M, None, dx)
