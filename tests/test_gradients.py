@@ -94,12 +94,14 @@ def test_conv2d_gradients(params, target_columns):
         conv_module.TARGET_COLUMNS = old
 
 
-@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.integers(1, 7),
-       st.integers(1, 7), st.sampled_from([0, 1]), st.sampled_from([1, 4096]), seeds)
-def test_winograd_conv2d_gradients(N, C, F_, H, W, padding, target_columns, seed):
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.integers(1, 10),
+       st.integers(1, 10), st.sampled_from([0, 1]), st.sampled_from([2, 4, None]),
+       st.sampled_from([1, 4096]), seeds)
+def test_winograd_conv2d_gradients(N, C, F_, H, W, padding, tile, target_columns, seed):
     """3x3, stride 1 convolutions, "same" (padding 1) and "valid" (padding 0), as Winograd
-    F(2x2, 3x3) (odd sizes included: their last tiles are cut): the im2col convolution's
-    output, and gradients that pass the numerical check."""
+    F(2x2, 3x3) and F(4x4, 3x3) (and the size rule's mix of the two for forward and dx;
+    sizes that are no multiple of the tile included: their last tiles are cut): the
+    im2col convolution's output, and gradients that pass the numerical check."""
     assume(min(H, W) + 2 * padding >= 3)
     rng = np.random.default_rng(seed)
     x, w, b = (rng.standard_normal((N, C, H, W)), rng.standard_normal((F_, C, 3, 3)),
@@ -109,7 +111,7 @@ def test_winograd_conv2d_gradients(N, C, F_, H, W, padding, target_columns, seed
     old = conv_module.TARGET_COLUMNS
     conv_module.TARGET_COLUMNS = target_columns  # 1 forces one image per chunk
     try:
-        with winograd_everywhere():
+        with winograd_everywhere(tile=tile):
             assert conv_module.use_winograd(C, 3, 3, 1, padding, N, H, W)
             out, cache = F.conv2d_forward(x, w, b, 1, padding)
             np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)

@@ -260,29 +260,30 @@ def test_regroup_add_bias_tiers_agree_with_the_definition(with_bias, relu):
         np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
 
 
-@given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 4), st.integers(1, 7),
-       st.integers(1, 7), st.sampled_from([0, 1, 2]), st.sampled_from([np.float32, np.float64]),
-       st.booleans(), st.integers(0, 2**31 - 1))
-def test_winograd_transform_tiers_agree(n, C, F, H, W, padding, dtype, relu, seed):
-    """The Numba transforms against the NumPy tier (kernels/winograd.py), odd sizes and
-    every padding the convolutions use (0, 1, and 2 for a valid one's input gradient)."""
+@given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 4), st.integers(1, 11),
+       st.integers(1, 11), st.sampled_from([0, 1, 2]), st.sampled_from([2, 4]),
+       st.sampled_from([np.float32, np.float64]), st.booleans(), st.integers(0, 2**31 - 1))
+def test_winograd_transform_tiers_agree(n, C, F, H, W, padding, m, dtype, relu, seed):
+    """The Numba transforms against the NumPy tier (kernels/winograd.py), for both tile
+    sizes, odd sizes (partial last tiles) and every padding the convolutions use (0, 1,
+    and 2 for a valid one's input gradient)."""
     assume(min(H, W) + 2 * padding >= 3)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, C, H, W)).astype(dtype)
     OH, OW = H + 2 * padding - 2, W + 2 * padding - 2
     dout = rng.standard_normal((n, F, OH, OW)).astype(dtype)
-    TH, TW = kernels.winograd.tiles_hw(OH, OW)
-    M = rng.standard_normal((16, n * TH * TW, F)).astype(dtype)
+    A2, nT = (m + 2) ** 2, n * kernels.winograd.tile_count(OH, OW, m)
+    M = rng.standard_normal((A2, nT, F)).astype(dtype)
     bias = rng.standard_normal(F).astype(dtype)
-    tol = 1e-5 if dtype == np.float32 else 1e-12
+    tol = (1e-5 if m == 2 else 1e-4) if dtype == np.float32 else 1e-12
     got = {}
     for backend in ("numpy", "numba"):
-        V = np.empty((16, n * TH * TW, C), dtype)
-        Y = np.empty((16, n * TH * TW, F), dtype)
+        V = np.empty((A2, nT, C), dtype)
+        Y = np.empty((A2, nT, F), dtype)
         out = np.empty((n, F, OH, OW), dtype)
-        got[backend] = (kernels.winograd_input(x, V, padding, backend=backend),
-                        kernels.winograd_grad_output(dout, Y, backend=backend),
-                        kernels.winograd_output(M, bias, out, relu=relu, backend=backend))
+        got[backend] = (kernels.winograd_input(x, V, padding, m, backend=backend),
+                        kernels.winograd_grad_output(dout, Y, m, backend=backend),
+                        kernels.winograd_output(M, bias, out, relu=relu, m=m, backend=backend))
     for ref, fast in zip(got["numpy"], got["numba"]):
         assert fast.dtype == dtype
         np.testing.assert_allclose(fast, ref, rtol=tol, atol=tol)

@@ -9,14 +9,16 @@ from minicnn.functional import conv as conv_module
 
 
 @contextmanager
-def winograd_everywhere(on: bool = True) -> Iterator[None]:
-    """Every 3x3, stride 1, padding 1 convolution runs as Winograd F(2x2, 3x3) inside the
-    block, however few channels and tiles it has (``on=False``: none does)."""
-    old = conv_module.WINOGRAD, conv_module.WINOGRAD_MIN_CHANNELS, conv_module.WINOGRAD_MIN_TILES
-    conv_module.WINOGRAD, conv_module.WINOGRAD_MIN_CHANNELS = on, 1
-    conv_module.WINOGRAD_MIN_TILES = 1
+def winograd_everywhere(on: bool = True, tile: int | None = None) -> Iterator[None]:
+    """Every 3x3, stride 1, padding 0 or 1 convolution runs as Winograd inside the block,
+    however few channels and tiles it has (``on=False``: none does), with m x m output
+    tiles for ``tile`` = m (2 or 4; None: the size rule's choice)."""
+    names = ("WINOGRAD", "WINOGRAD_MIN_CHANNELS", "WINOGRAD_MIN_TILES", "WINOGRAD_TILE")
+    old = [getattr(conv_module, name) for name in names]
+    for name, value in zip(names, (on, 1, 1, tile)):
+        setattr(conv_module, name, value)
     try:
         yield
     finally:
-        (conv_module.WINOGRAD, conv_module.WINOGRAD_MIN_CHANNELS,
-         conv_module.WINOGRAD_MIN_TILES) = old
+        for name, value in zip(names, old):
+            setattr(conv_module, name, value)

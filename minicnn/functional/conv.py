@@ -113,6 +113,14 @@ WINOGRAD = True
 WINOGRAD_MIN_CHANNELS = 8
 WINOGRAD_MIN_TILES = 512
 
+# The output tile of those convolutions: F(4x4, 3x3) where it takes at most 3/4 of
+# F(2x2, 3x3)'s multiplies (outputs of 8x8 and larger, and 4x4), else F(2x2, 3x3). On
+# a 6x6 output the two take as many, and F(4x4)'s transforms cost more. None: that rule;
+# 2 or 4: that tile everywhere (for tests). Measured on one core, the transforms and
+# GEMMs of a chunk, F(4x4) against F(2x2): 1.3-1.4x faster at 24x24 (64 channels) and
+# 12x12 (128), 1.1x at 21x21 (128 -> 256), 0.9x at 6x6 (256).
+WINOGRAD_TILE: int | None = None
+
 
 def use_winograd(C: int, KH: int, KW: int, stride: int, padding: int, N: int, H: int,
                  W: int) -> bool:
@@ -120,6 +128,15 @@ def use_winograd(C: int, KH: int, KW: int, stride: int, padding: int, N: int, H:
     tiles = N * kernels.winograd.tile_count(*output_hw(H, W, KH, KW, stride, padding))
     return (WINOGRAD and KH == KW == 3 and stride == 1 and padding in (0, 1)
             and C >= WINOGRAD_MIN_CHANNELS and tiles >= WINOGRAD_MIN_TILES)
+
+
+def winograd_tile(OH: int, OW: int) -> int:
+    """The output tile size m (2 or 4) of a Winograd convolution with an OH x OW output
+    (see WINOGRAD_TILE)."""
+    if WINOGRAD_TILE is not None:
+        return WINOGRAD_TILE
+    count = kernels.winograd.tile_count
+    return 4 if 4 * 36 * count(OH, OW, 4) <= 3 * 16 * count(OH, OW, 2) else 2
 
 
 # Forward keeps a layer's im2col columns for backward when the whole batch's columns fit
@@ -175,9 +192,11 @@ def conv2d_forward(
     plan = plan_chunks(N, P, threads.parallel_parts(N))
     wino = use_winograd(C, KH, KW, stride, padding, N, H, W)
     if wino:
+        m = winograd_tile(OH, OW)
+        A2 = (m + 2) ** 2  # positions in a transformed tile
         with threads.blas_threads(1):  # (see there: no spinning BLAS thread during the map)
-            U = kernels.winograd_weights(w)  # (16, C, F)
-        T = kernels.winograd.tile_count(OH, OW)  # tiles per image
+            U = kernels.winograd_weights(w, m)  # (A2, C, F)
+        T = kernels.winograd.tile_count(OH, OW, m)  # tiles per image
     keep = not wino and keep_columns and K * N * P * x.itemsize <= CACHE_COLUMNS_BYTES
     if keep and (columns is None or columns.size < K * N * P or columns.dtype != x.dtype):
         columns = np.empty(K * N * P, dtype=x.dtype)
@@ -185,12 +204,12 @@ def conv2d_forward(
     def run(chunks: tuple[Chunk, ...]) -> dict[int, np.ndarray]:
         kept = {}
         for s, e in chunks:
-            if wino:  # tiles transformed, 16 GEMMs, tiles back (+ bias, ReLU) into NCHW
-                V = _buffer(16 * (e - s) * T * C, x.dtype).reshape(16, (e - s) * T, C)
-                kernels.winograd_input(x[s:e], V, padding)
-                M = _buffer(16 * (e - s) * T * F, out.dtype, "gemm").reshape(16, (e - s) * T, F)
+            if wino:  # tiles transformed, A2 GEMMs, tiles back (+ bias, ReLU) into NCHW
+                V = _buffer(A2 * (e - s) * T * C, x.dtype).reshape(A2, (e - s) * T, C)
+                kernels.winograd_input(x[s:e], V, padding, m)
+                M = _buffer(A2 * (e - s) * T * F, out.dtype, "gemm").reshape(A2, (e - s) * T, F)
                 np.matmul(V, U, out=M)
-                kernels.winograd_output(M, b, out[s:e], relu=relu)
+                kernels.winograd_output(M, b, out[s:e], relu=relu, m=m)
                 continue
             if keep:  # consecutive stretches of ``columns``, each a contiguous (K, n*P) matrix
                 cols = columns[K * s * P:K * e * P].reshape(K, (e - s) * P)
@@ -236,9 +255,11 @@ def conv2d_backward(
     w2 = w.reshape(F, K)
     dx = np.empty_like(x) if need_dx else None
     wino = use_winograd(C, KH, KW, stride, padding, N, H, W)
+    if wino:  # the tiles of forward's output, and of dx (an output of size H x W)
+        m, m_dx = winograd_tile(OH, OW), winograd_tile(H, W)
     if wino and need_dx:  # dx = the same convolution of dout with w turned 180 degrees, F, C
         with threads.blas_threads(1):  # swapped (see there: no spinning BLAS thread in the map)
-            U = kernels.winograd_weights(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+            U = kernels.winograd_weights(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), m_dx)
 
     # Per thread: its part of dw (or of its Winograd transform dU) and db, added up at the
     # end. The im2col dw is accumulated transposed, (K, F): OpenBLAS runs cols @ d2.T
@@ -246,7 +267,7 @@ def conv2d_backward(
     # GFLOP/s on one core, interleaved, medians of 25); one small transpose at the end
     # costs nothing next to the GEMMs.
     parts = len(cache.plan)
-    dw_parts = np.zeros((parts, 16, F, C) if wino else (parts, K, F), dtype=x.dtype)
+    dw_parts = np.zeros((parts, (m + 2) ** 2, F, C) if wino else (parts, K, F), dtype=x.dtype)
     db_parts = np.zeros((parts, F), dtype=dout.dtype)
 
     def run(part: int) -> None:
@@ -255,8 +276,8 @@ def conv2d_backward(
             if need_db:
                 db_parts[part] += dout[s:e].sum(axis=(0, 2, 3))
             if wino:
-                _winograd_backward(x[s:e], dout[s:e], padding, U if need_dx else None,
-                                   None if dx is None else dx[s:e], product)
+                _winograd_backward(x[s:e], dout[s:e], padding, m, U if need_dx else None,
+                                   m_dx, None if dx is None else dx[s:e], product)
                 dw_parts[part] += product
                 continue
             if cache.cols is not None:
@@ -280,29 +301,33 @@ def conv2d_backward(
     db = db_parts.sum(axis=0) if need_db else None
     if wino:
         with threads.blas_threads(1):  # (no spinning BLAS thread in the next layer's map)
-            return dx, kernels.winograd_weight_grad(dw_parts.sum(axis=0)), db
+            return dx, kernels.winograd_weight_grad(dw_parts.sum(axis=0), m), db
     return dx, np.ascontiguousarray(dw_parts.sum(axis=0).T).reshape(w.shape), db
 
 
-def _winograd_backward(x: np.ndarray, dout: np.ndarray, padding: int, U: np.ndarray | None,
-                       dx: np.ndarray | None, dU: np.ndarray) -> None:
-    """One chunk's gradients of a Winograd convolution (``kernels/winograd.py``): the
-    weight gradient's transform dU (16, F, C) = sum over tiles of Y^T V, written into dU,
-    and, when U (the flipped filters' transform, (16, F, C)) is given, dx = the Winograd
-    convolution of dout with padding 2 - ``padding`` (a "full" convolution for a "valid"
-    one), written into dx. x (n, C, H, W), dout (n, F, OH, OW)."""
+def _winograd_backward(x: np.ndarray, dout: np.ndarray, padding: int, m: int,
+                       U: np.ndarray | None, m_dx: int, dx: np.ndarray | None,
+                       dU: np.ndarray) -> None:
+    """One chunk's gradients of a Winograd convolution with m x m output tiles
+    (``kernels/winograd.py``): the weight gradient's transform dU (A2, F, C) = sum over
+    tiles of Y^T V, written into dU, and, when U (the flipped filters' transform for
+    m_dx x m_dx tiles, (A2', F, C)) is given, dx = the Winograd convolution of dout with
+    padding 2 - ``padding`` (a "full" convolution for a "valid" one), written into dx.
+    x (n, C, H, W), dout (n, F, OH, OW)."""
     n, C, H, W = x.shape
     F, OH, OW = dout.shape[1:]
-    nT = n * kernels.winograd.tile_count(OH, OW)  # tiles of the output
-    V = _buffer(16 * nT * C, x.dtype).reshape(16, nT, C)
-    kernels.winograd_input(x, V, padding)
-    Y = _buffer(16 * nT * F, x.dtype, "gemm").reshape(16, nT, F)
-    kernels.winograd_grad_output(dout, Y)
+    A2 = (m + 2) ** 2
+    nT = n * kernels.winograd.tile_count(OH, OW, m)  # tiles of the output
+    V = _buffer(A2 * nT * C, x.dtype).reshape(A2, nT, C)
+    kernels.winograd_input(x, V, padding, m)
+    Y = _buffer(A2 * nT * F, x.dtype, "gemm").reshape(A2, nT, F)
+    kernels.winograd_grad_output(dout, Y, m)
     np.matmul(Y.transpose(0, 2, 1), V, out=dU)
     if U is not None:  # V and Y are used up: their scratch slots take dout's tiles and M
-        nT = n * kernels.winograd.tile_count(H, W)  # tiles of dx
-        V = _buffer(16 * nT * F, x.dtype).reshape(16, nT, F)
-        kernels.winograd_input(dout, V, 2 - padding)
-        M = _buffer(16 * nT * C, x.dtype, "gemm").reshape(16, nT, C)
+        A2 = (m_dx + 2) ** 2
+        nT = n * kernels.winograd.tile_count(H, W, m_dx)  # tiles of dx
+        V = _buffer(A2 * nT * F, x.dtype).reshape(A2, nT, F)
+        kernels.winograd_input(dout, V, 2 - padding, m_dx)
+        M = _buffer(A2 * nT * C, x.dtype, "gemm").reshape(A2, nT, C)
         np.matmul(V, U, out=M)
-        kernels.winograd_output(M, None, dx)
+        kernels.winograd_output(M, None, dx, m=m_dx)

@@ -273,34 +273,35 @@ winograd_weights = _wg.winograd_weights
 winograd_weight_grad = _wg.winograd_weight_grad
 
 
-def winograd_input(x: np.ndarray, out: np.ndarray, padding: int = 1,
+def winograd_input(x: np.ndarray, out: np.ndarray, padding: int = 1, m: int = 2,
                    backend: str | None = None) -> np.ndarray:
-    """x (n, C, H, W) -> out (16, n*TH*TW, C): Winograd F(2x2, 3x3)'s input transform of
-    every tile of x zero-padded by ``padding`` (0, 1 or 2), the tiles covering the 3x3
-    convolution's output, (H + 2*padding - 2) x (W + 2*padding - 2)
-    (``kernels/winograd.py``). The naive tier is NumPy's."""
+    """x (n, C, H, W) -> out (alpha^2, n*TH*TW, C): Winograd F(m x m, 3x3)'s input
+    transform (m = 2 or 4, alpha = m + 2) of every tile of x zero-padded by ``padding``
+    (0, 1 or 2), the tiles covering the 3x3 convolution's output,
+    (H + 2*padding - 2) x (W + 2*padding - 2) (``kernels/winograd.py``). The naive tier is
+    NumPy's."""
     if _resolve(backend) == "numba" and out.flags.c_contiguous:
-        return _nb.winograd_input(np.ascontiguousarray(x), out, padding)
-    out[...] = _wg.winograd_input_numpy(x, padding)
+        return _nb.winograd_input(np.ascontiguousarray(x), out, padding, m)
+    out[...] = _wg.winograd_input_numpy(x, padding, m)
     return out
 
 
 def winograd_output(M: np.ndarray, bias: np.ndarray | None, out: np.ndarray,
-                    relu: bool = False, backend: str | None = None) -> np.ndarray:
-    """M (16, n*TH*TW, F) -> out (n, F, H, W): the output transform of every tile, plus
-    bias (F,) (None: none), then max(., 0) if ``relu``."""
+                    relu: bool = False, m: int = 2, backend: str | None = None) -> np.ndarray:
+    """M (alpha^2, n*TH*TW, F) -> out (n, F, H, W): the output transform of every tile,
+    plus bias (F,) (None: none), then max(., 0) if ``relu``."""
     if _resolve(backend) == "numba" and M.flags.c_contiguous and out.flags.c_contiguous:
         F = out.shape[1]
         b = np.zeros(F, dtype=out.dtype) if bias is None else bias.astype(out.dtype, copy=False)
-        return _nb.winograd_output(M, b, relu, out)
-    return _wg.winograd_output_numpy(M, bias, relu, out)
+        return _nb.winograd_output(M, b, relu, out, m)
+    return _wg.winograd_output_numpy(M, bias, relu, out, m)
 
 
-def winograd_grad_output(dout: np.ndarray, out: np.ndarray,
+def winograd_grad_output(dout: np.ndarray, out: np.ndarray, m: int = 2,
                          backend: str | None = None) -> np.ndarray:
-    """dout (n, F, H, W) -> out (16, n*TH*TW, F): the transform of dL/dout that the
+    """dout (n, F, H, W) -> out (alpha^2, n*TH*TW, F): the transform of dL/dout that the
     Winograd weight gradient needs (``kernels/winograd.py``)."""
     if _resolve(backend) == "numba" and out.flags.c_contiguous:
-        return _nb.winograd_grad_output(np.ascontiguousarray(dout), out)
-    out[...] = _wg.winograd_grad_output_numpy(dout)
+        return _nb.winograd_grad_output(np.ascontiguousarray(dout), out, m)
+    out[...] = _wg.winograd_grad_output_numpy(dout, m)
     return out

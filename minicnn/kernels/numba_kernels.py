@@ -412,124 +412,177 @@ def channel_affine2(x, x_scale, y, y_scale, shift, gate, relu):
     return out.reshape(N, C, H, W)
 
 
-# Winograd F(2x2, 3x3) transforms (see kernels/winograd.py for the maths, the layouts and
-# the NumPy tier). Serial: ``functional.conv`` runs them inside its batch-parallel threads.
-# The innermost loops run along the channels, contiguous in V and M (and in the input's
-# padded channels-last copy), so LLVM vectorises them.
+# Winograd F(m x m, 3x3) transforms, m = 2 or 4 (see kernels/winograd.py for the maths,
+# the layouts and the NumPy tier). Serial: ``functional.conv`` runs them inside its
+# batch-parallel threads. Each 2-D transform of a tile is a 1-D one down its columns,
+# then along its rows. A 1-D transform reads vectors src[p], src[p + ps], ... and writes
+# dst[q], dst[q + qs], ...: rows of C-contiguous (rows, channels) arrays, so its loop
+# along the channels has a unit stride that LLVM knows, and vectorises. (Strided 2-D
+# views of a tile's rows instead, whose inner stride Numba only knows at run time, made
+# the transforms 1.5-2x slower.) The constants are the rows of B^T, A^T and A.
+
+@njit(nogil=True, cache=True, fastmath=True, inline="always")
+def _input_1d(m, src, p, ps, dst, q, qs):
+    """B^T along one axis of a tile: alpha = m + 2 vectors in, alpha out."""
+    if m == 2:
+        for c in range(src.shape[1]):
+            s0, s1, s2, s3 = src[p, c], src[p + ps, c], src[p + 2 * ps, c], src[p + 3 * ps, c]
+            dst[q, c] = s0 - s2
+            dst[q + qs, c] = s1 + s2
+            dst[q + 2 * qs, c] = s2 - s1
+            dst[q + 3 * qs, c] = s1 - s3
+    else:
+        for c in range(src.shape[1]):
+            s0, s1, s2 = src[p, c], src[p + ps, c], src[p + 2 * ps, c]
+            s3, s4, s5 = src[p + 3 * ps, c], src[p + 4 * ps, c], src[p + 5 * ps, c]
+            dst[q, c] = 4 * s0 - 5 * s2 + s4
+            dst[q + qs, c] = s3 + s4 - 4 * (s1 + s2)
+            dst[q + 2 * qs, c] = 4 * (s1 - s2) + s4 - s3
+            dst[q + 3 * qs, c] = 2 * (s3 - s1) + s4 - s2
+            dst[q + 4 * qs, c] = 2 * (s1 - s3) + s4 - s2
+            dst[q + 5 * qs, c] = 4 * s1 - 5 * s3 + s5
+
+
+@njit(nogil=True, cache=True, fastmath=True, inline="always")
+def _output_1d(m, src, p, ps, dst, q, qs):
+    """A^T along one axis: alpha vectors in, m out."""
+    if m == 2:
+        for c in range(src.shape[1]):
+            s0, s1, s2, s3 = src[p, c], src[p + ps, c], src[p + 2 * ps, c], src[p + 3 * ps, c]
+            dst[q, c] = s0 + s1 + s2
+            dst[q + qs, c] = s1 - s2 - s3
+    else:
+        for c in range(src.shape[1]):
+            s0, s1, s2 = src[p, c], src[p + ps, c], src[p + 2 * ps, c]
+            s3, s4, s5 = src[p + 3 * ps, c], src[p + 4 * ps, c], src[p + 5 * ps, c]
+            a, b, u, v = s1 + s2, s1 - s2, s3 + s4, s3 - s4
+            dst[q, c] = s0 + a + u
+            dst[q + qs, c] = b + 2 * v
+            dst[q + 2 * qs, c] = a + 4 * u
+            dst[q + 3 * qs, c] = b + 8 * v + s5
+
+
+@njit(nogil=True, cache=True, fastmath=True, inline="always")
+def _grad_1d(m, src, p, ps, dst, q, qs):
+    """A (the transpose of A^T) along one axis: m vectors in, alpha out."""
+    if m == 2:
+        for c in range(src.shape[1]):
+            s0, s1 = src[p, c], src[p + ps, c]
+            dst[q, c] = s0
+            dst[q + qs, c] = s0 + s1
+            dst[q + 2 * qs, c] = s0 - s1
+            dst[q + 3 * qs, c] = -s1
+    else:
+        for c in range(src.shape[1]):
+            s0, s1, s2, s3 = src[p, c], src[p + ps, c], src[p + 2 * ps, c], src[p + 3 * ps, c]
+            even, odd = s0 + s2, s1 + s3
+            even4, odd2 = s0 + 4 * s2, 2 * s1 + 8 * s3
+            dst[q, c] = s0
+            dst[q + qs, c] = even + odd
+            dst[q + 2 * qs, c] = even - odd
+            dst[q + 3 * qs, c] = even4 + odd2
+            dst[q + 4 * qs, c] = even4 - odd2
+            dst[q + 5 * qs, c] = s3
+
 
 @njit(nogil=True, cache=True, fastmath=True)
-def winograd_input(x, V, padding):
-    """V (16, n*TH*TW, C) = B^T d B for every 4x4 tile d of x (n, C, H, W) padded by
-    ``padding``, the tiles covering the (H + 2*padding - 2) x (W + 2*padding - 2) output."""
+def winograd_input(x, V, padding, m):
+    """V (alpha^2, n*TH*TW, C) = B^T d B for every alpha x alpha tile d of x (n, C, H, W)
+    padded by ``padding``, the m x m tiles covering the (H + 2*padding - 2) x
+    (W + 2*padding - 2) output."""
     n, C, H, W = x.shape
-    TH, TW = (H + 2 * padding - 1) // 2, (W + 2 * padding - 1) // 2
+    A = m + 2
+    TH, TW = (H + 2 * padding - 3 + m) // m, (W + 2 * padding - 3 + m) // m
     T = TH * TW
+    HP, WP = m * TH + 2, m * TW + 2
     # the input zero-padded and channels last: a tile's pixel is then a contiguous C-vector
     # (input rows and columns that no tile reaches are left out)
-    xp = np.zeros((n, 2 * TH + 2, 2 * TW + 2, C), dtype=x.dtype)
-    h_end, w_end = min(H, 2 * TH + 2 - padding), min(W, 2 * TW + 2 - padding)
+    xp = np.zeros((n, HP, WP, C), dtype=x.dtype)
+    h_end, w_end = min(H, HP - padding), min(W, WP - padding)
     for img in range(n):
         for c in range(C):
             for h in range(h_end):
                 for w in range(w_end):
                     xp[img, h + padding, w + padding, c] = x[img, c, h, w]
-    rows = np.empty((4, 4, C), dtype=x.dtype)  # B^T applied down a tile's columns
+    pixels = xp.reshape(n * HP * WP, C)
+    nT = n * T
+    out = V.reshape(A * A * nT, C)  # row xi * nT + t
+    rows = np.empty((A * A, C), dtype=x.dtype)  # B^T d: row a * A + column q
     for img in range(n):
         for i in range(TH):
             for j in range(TW):
                 t = img * T + i * TW + j
-                for q in range(4):
-                    d0, d1 = xp[img, 2 * i, 2 * j + q], xp[img, 2 * i + 1, 2 * j + q]
-                    d2, d3 = xp[img, 2 * i + 2, 2 * j + q], xp[img, 2 * i + 3, 2 * j + q]
-                    for c in range(C):
-                        rows[0, q, c] = d0[c] - d2[c]
-                        rows[1, q, c] = d1[c] + d2[c]
-                        rows[2, q, c] = d2[c] - d1[c]
-                        rows[3, q, c] = d1[c] - d3[c]
-                for a in range(4):  # then B along the rows
-                    r0, r1, r2, r3 = rows[a, 0], rows[a, 1], rows[a, 2], rows[a, 3]
-                    v0, v1, v2, v3 = V[4 * a, t], V[4 * a + 1, t], V[4 * a + 2, t], V[4 * a + 3, t]
-                    for c in range(C):
-                        v0[c] = r0[c] - r2[c]
-                        v1[c] = r1[c] + r2[c]
-                        v2[c] = r2[c] - r1[c]
-                        v3[c] = r1[c] - r3[c]
+                corner = (img * HP + m * i) * WP + m * j
+                for q in range(A):  # down each column of the tile
+                    _input_1d(m, pixels, corner + q, WP, rows, q, A)
+                for a in range(A):  # then along each row
+                    _input_1d(m, rows, a * A, 1, out, a * A * nT + t, nT)
     return V
 
 
 @njit(nogil=True, cache=True, fastmath=True)
-def winograd_output(M, bias, relu, out):
-    """out (n, F, H, W) = A^T m A for every tile of M (16, n*TH*TW, F), plus bias (F,),
-    then max(., 0) when ``relu`` (NaN stays NaN)."""
+def winograd_output(M, bias, relu, out, m):
+    """out (n, F, H, W) = A^T M_tile A for every tile of M (alpha^2, n*TH*TW, F), plus
+    bias (F,), then max(., 0) when ``relu`` (NaN stays NaN)."""
     n, F, H, W = out.shape
-    TH, TW = (H + 1) // 2, (W + 1) // 2
+    A = m + 2
+    TH, TW = (H + m - 1) // m, (W + m - 1) // m
     T = TH * TW
-    cols = np.empty((2, 4, F), dtype=out.dtype)  # A^T applied down a tile's columns
-    y = np.empty((4, F), dtype=out.dtype)  # the tile's 2x2 outputs, each an F-vector
+    nT = n * T
+    tiles = M.reshape(A * A * nT, F)  # row xi * nT + t
+    cols = np.empty((m * A, F), dtype=out.dtype)  # A^T down the columns: row a * A + b
+    y = np.empty((m * m, F), dtype=out.dtype)  # the tile's outputs, each an F-vector
     for img in range(n):
         for i in range(TH):
             for j in range(TW):
                 t = img * T + i * TW + j
-                for b in range(4):
-                    m0, m1, m2, m3 = M[b, t], M[4 + b, t], M[8 + b, t], M[12 + b, t]
-                    for f in range(F):
-                        cols[0, b, f] = m0[f] + m1[f] + m2[f]
-                        cols[1, b, f] = m1[f] - m2[f] - m3[f]
-                for a in range(2):  # then A along the rows, plus the bias (and ReLU)
-                    c0, c1, c2, c3 = cols[a, 0], cols[a, 1], cols[a, 2], cols[a, 3]
-                    left, right = y[2 * a], y[2 * a + 1]
-                    for f in range(F):
-                        u = c0[f] + c1[f] + c2[f] + bias[f]
-                        v = c1[f] - c2[f] - c3[f] + bias[f]
-                        if relu:
-                            u = 0 if u < 0 else u
-                            v = 0 if v < 0 else v
-                        left[f] = u
-                        right[f] = v
-                for a in range(2):  # into NCHW, dropping a last odd row or column
-                    h = 2 * i + a
+                for b in range(A):
+                    _output_1d(m, tiles, b * nT + t, A * nT, cols, b, A)
+                for a in range(m):
+                    _output_1d(m, cols, a * A, 1, y, a * m, 1)
+                for a in range(m):  # into NCHW, with the bias (and ReLU), dropping the
+                    h = m * i + a  # outputs past the map's last row or column
                     if h < H:
-                        for b in range(2):
-                            w = 2 * j + b
+                        for b in range(m):
+                            w = m * j + b
                             if w < W:
-                                yy = y[2 * a + b]
+                                yy = y[a * m + b]
                                 for f in range(F):
-                                    out[img, f, h, w] = yy[f]
+                                    v = yy[f] + bias[f]
+                                    if relu:
+                                        v = 0 if v < 0 else v
+                                    out[img, f, h, w] = v
     return out
 
 
 @njit(nogil=True, cache=True, fastmath=True)
-def winograd_grad_output(dout, Y):
-    """Y (16, n*TH*TW, F) = A dY A^T for every tile's 2x2 block dY of dout (n, F, H, W),
-    with zeros past an odd last row or column: the weight gradient's transform."""
+def winograd_grad_output(dout, Y, m):
+    """Y (alpha^2, n*TH*TW, F) = A dY A^T for every tile's m x m block dY of
+    dout (n, F, H, W), with zeros past the last whole tile: the weight gradient's
+    transform."""
     n, F, H, W = dout.shape
-    TH, TW = (H + 1) // 2, (W + 1) // 2
+    A = m + 2
+    TH, TW = (H + m - 1) // m, (W + m - 1) // m
     T = TH * TW
+    HP, WP = m * TH, m * TW
     # dout zero-padded to whole tiles and channels last, as in winograd_input
-    dp = np.zeros((n, 2 * TH, 2 * TW, F), dtype=dout.dtype)
+    dp = np.zeros((n, HP, WP, F), dtype=dout.dtype)
     for img in range(n):
         for f in range(F):
             for h in range(H):
                 for w in range(W):
                     dp[img, h, w, f] = dout[img, f, h, w]
-    z = np.empty((2, 4, F), dtype=dout.dtype)  # A applied along each of the 2 rows
+    pixels = dp.reshape(n * HP * WP, F)
+    nT = n * T
+    out = Y.reshape(A * A * nT, F)
+    z = np.empty((m * A, F), dtype=dout.dtype)  # A along each row: row r * A + b
     for img in range(n):
         for i in range(TH):
             for j in range(TW):
                 t = img * T + i * TW + j
-                for r in range(2):
-                    y0, y1 = dp[img, 2 * i + r, 2 * j], dp[img, 2 * i + r, 2 * j + 1]
-                    for f in range(F):
-                        z[r, 0, f] = y0[f]
-                        z[r, 1, f] = y0[f] + y1[f]
-                        z[r, 2, f] = y0[f] - y1[f]
-                        z[r, 3, f] = -y1[f]
-                for b in range(4):  # then A down the columns
-                    z0, z1 = z[0, b], z[1, b]
-                    o0, o1, o2, o3 = Y[b, t], Y[4 + b, t], Y[8 + b, t], Y[12 + b, t]
-                    for f in range(F):
-                        o0[f] = z0[f]
-                        o1[f] = z0[f] + z1[f]
-                        o2[f] = z0[f] - z1[f]
-                        o3[f] = -z1[f]
+                corner = (img * HP + m * i) * WP + m * j
+                for r in range(m):
+                    _grad_1d(m, pixels, corner + r * WP, 1, z, r * A, 1)
+                for b in range(A):  # then down the columns
+                    _grad_1d(m, z, b, A, out, b * nT + t, A * nT)
     return Y
