@@ -421,6 +421,24 @@ def channel_affine2(x, x_scale, y, y_scale, shift, gate, relu):
 # views of a tile's rows instead, whose inner stride Numba only knows at run time, made
 # the transforms 1.5-2x slower.) The constants are the rows of B^T, A^T and A.
 
+@njit(nogil=True, cache=True)
+def _to_channels_last(x, h_end, w_end, out, padding):
+    """out[i, h + padding, w + padding, c] = x[i, c, h, w] for h < h_end, w < w_end.
+
+    A transpose: one side of it is strided whatever the loop order. Blocks of 16 channels
+    write whole 64-byte lines of ``out`` while reading 16 rows of x that stay in cache
+    (1.0-1.75x faster than looping over the channels outermost, the default model's
+    shapes)."""
+    n, C = x.shape[:2]
+    for img in range(n):
+        for h in range(h_end):
+            for c0 in range(0, C, 16):
+                for w in range(w_end):
+                    dst = out[img, h + padding, w + padding]
+                    for c in range(c0, min(C, c0 + 16)):
+                        dst[c] = x[img, c, h, w]
+
+
 @njit(nogil=True, cache=True, fastmath=True, inline="always")
 def _input_1d(m, src, p, ps, dst, q, qs):
     """B^T along one axis of a tile: alpha = m + 2 vectors in, alpha out."""
@@ -499,11 +517,7 @@ def winograd_input(x, V, padding, m):
     # (input rows and columns that no tile reaches are left out)
     xp = np.zeros((n, HP, WP, C), dtype=x.dtype)
     h_end, w_end = min(H, HP - padding), min(W, WP - padding)
-    for img in range(n):
-        for c in range(C):
-            for h in range(h_end):
-                for w in range(w_end):
-                    xp[img, h + padding, w + padding, c] = x[img, c, h, w]
+    _to_channels_last(x, h_end, w_end, xp, padding)
     pixels = xp.reshape(n * HP * WP, C)
     nT = n * T
     out = V.reshape(A * A * nT, C)  # row xi * nT + t
@@ -567,11 +581,7 @@ def winograd_grad_output(dout, Y, m):
     HP, WP = m * TH, m * TW
     # dout zero-padded to whole tiles and channels last, as in winograd_input
     dp = np.zeros((n, HP, WP, F), dtype=dout.dtype)
-    for img in range(n):
-        for f in range(F):
-            for h in range(H):
-                for w in range(W):
-                    dp[img, h, w, f] = dout[img, f, h, w]
+    _to_channels_last(dout, H, W, dp, 0)
     pixels = dp.reshape(n * HP * WP, F)
     nT = n * T
     out = Y.reshape(A * A * nT, F)
