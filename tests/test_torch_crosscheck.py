@@ -24,9 +24,11 @@ RTOL = 1e-9
 seeds = st.integers(0, 2**31 - 1)
 
 
-def close(a, b, rtol=RTOL):
+def close(a, b, rtol=RTOL, floor=0.0):
+    """|a - b| <= rtol * (the largest |b|, or ``floor`` if larger: the size of the terms
+    that make up b, where they may cancel to almost nothing)."""
     a, b = np.asarray(a), b.detach().numpy() if hasattr(b, "detach") else np.asarray(b)
-    scale = max(np.abs(b).max(initial=0.0), 1e-12)
+    scale = max(np.abs(b).max(initial=0.0), floor, 1e-12)
     assert a.shape == b.shape
     assert np.abs(a - b).max(initial=0.0) <= rtol * scale, np.abs(a - b).max() / scale
 
@@ -93,7 +95,10 @@ def test_batchnorm_matches_torch(N, C, H, W, training, relu, seed):
         tout = nnF.relu(tout)
     tout.backward(torch.from_numpy(dout))
     close(out, tout)
-    close(dx, tx.grad)
+    # dx sums terms of size |gamma * dout| / std; with two values per channel (N*H*W = 2)
+    # they cancel exactly, and both frameworks return rounding noise (1e-9)
+    std = np.sqrt((x.var(axis=(0, 2, 3)) if training else rv) + 1e-5)
+    close(dx, tx.grad, floor=np.max(np.abs(gamma) / std) * np.abs(dout).max())
     close(dg, tg.grad)
     close(dbeta, tb.grad)
     close(ours_rm, trm)
