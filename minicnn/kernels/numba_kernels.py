@@ -9,7 +9,8 @@ outputs, so two threads never write the same element:
   written contiguously. Instead of padding the input (a full copy) the valid output range of
   each row is computed once and the rest is zero-filled.
 * ``col2im``  : one thread per (n, c) image plane of ``dx``; all KH*KW rows that touch that
-  plane are added by the same thread, so the accumulation is race-free.
+  plane are added by the same thread, so the accumulation is race-free. With stride 1
+  and a 3-wide kernel, a row's three taps are added in one loop.
 * ``regroup_add_bias`` : a conv chunk's GEMM result (F, n*P) into NCHW (n, F, P) plus
   the bias (and a fused ReLU), one thread per (n, f) row.
 * ``maxpool`` : one thread per (n, c) plane, forward and backward.
@@ -132,6 +133,15 @@ def im2col_into(x, KH, KW, stride, padding, OH, OW, cols):
     return cols
 
 
+@njit(cache=True, inline="always")
+def _col2im_edge(df, cf, i, j, NP, ow0, OW):
+    """df[i] += the taps kw = 0, 1, 2 of a 3-wide row whose output column ow0 - kw lands
+    on the output (0 <= ow0 - kw < OW); tap kw reads cf[j - kw + kw * NP]."""
+    for kw in range(3):
+        if 0 <= ow0 - kw < OW:
+            df[i] += cf[j + kw * (NP - 1)]
+
+
 @njit(parallel=True, nogil=True, cache=True)
 def col2im_into(cols, KH, KW, stride, padding, OH, OW, dx):
     """dx (N, C, H, W) = col2im(cols); dx is overwritten (not accumulated into)."""
@@ -145,6 +155,15 @@ def col2im_into(cols, KH, KW, stride, padding, OH, OW, dx):
     # Planes are numbered channel-major (cn = c*N + n), so consecutive planes, which
     # prange hands to the same thread, read consecutive stretches of the same KH*KW rows
     # of cols: one forward stream per row instead of a jump to another row for every plane.
+    # Stride 1 with three taps per row (every 3x3 convolution's dx): a row of dx takes its
+    # three taps' rows of cols in one pass, dx[w] += c0[w + p] + c1[w + p - 1] + c2[w + p - 2]
+    # over the columns where all three land on the image, and the one or two columns at
+    # either edge tap by tap. One loop instead of three of about a row's length each:
+    # such short loops cost more to enter and leave than their adds.
+    three = stride == 1 and KW == 3
+    w_lo = min(max(0, 2 - padding), W)  # columns w with 0 <= w - kw + p < OW for every kw
+    w_hi = max(min(W, OW - padding), w_lo)
+    NP = N * P  # from one tap's row of cols to the next one's
     for cn in prange(N * C):
         c = cn // N
         n = cn - c * N
@@ -152,6 +171,21 @@ def col2im_into(cols, KH, KW, stride, padding, OH, OW, dx):
         _zero(df, p0, p0 + H * W)
         for kh in range(KH):
             oh_lo, oh_hi = oh_los[kh], oh_his[kh]
+            if three:
+                for oh in range(oh_lo, oh_hi):
+                    d = p0 + (oh + kh - padding) * W  # the dx row
+                    r = ((c * KH + kh) * KW * N + n) * P + oh * OW  # tap kw = 0's row
+                    dst = uint64(d + w_lo)
+                    s0 = uint64(r + w_lo + padding)
+                    s1 = uint64(r + NP + w_lo + padding - 1)
+                    s2 = uint64(r + 2 * NP + w_lo + padding - 2)
+                    for i in range(uint64(w_hi - w_lo)):
+                        df[dst + i] += cf[s0 + i] + cf[s1 + i] + cf[s2 + i]
+                    for w in range(w_lo):  # the edges
+                        _col2im_edge(df, cf, d + w, r + w + padding, NP, w + padding, OW)
+                    for w in range(w_hi, W):
+                        _col2im_edge(df, cf, d + w, r + w + padding, NP, w + padding, OW)
+                continue
             for kw in range(KW):
                 ow_lo, ow_hi = ow_los[kw], ow_his[kw]
                 r0 = (((c * KH + kh) * KW + kw) * N + n) * P  # row k's stretch for image n
