@@ -110,8 +110,14 @@ def im2col_into(x, KH, KW, stride, padding, OH, OW, cols):
                     hi = max(min(oh_hi * W, H * W - off, P), lo)
                     _zero(cf, r0, r0 + lo)
                     dst, src = uint64(r0 + lo), uint64(s0 + off + lo)
+                    # (i * one, with one == 1: a stride LLVM does not know keeps this a
+                    # vector loop, where a plain copy loop becomes a call to memcpy, whose
+                    # "rep movsb" is slower on AMD Zen for copies whose source and
+                    # destination are not aligned alike: 8 images of 32 x 48 x 48, out of
+                    # cache, 1.1x faster on one core and 1.3x on two; the same in cache)
+                    one = uint64(stride)
                     for i in range(uint64(hi - lo)):
-                        cf[dst + i] = xf[src + i]
+                        cf[dst + i] = xf[src + i * one]
                     _zero(cf, r0 + hi, r0 + P)
                     if ow_lo > 0 or ow_hi < OW:  # the copy wrapped across rows: zero borders
                         for oh in range(oh_lo, oh_hi):
