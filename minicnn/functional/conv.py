@@ -1,5 +1,6 @@
 """2-D convolution as im2col + one matrix product (GEMM), forward and backward; 3x3
-convolutions with stride 1 and padding 1 or 0 as Winograd's F(2x2, 3x3) instead (below).
+convolutions with stride 1 and padding 1 or 0 as Winograd's F(2x2, 3x3) or F(4x4, 3x3)
+instead (below).
 
 Shapes: x (N, C, H, W), w (F, C, KH, KW), b (F,) -> out (N, F, OH, OW), with
 OH, OW from ``minicnn.kernels.output_hw`` (``(H + 2*padding - KH) // stride + 1``).
@@ -25,9 +26,11 @@ from im2col to the GEMM, and the cores never wait for each other inside a layer.
 sums dW and db per thread and adds the partial sums at the end.
 
 Why Winograd for most layers: a 3x3 convolution with stride 1 and padding 1 or 0 (every
-conv of the ``default`` and ``seed`` models but the first) runs as Winograd's F(2x2, 3x3)
-instead (``kernels/winograd.py``): 16 GEMMs with 2.25x fewer multiply-adds in all than
-the one im2col GEMM, plus cheap transforms of the tiles. Its input gradient is the same
+conv of the ``default`` and ``seed`` models but the first) runs as Winograd's
+F(m x m, 3x3) instead (``kernels/winograd.py``): with 4x4 output tiles (m = 4), 36
+GEMMs with up to 4x fewer multiply-adds in all than the one im2col GEMM, with 2x2 tiles
+16 GEMMs with 2.25x fewer, plus cheap transforms of the tiles; ``winograd_tile`` picks m
+from the output's size. Its input gradient is the same
 kind of convolution (of dout with padding 2 - padding, with each filter turned by 180
 degrees and the channel axes swapped), and its weight gradient the transposed algorithm,
 so backward runs in the Winograd domain too, with the same chunks and threads. See
@@ -96,10 +99,11 @@ def plan_chunks(N: int, pixels_per_image: int, parts: int = 1) -> tuple[tuple[Ch
     return tuple(plan)
 
 
-# Winograd F(2x2, 3x3) for 3x3, stride 1, padding 1 or 0 convolutions with at least this
-# many input channels (a first layer's K = 9 GEMM is memory-bound either way) and, in
-# all, at least WINOGRAD_MIN_TILES 2x2 output tiles: for small batches the transforms'
-# and the 16 GEMM calls' fixed costs outweigh the multiplies saved. The default model's
+# Winograd for 3x3, stride 1, padding 1 or 0 convolutions with at least this many input
+# channels (a first layer's K = 9 GEMM is memory-bound either way) and, in all, at least
+# WINOGRAD_MIN_TILES 2x2 output tiles: for small batches the transforms' and the 16 GEMM
+# calls' fixed costs outweigh the multiplies saved. (These measurements predate
+# F(4x4, 3x3), below; they were taken with F(2x2, 3x3) everywhere.) The default model's
 # eval forward on 2 cores (medians of 300 calls, fresh processes), im2col only against
 # Winograd: one face 2.8-4.4 against 3.2-4.7 ms with its 24x24 layers (144 tiles) in
 # Winograd; with the 512-tile threshold, 8 faces 13.4-14.4 against 13.0-14.6 ms, 16 faces
@@ -116,15 +120,16 @@ WINOGRAD_MIN_TILES = 512
 # The output tile of those convolutions: F(4x4, 3x3) where it takes at most 3/4 of
 # F(2x2, 3x3)'s multiplies (outputs of 8x8 and larger, and 4x4), else F(2x2, 3x3). On
 # a 6x6 output the two take as many, and F(4x4)'s transforms cost more. None: that rule;
-# 2 or 4: that tile everywhere (for tests). Measured on one core, the transforms and
-# GEMMs of a chunk, F(4x4) against F(2x2): 1.3-1.4x faster at 24x24 (64 channels) and
-# 12x12 (128), 1.1x at 21x21 (128 -> 256), 0.9x at 6x6 (256).
+# 2 or 4: that tile everywhere (for tests). Measured on one core, a chunk's forward
+# (transforms and GEMMs), F(4x4) against F(2x2): 1.3-1.4x faster at 24x24 (32 or 64
+# channels), 1.4-1.7x at 12x12 (64 or 128), 1.15x at 23x23 -> 21x21 (the seed model),
+# 0.9x at 6x6. The default model's training step: 258 against 222 ms (2 cores).
 WINOGRAD_TILE: int | None = None
 
 
 def use_winograd(C: int, KH: int, KW: int, stride: int, padding: int, N: int, H: int,
                  W: int) -> bool:
-    """Whether a convolution of x (N, C, H, W) runs as Winograd F(2x2, 3x3) (see above)."""
+    """Whether a convolution of x (N, C, H, W) runs as Winograd (see above)."""
     tiles = N * kernels.winograd.tile_count(*output_hw(H, W, KH, KW, stride, padding))
     return (WINOGRAD and KH == KW == 3 and stride == 1 and padding in (0, 1)
             and C >= WINOGRAD_MIN_CHANNELS and tiles >= WINOGRAD_MIN_TILES)
