@@ -95,11 +95,11 @@ def test_conv2d_gradients(params, target_columns):
 
 
 @given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.integers(1, 10),
-       st.integers(1, 10), st.sampled_from([0, 1]), st.sampled_from([2, 4, None]),
+       st.integers(1, 10), st.sampled_from([0, 1]), st.sampled_from([2, 3, 4, None]),
        st.sampled_from([1, 4096]), seeds)
 def test_winograd_conv2d_gradients(N, C, F_, H, W, padding, tile, target_columns, seed):
     """3x3, stride 1 convolutions, "same" (padding 1) and "valid" (padding 0), as Winograd
-    F(2x2, 3x3) and F(4x4, 3x3) (and the size rule's mix of the two for forward and dx;
+    F(2x2, 3x3), F(3x3, 3x3) and F(4x4, 3x3) (and the size rule's mix for forward and dx;
     sizes that are no multiple of the tile included: their last tiles are cut): the
     im2col convolution's output, and gradients that pass the numerical check."""
     assume(min(H, W) + 2 * padding >= 3)

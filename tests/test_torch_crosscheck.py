@@ -39,10 +39,10 @@ def t(x):
 
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(3, 8),
        st.integers(3, 8), st.integers(1, 3), st.integers(1, 2), st.integers(0, 2), seeds,
-       st.sampled_from([None, 2, 4]))
+       st.sampled_from([None, 2, 3, 4]))
 def test_conv2d_matches_torch(N, C, F_, H, W, k, stride, padding, seed, winograd):
     """im2col (winograd None) and, for 3x3, stride 1, padding 0 or 1, Winograd
-    convolutions with 2x2 or 4x4 output tiles, against torch."""
+    convolutions with 2x2, 3x3 or 4x4 output tiles, against torch."""
     assume(conv_output_size(H, k, stride, padding) > 0)
     assume(conv_output_size(W, k, stride, padding) > 0)
     rng = np.random.default_rng(seed)

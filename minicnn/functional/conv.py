@@ -117,13 +117,16 @@ WINOGRAD = True
 WINOGRAD_MIN_CHANNELS = 8
 WINOGRAD_MIN_TILES = 512
 
-# The output tile of those convolutions: F(4x4, 3x3) where it takes at most 3/4 of
-# F(2x2, 3x3)'s multiplies (outputs of 8x8 and larger, and 4x4), else F(2x2, 3x3). On
-# a 6x6 output the two take as many, and F(4x4)'s transforms cost more. None: that rule;
-# 2 or 4: that tile everywhere (for tests). Measured on one core, a chunk's forward
-# (transforms and GEMMs), F(4x4) against F(2x2): 1.3-1.4x faster at 24x24 (32 or 64
-# channels), 1.4-1.7x at 12x12 (64 or 128), 1.15x at 23x23 -> 21x21 (the seed model),
-# 0.9x at 6x6. The default model's training step: 258 against 222 ms (2 cores).
+# The output tile of those convolutions: the m x m tile, m = 2, 3 or 4, whose GEMMs take
+# the fewest multiplies, (m + 2)^2 per tile (the smaller m on a tie): F(4x4, 3x3) on the
+# default model's 24x24 and 12x12 outputs, F(3x3, 3x3) on its 6x6 ones (100 multiplies
+# per image and channel pair, against 144 with either of the others, whose tiles do not
+# fit 6x6 as well). None: that rule; 2, 3 or 4: that tile everywhere (for tests).
+# Measured on one core, a chunk's forward (transforms and GEMMs), F(4x4) against F(2x2):
+# 1.3-1.4x faster at 24x24 (32 or 64 channels), 1.4-1.7x at 12x12 (64 or 128), 1.15x at
+# 23x23 -> 21x21 (the seed model); F(3x3) against F(2x2) at 6x6: forward 1.04-1.28x, the
+# weight gradient's GEMMs 1.4-1.5x. The default model's training step: 258 ms with
+# F(2x2) everywhere, 222 ms with F(4x4) where it does best (2 cores).
 WINOGRAD_TILE: int | None = None
 
 
@@ -136,12 +139,11 @@ def use_winograd(C: int, KH: int, KW: int, stride: int, padding: int, N: int, H:
 
 
 def winograd_tile(OH: int, OW: int) -> int:
-    """The output tile size m (2 or 4) of a Winograd convolution with an OH x OW output
+    """The output tile size m (2, 3 or 4) of a Winograd convolution with an OH x OW output
     (see WINOGRAD_TILE)."""
     if WINOGRAD_TILE is not None:
         return WINOGRAD_TILE
-    count = kernels.winograd.tile_count
-    return 4 if 4 * 36 * count(OH, OW, 4) <= 3 * 16 * count(OH, OW, 2) else 2
+    return min((2, 3, 4), key=lambda m: (m + 2) ** 2 * kernels.winograd.tile_count(OH, OW, m))
 
 
 # Forward keeps a layer's im2col columns for backward when the whole batch's columns fit

@@ -276,7 +276,7 @@ winograd_weight_grad = _wg.winograd_weight_grad
 def winograd_input(x: np.ndarray, out: np.ndarray, padding: int = 1, m: int = 2,
                    backend: str | None = None) -> np.ndarray:
     """x (n, C, H, W) -> out (alpha^2, n*TH*TW, C): Winograd F(m x m, 3x3)'s input
-    transform (m = 2 or 4, alpha = m + 2) of every tile of x zero-padded by ``padding``
+    transform (m = 2, 3 or 4, alpha = m + 2) of every tile of x zero-padded by ``padding``
     (0, 1 or 2), the tiles covering the 3x3 convolution's output,
     (H + 2*padding - 2) x (W + 2*padding - 2) (``kernels/winograd.py``). The naive tier is
     NumPy's."""

@@ -452,7 +452,7 @@ def channel_affine2(x, x_scale, y, y_scale, shift, gate, relu):
     return out.reshape(N, C, H, W)
 
 
-# Winograd F(m x m, 3x3) transforms, m = 2 or 4 (see kernels/winograd.py for the maths,
+# Winograd F(m x m, 3x3) transforms, m = 2, 3 or 4 (see kernels/winograd.py for the maths,
 # the layouts and the NumPy tier). Serial: ``functional.conv`` runs them inside its
 # batch-parallel threads. Each 2-D transform of a tile is a 1-D one down its columns,
 # then along its rows. A 1-D transform reads vectors src[p], src[p + ps], ... and writes
@@ -490,6 +490,15 @@ def _input_1d(m, src, p, ps, dst, q, qs):
             dst[q + qs, c] = s1 + s2
             dst[q + 2 * qs, c] = s2 - s1
             dst[q + 3 * qs, c] = s1 - s3
+    elif m == 3:
+        for c in range(src.shape[1]):
+            s0, s1, s2 = src[p, c], src[p + ps, c], src[p + 2 * ps, c]
+            s3, s4 = src[p + 3 * ps, c], src[p + 4 * ps, c]
+            dst[q, c] = 2 * (s0 - s2) + s3 - s1
+            dst[q + qs, c] = s3 - s2 - 2 * s1
+            dst[q + 2 * qs, c] = 2 * s1 - 3 * s2 + s3
+            dst[q + 3 * qs, c] = s3 - s1
+            dst[q + 4 * qs, c] = 2 * (s1 - s3) + s4 - s2
     else:
         for c in range(src.shape[1]):
             s0, s1, s2 = src[p, c], src[p + ps, c], src[p + 2 * ps, c]
@@ -510,6 +519,14 @@ def _output_1d(m, src, p, ps, dst, q, qs):
             s0, s1, s2, s3 = src[p, c], src[p + ps, c], src[p + 2 * ps, c], src[p + 3 * ps, c]
             dst[q, c] = s0 + s1 + s2
             dst[q + qs, c] = s1 - s2 - s3
+    elif m == 3:
+        for c in range(src.shape[1]):
+            s0, s1, s2 = src[p, c], src[p + ps, c], src[p + 2 * ps, c]
+            s3, s4 = src[p + 3 * ps, c], src[p + 4 * ps, c]
+            a, b = s1 + s2, s1 - s2
+            dst[q, c] = s0 + a + s3
+            dst[q + qs, c] = b + 2 * s3
+            dst[q + 2 * qs, c] = a + 4 * s3 + s4
     else:
         for c in range(src.shape[1]):
             s0, s1, s2 = src[p, c], src[p + ps, c], src[p + 2 * ps, c]
@@ -531,6 +548,15 @@ def _grad_1d(m, src, p, ps, dst, q, qs):
             dst[q + qs, c] = s0 + s1
             dst[q + 2 * qs, c] = s0 - s1
             dst[q + 3 * qs, c] = -s1
+    elif m == 3:
+        for c in range(src.shape[1]):
+            s0, s1, s2 = src[p, c], src[p + ps, c], src[p + 2 * ps, c]
+            even = s0 + s2
+            dst[q, c] = s0
+            dst[q + qs, c] = even + s1
+            dst[q + 2 * qs, c] = even - s1
+            dst[q + 3 * qs, c] = s0 + 2 * s1 + 4 * s2
+            dst[q + 4 * qs, c] = s2
     else:
         for c in range(src.shape[1]):
             s0, s1, s2, s3 = src[p, c], src[p + ps, c], src[p + 2 * ps, c], src[p + 3 * ps, c]

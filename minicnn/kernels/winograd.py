@@ -1,11 +1,11 @@
 """Winograd's minimal filtering F(m x m, 3x3): a 3x3 convolution (stride 1) with 2.25x
-(m = 2) or 4x (m = 4) fewer multiplications (Lavin & Gray, "Fast Algorithms for
-Convolutional Neural Networks", 2016).
+(m = 2), 3.24x (m = 3) or 4x (m = 4) fewer multiplications (Lavin & Gray, "Fast
+Algorithms for Convolutional Neural Networks", 2016).
 
 A 3x3 convolution computes each m x m block of output pixels from the alpha x alpha input
 tile under it (alpha = m + 2): 9*m^2 multiplies per (input channel, output channel) pair,
-36 for m = 2 and 144 for m = 4. Winograd's algorithm computes the same block with
-alpha^2, 16 or 36, as
+36, 81 or 144. Winograd's algorithm computes the same block with alpha^2, 16, 25 or 36,
+as
 
     Y = A^T [ (G g G^T) * (B^T d B) ] A            (* is elementwise)
 
@@ -26,13 +26,14 @@ algorithm, Lavin & Gray's F(3x3, m x m)): with dY the m x m block of dL/dout of 
 
 so dw saves the same share of multiplies.
 
-Which m: F(4x4, 3x3) does 1.78x fewer multiplies than F(2x2, 3x3) on maps that are a
-whole number of 4x4 tiles, and its transforms move less data per output pixel (36 values
-per 16 pixels, against 16 per 4), but they take more adds, a 6x6 map wastes 28 of its
-four tiles' 64 outputs, and its rounding error is larger: 8e-6 of the output's largest
-value in float32 (64 -> 64 channels at 24x24), against 3e-7 for F(2x2, 3x3) and 6e-7 for
-im2col (1e-14, 2e-15 and 2e-15 in float64), far below what training notices.
-``functional.conv.winograd_tile`` picks m per layer.
+Which m: larger tiles save more multiplies on maps that are a whole number of tiles, and
+their transforms move less data per output pixel (alpha^2 / m^2 values: 4, 2.8, 2.25),
+but they take more adds, a map that is no multiple of m wastes the outputs of its last
+tiles (a 6x6 map: 28 of F(4x4)'s 64), and their rounding error grows: of the output's
+largest value in float32, 4e-7 for F(2x2, 3x3), 3-6e-6 for F(3x3, 3x3) and 7e-6 to
+1.2e-5 for F(4x4, 3x3), against 6e-7 for im2col (in float64: 2-4e-15, 6e-15 to 1.1e-14,
+1.7-2.5e-14 and 2-4e-15), far below what training notices. ``functional.conv
+.winograd_tile`` picks m per layer.
 
 T is the number of m x m output tiles, n * ceil(OH/m) * ceil(OW/m) for n images and an
 OH x OW output; if m does not divide OH or OW, the last row or column of tiles reads
@@ -85,8 +86,24 @@ AT4 = np.array([[1, 1, 1, 1, 1, 0],
                 [0, 1, 1, 4, 4, 0],
                 [0, 1, -1, 8, -8, 1]], dtype=np.float64)
 
+# F(3x3, 3x3): points 0, 1, -1, 2 and infinity (B^T solved from A^T and G, which the
+# points give, so that the formula is the exact 3x3 correlation)
+BT3 = np.array([[2, -1, -2, 1, 0],
+                [0, -2, -1, 1, 0],
+                [0, 2, -3, 1, 0],
+                [0, -1, 0, 1, 0],
+                [0, 2, -1, -2, 1]], dtype=np.float64)
+G3 = np.array([[1 / 2, 0, 0],
+               [-1 / 2, -1 / 2, -1 / 2],
+               [-1 / 6, 1 / 6, -1 / 6],
+               [1 / 6, 1 / 3, 2 / 3],
+               [0, 0, 1]], dtype=np.float64)
+AT3 = np.array([[1, 1, 1, 1, 0],
+                [0, 1, -1, 2, 0],
+                [0, 1, 1, 4, 1]], dtype=np.float64)
+
 # (B^T, G, A^T) by output tile size m; a tile of the input is alpha = m + 2 pixels wide
-MATRICES = {2: (BT, G, AT), 4: (BT4, G4, AT4)}
+MATRICES = {2: (BT, G, AT), 3: (BT3, G3, AT3), 4: (BT4, G4, AT4)}
 
 
 def tiles_hw(H: int, W: int, m: int = 2) -> tuple[int, int]:
