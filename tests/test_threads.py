@@ -92,6 +92,9 @@ def test_plan_chunks_covers_the_batch_once_in_balanced_parts(N, P, parts):
     for part, size in zip(plan, sizes):
         n = conv_module.chunk_size(size, P) if size else 0
         assert all(0 < e - s <= n for s, e in part)
+        assert len(part) == (-(-size // n) if size else 0)  # as few chunks as will do
+        if part:  # of near-equal size
+            assert max(e - s for s, e in part) - min(e - s for s, e in part) <= 1
 
 
 @st.composite

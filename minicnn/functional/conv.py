@@ -90,12 +90,14 @@ Chunk = tuple[int, int]  # images [start, stop) of the batch
 
 def plan_chunks(N: int, pixels_per_image: int, parts: int = 1) -> tuple[tuple[Chunk, ...], ...]:
     """The batch's images in ``parts`` consecutive runs of near-equal size (one per thread),
-    each cut into GEMM chunks of ``chunk_size`` images."""
+    each cut into as few GEMM chunks of at most ``chunk_size`` images as will do, of
+    near-equal size (32 images at 6x6 are two chunks of 16, not one of 29 and one of 3)."""
     plan = []
     for p in range(parts):
         start, stop = N * p // parts, N * (p + 1) // parts
-        n = chunk_size(stop - start, pixels_per_image)
-        plan.append(tuple((s, min(s + n, stop)) for s in range(start, stop, n)))
+        count = -(-(stop - start) // chunk_size(stop - start, pixels_per_image))
+        cuts = [start + (stop - start) * k // max(count, 1) for k in range(count + 1)]
+        plan.append(tuple(zip(cuts[:-1], cuts[1:])))
     return tuple(plan)
 
 
@@ -292,10 +294,14 @@ def conv2d_backward(
             else:
                 cols = _buffer(K * (e - s) * P, x.dtype).reshape(K, (e - s) * P)
                 kernels.im2col_into(x[s:e], KH, KW, stride, padding, out=cols)
-            # (n, F, P) -> (F, n*P): the layout the GEMMs want, in scratch memory
-            d2 = _buffer(F * (e - s) * P, dout.dtype, "gemm").reshape(F, e - s, P)
-            np.copyto(d2, dout[s:e].reshape(e - s, F, P).transpose(1, 0, 2))
-            d2 = d2.reshape(F, (e - s) * P)
+            # (n, F, P) -> (F, n*P): the layout the GEMMs want, in scratch memory (for one
+            # image the two are the same: a view, no copy)
+            if e - s == 1 and dout.flags.c_contiguous:
+                d2 = dout[s].reshape(F, P)
+            else:
+                d2 = _buffer(F * (e - s) * P, dout.dtype, "gemm").reshape(F, e - s, P)
+                np.copyto(d2, dout[s:e].reshape(e - s, F, P).transpose(1, 0, 2))
+                d2 = d2.reshape(F, (e - s) * P)
             dw_parts[part] += np.matmul(cols, d2.T, out=product)
             if need_dx:
                 # also into scratch memory: the "cols" slot, free again (recomputed
