@@ -127,8 +127,9 @@ WINOGRAD_MIN_TILES = 512
 # Measured on one core, a chunk's forward (transforms and GEMMs), F(4x4) against F(2x2):
 # 1.3-1.4x faster at 24x24 (32 or 64 channels), 1.4-1.7x at 12x12 (64 or 128), 1.15x at
 # 23x23 -> 21x21 (the seed model); F(3x3) against F(2x2) at 6x6: forward 1.04-1.28x, the
-# weight gradient's GEMMs 1.4-1.5x. The default model's training step: 258 ms with
-# F(2x2) everywhere, 222 ms with F(4x4) where it does best (2 cores).
+# weight gradient's GEMMs 1.4-1.5x. The default model's training step, F(2x2) everywhere
+# against F(4x4) where it does best: fastest 261 against 221 ms, median 281 against 257
+# (2 cores, 6 alternating rounds in one process).
 WINOGRAD_TILE: int | None = None
 
 

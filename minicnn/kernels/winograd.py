@@ -120,7 +120,7 @@ def tile_count(H: int, W: int, m: int = 2) -> int:
 def winograd_weights(w: np.ndarray, m: int = 2) -> np.ndarray:
     """w (F, C, 3, 3) -> U (alpha^2, C, F) = G w G^T for every filter, position
     xi = alpha*a + b first, then input channel, output channel: the layout of the
-    right-hand side of V[xi] @ U[xi]. (OpenBLAS ran these GEMMs 1.05-1.45x as fast with U
+    right-hand side of V[xi] @ U[xi]. (OpenBLAS ran these GEMMs 1.07-1.46x as fast with U
     stored so than as the transposed view of an (alpha^2, F, C) array: one core, the
     default model's shapes.) vec(G g G^T) = (G kron G) vec(g), so it is one GEMM."""
     F, C = w.shape[:2]
