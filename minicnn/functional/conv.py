@@ -1,6 +1,6 @@
 """2-D convolution as im2col + one matrix product (GEMM), forward and backward; 3x3
-convolutions with stride 1 and padding 1 or 0 as Winograd's F(2x2, 3x3) or F(4x4, 3x3)
-instead (below).
+convolutions with stride 1 and padding 1 or 0 as Winograd's F(m x m, 3x3) instead, with
+2x2, 3x3 or 4x4 output tiles (below).
 
 Shapes: x (N, C, H, W), w (F, C, KH, KW), b (F,) -> out (N, F, OH, OW), with
 OH, OW from ``minicnn.kernels.output_hw`` (``(H + 2*padding - KH) // stride + 1``).
@@ -27,10 +27,10 @@ sums dW and db per thread and adds the partial sums at the end.
 
 Why Winograd for most layers: a 3x3 convolution with stride 1 and padding 1 or 0 (every
 conv of the ``default`` and ``seed`` models but the first) runs as Winograd's
-F(m x m, 3x3) instead (``kernels/winograd.py``): with 4x4 output tiles (m = 4), 36
-GEMMs with up to 4x fewer multiply-adds in all than the one im2col GEMM, with 2x2 tiles
-16 GEMMs with 2.25x fewer, plus cheap transforms of the tiles; ``winograd_tile`` picks m
-from the output's size. Its input gradient is the same
+F(m x m, 3x3) instead (``kernels/winograd.py``): (m + 2)^2 GEMMs, 16, 25 or 36 for 2x2,
+3x3 or 4x4 output tiles, with 2.25x, 3.24x or up to 4x fewer multiply-adds in all than
+the one im2col GEMM, plus cheap transforms of the tiles; ``winograd_tile`` picks m from
+the output's size. Its input gradient is the same
 kind of convolution (of dout with padding 2 - padding, with each filter turned by 180
 degrees and the channel axes swapped), and its weight gradient the transposed algorithm,
 so backward runs in the Winograd domain too, with the same chunks and threads. See
