@@ -287,3 +287,24 @@ def test_winograd_transform_tiers_agree(n, C, F, H, W, padding, m, dtype, relu, 
     for ref, fast in zip(got["numpy"], got["numba"]):
         assert fast.dtype == dtype
         np.testing.assert_allclose(fast, ref, rtol=tol, atol=tol)
+
+
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 3), st.sampled_from([2, 3, 4]),
+       st.sampled_from([np.float32, np.float64]), st.booleans(), st.integers(0, 2**31 - 1))
+def test_winograd_weight_transforms_tiers_agree(F, C, parts, m, dtype, flipped, seed):
+    """The Numba weight transform (also of the flipped, transposed view backward passes it)
+    and weight gradient (summing the threads' parts) against the NumPy tier's GEMMs."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((F, C, 3, 3)).astype(dtype)
+    if flipped:
+        w = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    dU = rng.standard_normal((parts, (m + 2) ** 2, F, C)).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    U = kernels.winograd_weights(w, m, backend="numba")
+    assert U.dtype == dtype
+    np.testing.assert_allclose(U, kernels.winograd_weights(w, m, backend="numpy"),
+                               rtol=tol, atol=tol)
+    dw = kernels.winograd_weight_grad(dU, m, backend="numba")
+    assert dw.dtype == dtype and dw.shape == (F, C, 3, 3)
+    np.testing.assert_allclose(dw, kernels.winograd.winograd_weight_grad(dU.sum(axis=0), m),
+                               rtol=tol, atol=tol)

@@ -315,7 +315,7 @@ def conv2d_backward(
     db = db_parts.sum(axis=0) if need_db else None
     if wino:
         with threads.blas_threads(1):  # (no spinning BLAS thread in the next layer's map)
-            return dx, kernels.winograd_weight_grad(dw_parts.sum(axis=0), m), db
+            return dx, kernels.winograd_weight_grad(dw_parts, m), db
     return dx, np.ascontiguousarray(dw_parts.sum(axis=0).T).reshape(w.shape), db
 
 

@@ -269,8 +269,23 @@ def channel_affine2(x: np.ndarray, x_scale: np.ndarray, y: np.ndarray, y_scale: 
     return out
 
 
-winograd_weights = _wg.winograd_weights
-winograd_weight_grad = _wg.winograd_weight_grad
+def winograd_weights(w: np.ndarray, m: int = 2, backend: str | None = None) -> np.ndarray:
+    """w (F, C, 3, 3) -> U (alpha^2, C, F): the Winograd F(m x m, 3x3) transform of every
+    filter (``kernels/winograd.py``). The naive tier is NumPy's."""
+    if _resolve(backend) == "numba":
+        return _run(_nb.winograd_weights, w.nbytes * (m + 2) ** 2 // 9, w,
+                    _wg.filter_transform(m))
+    return _wg.winograd_weights(w, m)
+
+
+def winograd_weight_grad(dU: np.ndarray, m: int = 2, backend: str | None = None) -> np.ndarray:
+    """dU (alpha^2, F, C), or (parts, alpha^2, F, C) to be summed over the parts ->
+    dw (F, C, 3, 3): the weight gradient from its Winograd transform."""
+    parts = dU if dU.ndim == 4 else dU[None]
+    if _resolve(backend) == "numba":
+        return _run(_nb.winograd_weight_grad, parts.nbytes, np.ascontiguousarray(parts),
+                    _wg.filter_transform(m))
+    return _wg.winograd_weight_grad(parts.sum(axis=0), m)
 
 
 def winograd_input(x: np.ndarray, out: np.ndarray, padding: int = 1, m: int = 2,

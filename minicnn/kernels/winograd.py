@@ -117,16 +117,23 @@ def tile_count(H: int, W: int, m: int = 2) -> int:
     return TH * TW
 
 
+def filter_transform(m: int) -> np.ndarray:
+    """G kron G, (alpha^2, 9): vec(G g G^T) = (G kron G) vec(g) for a 3x3 filter g, so the
+    weight transform of all filters is one matrix product; row xi = alpha*a + b, column
+    3*k + l."""
+    g = MATRICES[m][1]
+    return np.kron(g, g)
+
+
 def winograd_weights(w: np.ndarray, m: int = 2) -> np.ndarray:
     """w (F, C, 3, 3) -> U (alpha^2, C, F) = G w G^T for every filter, position
     xi = alpha*a + b first, then input channel, output channel: the layout of the
     right-hand side of V[xi] @ U[xi]. (OpenBLAS ran these GEMMs 1.07-1.46x as fast with U
     stored so than as the transposed view of an (alpha^2, F, C) array: one core, the
-    default model's shapes.) vec(G g G^T) = (G kron G) vec(g), so it is one GEMM."""
+    default model's shapes.) One GEMM with ``filter_transform(m)``."""
     F, C = w.shape[:2]
-    g = MATRICES[m][1]
     taps = w.transpose(1, 0, 2, 3).reshape(C * F, 9)  # (c, f) order
-    return (np.kron(g, g).astype(w.dtype) @ taps.T).reshape(-1, C, F)
+    return (filter_transform(m).astype(w.dtype) @ taps.T).reshape(-1, C, F)
 
 
 def winograd_input_numpy(x: np.ndarray, padding: int = 1, m: int = 2) -> np.ndarray:
@@ -163,8 +170,7 @@ def winograd_grad_output_numpy(dout: np.ndarray, m: int = 2) -> np.ndarray:
 def winograd_weight_grad(dU: np.ndarray, m: int = 2) -> np.ndarray:
     """dU (alpha^2, F, C) -> dw (F, C, 3, 3) = G^T dU G for every (f, c)."""
     A2, F, C = dU.shape
-    g = MATRICES[m][1]
-    dw = np.kron(g, g).T.astype(dU.dtype) @ dU.reshape(A2, F * C)  # (9, F*C)
+    dw = filter_transform(m).T.astype(dU.dtype) @ dU.reshape(A2, F * C)  # (9, F*C)
     return np.ascontiguousarray(dw.T).reshape(F, C, 3, 3)
 
 
