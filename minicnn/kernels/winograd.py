@@ -43,7 +43,10 @@ convolution's padding, from padded pixel (m*i, m*j) on.
 Why channels last in V and M: the transforms then run along a tile's channels, a long
 unit-stride loop that vectorises, instead of along a row of 3-12 tiles (a 6x6 to 24x24
 map). With tiles innermost instead, the Numba transforms ran at about 4 GB/s and cost as
-much as the GEMMs save; channels last, they take a tenth of the GEMMs' time.
+much as the GEMMs save. Channels last, a chunk's forward transforms (input and output)
+take 0.2-0.6x its GEMMs' time with F(2x2, 3x3), and 0.25-2x with the larger tiles, whose
+GEMMs are smaller: on the default model's 24x24 layers with F(4x4, 3x3) the transforms
+now cost more than the GEMMs (one core, 2026-12-02). They are the next thing to speed up.
 
 This file is the readable NumPy tier (tiles as a strided view, the transforms as
 einsums); ``numba_kernels.winograd_input``, ``winograd_output`` and
