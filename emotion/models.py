@@ -26,9 +26,10 @@ accuracy after 240 steps.
 Measured here: the shipped weights' run took about 4 minutes per FER2013 epoch on 2 cores
 (225-290 s; 127 minutes for 30 epochs) and reaches 66.6% on PublicTest with flip TTA
 (see emotion/weights/MODEL_CARD.md). Since the convolutions run as Winograd's F(m x m, 3x3)
-and the ReLU is fused into batch norm, the README's training command runs about 4.9
-steps/s (100 steps on FER2013 with augmentation, 2026-12-02; 3.8-4.0 with F(2x2, 3x3)
-alone), about 1.5 minutes an epoch and 50 minutes for the 30 with validation.
+and the ReLU is fused into batch norm, the README's training command runs 3.6-4.9
+steps/s (four 100-step runs on FER2013 with augmentation, 2026-12-02, on a machine whose
+speed drifts; 3.8-4.0 with F(2x2, 3x3) alone the session before), 1.5-2 minutes an epoch
+and about an hour for the 30 with validation.
 
 ``seed``: the reference notebook's Keras CNN, for comparison: four 3x3 "valid" convs of
 128, 256, 512 and 512 filters (ReLU), each followed by max-pool 2 and dropout 0.4, then
