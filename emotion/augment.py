@@ -7,7 +7,10 @@ Each image gets, in this order:
    of four);
 2. brightness and contrast jitter;
 3. random erasing (Zhong et al., 2017, "Random Erasing Data Augmentation"): a rectangle
-   filled with noise, which pushes the model to use more than one facial region.
+   filled with noise, which pushes the model to use more than one facial region;
+4. the faults of real photos that FER2013's crops rarely show: a gamma curve (over- and
+   under-exposure), a Gaussian blur (focus and motion) and JPEG re-compression (blocking and
+   ringing), each with its own probability.
 
 All randomness comes from the ``np.random.Generator`` passed in, and every random number for
 a batch is drawn up front in a fixed order, so a seed reproduces a batch exactly. The cost is
@@ -41,12 +44,18 @@ class AugmentConfig:
     erase_p : probability of erasing one rectangle.
     erase_area : (low, high) fraction of the image the rectangle covers.
     erase_aspect : (low, high) height/width ratio of the rectangle, drawn log-uniformly.
+    gamma_p, gamma_range : probability of a gamma curve ``255 (x / 255) ** g`` and the
+        (low, high) range of g, drawn log-uniformly (g < 1 brightens shadows).
+    blur_p, blur_sigma : probability of a Gaussian blur and the (low, high) range of its
+        sigma in pixels.
+    jpeg_p, jpeg_quality : probability of a JPEG encode and decode, and the (low, high)
+        range of its quality (OpenCV's 0-100 scale).
     """
 
     enabled: bool = True
     flip_p: float = 0.5
     max_shift: float = 4.0
-    max_rotation: float = 10.0
+    max_rotation: float = 15.0
     scale_range: tuple[float, float] = (0.9, 1.1)
     border_mode: int = cv2.BORDER_REFLECT_101
     brightness: float = 0.15
@@ -54,6 +63,12 @@ class AugmentConfig:
     erase_p: float = 0.25
     erase_area: tuple[float, float] = (0.02, 0.15)
     erase_aspect: tuple[float, float] = (0.3, 3.3)
+    gamma_p: float = 0.3
+    gamma_range: tuple[float, float] = (0.6, 1.6)
+    blur_p: float = 0.15
+    blur_sigma: tuple[float, float] = (0.4, 1.2)
+    jpeg_p: float = 0.25
+    jpeg_quality: tuple[int, int] = (20, 90)
 
     @classmethod
     def none(cls) -> AugmentConfig:
@@ -127,6 +142,12 @@ def augment_batch(
     erase_w = np.clip(np.rint(np.sqrt(area / aspect)), 1, width).astype(np.int64)
     erase_y = (rng.random(n) * (height - erase_h + 1)).astype(np.int64)
     erase_x = (rng.random(n) * (width - erase_w + 1)).astype(np.int64)
+    gamma_on = rng.random(n) < config.gamma_p
+    gamma = np.exp(rng.uniform(np.log(config.gamma_range[0]), np.log(config.gamma_range[1]), n))
+    blur_on = rng.random(n) < config.blur_p
+    sigma = rng.uniform(config.blur_sigma[0], config.blur_sigma[1], n)
+    jpeg_on = rng.random(n) < config.jpeg_p
+    quality = rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1, n)
 
     warped = np.empty((n, height, width), dtype=np.float32)
     for i in range(n):
@@ -143,4 +164,13 @@ def augment_batch(
         y, x, h, w = erase_y[i], erase_x[i], erase_h[i], erase_w[i]
         out[i, y : y + h, x : x + w] = rng.integers(0, 256, (h, w))
     np.clip(out, 0.0, 255.0, out=out)
-    return np.rint(out).astype(np.uint8)
+    for i in np.flatnonzero(gamma_on):
+        out[i] = 255.0 * (out[i] / 255.0) ** gamma[i]
+    for i in np.flatnonzero(blur_on):
+        out[i] = cv2.GaussianBlur(out[i], (0, 0), sigmaX=float(sigma[i]))
+    result = np.rint(out).astype(np.uint8)
+    for i in np.flatnonzero(jpeg_on):
+        ok, encoded = cv2.imencode(".jpg", result[i], [cv2.IMWRITE_JPEG_QUALITY, int(quality[i])])
+        if ok:
+            result[i] = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+    return result

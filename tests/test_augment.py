@@ -16,7 +16,8 @@ from emotion.augment import AugmentConfig, affine_matrices, augment_batch
 
 # Everything off: the pipeline must then be the identity, which checks the plumbing.
 OFF = AugmentConfig(flip_p=0.0, max_shift=0.0, max_rotation=0.0, scale_range=(1.0, 1.0),
-                    brightness=0.0, contrast=0.0, erase_p=0.0)
+                    brightness=0.0, contrast=0.0, erase_p=0.0,
+                     gamma_p=0.0, blur_p=0.0, jpeg_p=0.0)
 
 
 @pytest.fixture
@@ -79,3 +80,19 @@ def test_erasing_alone_changes_one_rectangle(images):
 def test_rejects_non_uint8_input(images):
     with pytest.raises(ValueError, match="uint8"):
         augment_batch(images.astype(np.float32), np.random.default_rng(0))
+
+
+def test_photo_faults_each_do_what_they_say(images):
+    ramp = np.tile(np.arange(0, 256, 256 // 48, dtype=np.uint8)[:48], (4, 48, 1))
+    dark = augment_batch(ramp, np.random.default_rng(0),
+                         replace(OFF, gamma_p=1.0, gamma_range=(1.5, 1.5)))
+    assert np.all(dark <= ramp) and np.all(np.diff(dark.astype(int), axis=2) >= 0)
+    assert dark.mean() < ramp.mean() - 10
+    blurred = augment_batch(images, np.random.default_rng(0),
+                            replace(OFF, blur_p=1.0, blur_sigma=(1.0, 1.0)))
+    assert blurred.astype(float).std() < 0.7 * images.astype(float).std()
+    smooth = cv2.GaussianBlur(images[0], (0, 0), 3)[None].repeat(4, 0)
+    jpeg = augment_batch(smooth, np.random.default_rng(0),
+                         replace(OFF, jpeg_p=1.0, jpeg_quality=(20, 20)))
+    assert not np.array_equal(jpeg, smooth)
+    assert np.abs(jpeg.astype(int) - smooth).mean() < 8
