@@ -11,7 +11,7 @@
     total         1.82 M parameters (7.3 MB float32), 150 M multiply-accumulates
 
 ``v1``: the first shipped model, the same shape at widths 32-64-128-256 (1.17 M
-parameters, 96 M MACs); v2 is 1.25x wider, so 1.56x the compute, and trains 40 epochs
+parameters, 96 M MACs); v2 is 1.25x wider, so 1.56x the compute, and trains 35 epochs
 instead of 30 within the same 150 minutes now that a step is about twice as fast.
 
 Every conv is followed by batch norm and ReLU (so convs carry no bias: batch norm's beta

@@ -55,7 +55,7 @@ DATA_ENV_VAR = "FER2013_DIR"
 DEFAULT_DATA_LOCATIONS = (Path("data/fer2013"), Path("~/data/fer2013"),
                           Path("~/.cache/minicnn-emotion/fer2013"))
 VALIDATION_SPLITS = ("test", "val", "private")
-REAL_EPOCHS, SYNTHETIC_EPOCHS = 40, 10
+REAL_EPOCHS, SYNTHETIC_EPOCHS = 35, 10
 # Options that may differ between a run and its --resume without changing the result.
 RESUME_FREE = {"resume", "threads", "progress", "stop_after_epoch", "data", "cache"}
 
