@@ -32,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotion.backends import BACKENDS, use_backend
 from emotion.draw import draw_results
 from emotion.faces import DEFAULT_MIN_SIZE, make_detector
 from emotion.labels import CLASSES
@@ -134,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"ignore faces smaller than N pixels (default {DEFAULT_MIN_SIZE})")
     p.add_argument("--tta", choices=TTA_MODES, default="flip",
                    help="test-time augmentation (default flip)")
+    p.add_argument("--backend", choices=BACKENDS, default="minicnn",
+                   help="what runs the network: minicnn (default) or opencv-dnn (the same "
+                        "model exported to ONNX on the fly and run by OpenCV; needs onnx)")
     return p
 
 
@@ -144,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         detector = make_detector(args.yunet, args.min_face, args.largest)
         recognizer = EmotionRecognizer(args.weights, detector=detector, tta=args.tta,
                                        min_face_size=args.min_face, largest_only=args.largest)
+        use_backend(recognizer, args.backend)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -43,6 +43,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotion.backends import BACKENDS, use_backend
 from emotion.draw import draw_face, draw_fps, ui_scale
 from emotion.faces import (
     DEFAULT_MIN_SIZE,
@@ -381,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"search the whole frame for faces every N frames and only around the "
                         f"known faces in between (default {TRACK_RESCAN_EVERY}; 1: search every "
                         f"frame in full, slower)")
+    p.add_argument("--backend", choices=BACKENDS, default="minicnn",
+                   help="what runs the network: minicnn (default) or opencv-dnn (the same "
+                        "model exported to ONNX on the fly and run by OpenCV; needs onnx)")
     return p
 
 
@@ -410,6 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     rescan_every=args.rescan_every)
         recognizer = EmotionRecognizer(args.weights, detector=detector, tta=args.tta,
                                        min_face_size=args.min_face, largest_only=args.largest)
+        use_backend(recognizer, args.backend)
         display = not args.no_display and display_available()
         if not args.no_display and not display:
             print("no display found ($DISPLAY is unset); running headless", file=sys.stderr)
