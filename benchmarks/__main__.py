@@ -1,7 +1,8 @@
 """python -m benchmarks [--quick] [--threads N] [--only CASES] [--rounds N] [--json F] [--plot F]
 
 Cases (in order): train, layers, kernels, gemm, inference, memory, and the optional
-inference-e2e. See benchmarks/README.md for what each measures and the targets.
+inference-e2e and opencv-dnn (needs onnx). See benchmarks/README.md for what each
+measures and the targets.
 
 Each framework is measured in a fresh process of its own, case by case, alternately
 (see benchmarks/runner.py); ``--same-process`` measures both in this one. In the PyTorch

@@ -23,6 +23,9 @@ GROUPS: dict[str, tuple[str, str]] = {
                "baseline = PyTorch; ratio = torch MB / ours MB"),
     "inference-e2e": ("inference end to end (benchmarks/bench_inference.py)",
                       "as reported by that module"),
+    "opencv-dnn": ("7. inference, the same model exported to ONNX (benchmarks/bench_onnx.py)",
+                   "baseline = OpenCV DNN, and onnxruntime if installed; ratio > 1: minicnn "
+                   "faster"),
 }
 
 

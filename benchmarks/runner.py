@@ -46,11 +46,12 @@ CASES: dict[str, str] = {
     "inference": "benchmarks.bench_infer",
     "memory": "benchmarks.bench_memory",
     "inference-e2e": "benchmarks.bench_inference",
+    "opencv-dnn": "benchmarks.bench_onnx",
 }
-OPTIONAL = {"inference-e2e"}
-# cases whose baseline is not PyTorch (a plain copy, a plain matmul, or none): run_isolated
-# runs them in minicnn's process only
-NO_TORCH_BASELINE = {"kernels", "gemm", "inference-e2e"}
+OPTIONAL = {"inference-e2e", "opencv-dnn"}  # skipped when their module or onnx is missing
+# cases whose baseline is not PyTorch (a plain copy, a plain matmul, OpenCV, or none):
+# run_isolated runs them in minicnn's process only
+NO_TORCH_BASELINE = {"kernels", "gemm", "inference-e2e", "opencv-dnn"}
 
 
 def _run_case(name: str, cfg: Config) -> list[Row]:
