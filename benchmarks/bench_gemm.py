@@ -1,7 +1,7 @@
 """Case "gemm": how much of the plain matrix-multiply speed Conv2D keeps.
 
-``functional.conv`` turns a convolution over a batch into chunked GEMMs; for a chunk of
-n images (n from ``functional.conv.chunk_size``), with K = C*KH*KW and P = OH*OW:
+``engine.conv`` turns a convolution over a batch into chunked GEMMs; for a chunk of
+n images (n from ``engine.conv.chunk_size``), with K = C*KH*KW and P = OH*OW:
 
     forward   (F, K) @ (K, n*P)                                   W2 @ cols
     backward  (F, n*P) @ (n*P, K)  and  (K, F) @ (F, n*P)          d2 @ cols.T, W2.T @ d2
@@ -9,7 +9,7 @@ n images (n from ``functional.conv.chunk_size``), with K = C*KH*KW and P = OH*OW
 (the first layer of a model skips the second backward GEMM: no dx). Here the same GEMMs,
 with the same shapes and the same transposed views, are timed alone with NumPy's matmul,
 run the way Conv2D runs them: the batch split between the threads
-(``functional.conv.plan_chunks``), each thread doing its own chunks' GEMMs with BLAS on
+(``engine.conv.plan_chunks``), each thread doing its own chunks' GEMMs with BLAS on
 one thread (``minicnn.threads.map_concurrently``). That is the GEMM rate. Conv2D's own
 rate is 2*MACs per pass (backward: twice that, or once for the first layer) over its
 measured time (shared with the "layers" case). Ratio = conv GFLOP/s / GEMM GFLOP/s, the
@@ -29,9 +29,9 @@ TARGET = 0.7
 
 
 def _chunks(s: ConvShape, batch: int) -> tuple[int, int, list[list[int]]]:
-    """(K, P, chunk widths n*P by thread) exactly as functional.conv splits a batch."""
-    from minicnn import threads
-    from minicnn.functional.conv import plan_chunks
+    """(K, P, chunk widths n*P by thread) exactly as engine.conv splits a batch."""
+    from minicnn.engine import threads
+    from minicnn.engine.conv import plan_chunks
     from minicnn.kernels import output_hw
 
     OH, OW = output_hw(s.H, s.W, s.k, s.k, s.stride, s.pad)
@@ -42,7 +42,7 @@ def _chunks(s: ConvShape, batch: int) -> tuple[int, int, list[list[int]]]:
 
 def gemm_times(s: ConvShape, cfg: Config) -> tuple[float, float]:
     """Median seconds of the forward GEMMs and of the backward GEMMs of one conv call."""
-    from minicnn import threads
+    from minicnn.engine import threads
 
     K, _, parts = _chunks(s, cfg.batch)
     rng = np.random.default_rng(0)

@@ -15,7 +15,7 @@ machine. Ratio = kernel GB/s / copy GB/s (target for Numba im2col and col2im: >=
 
 The naive tier is Python loops, so it runs only on a TINY shape (labelled "tiny"), where
 the other tiers and the copy are timed too for a like-for-like comparison. The Numba
-im2col/col2im write into a preallocated output, as ``functional.conv`` uses them.
+im2col/col2im write into a preallocated output, as ``engine.conv`` uses them.
 
 The bandwidth target applies to the real-size rows only. A tiny call moves 23 kB, which a
 copy does in about a microsecond; any call that starts a parallel Numba region takes
@@ -82,25 +82,25 @@ def _cases(shape_conv, shape_pool, tiers):
     im_bytes = x.nbytes + cols.nbytes
 
     xp = rng.standard_normal(shape_pool, dtype=np.float32)
-    out, argmax = kernels.maxpool_forward(xp, 2, 2, 2, backend="numpy")
+    out, argmax = kernels.maxpool_forward(xp, 2, 2, 2, tier="numpy")
     dout = rng.standard_normal(out.shape, dtype=np.float32)
     pool_fwd_bytes = xp.nbytes + out.nbytes + argmax.nbytes
     pool_bwd_bytes = dout.nbytes + argmax.nbytes + xp.nbytes
 
     def im2col(tier):
-        if tier == "numba":  # into a preallocated buffer, as functional.conv uses it
-            return kernels.im2col_into(x, k, k, stride, pad, cols_out, backend=tier)
-        return kernels.im2col(x, k, k, stride, pad, backend=tier)
+        if tier == "numba":  # into a preallocated buffer, as the engine uses it
+            return kernels.im2col_into(x, k, k, stride, pad, cols_out, tier=tier)
+        return kernels.im2col(x, k, k, stride, pad, tier=tier)
 
     def col2im(tier):
         out = dx_out if tier == "numba" else None
-        return kernels.col2im(cols, shape_conv, k, k, stride, pad, backend=tier, out=out)
+        return kernels.col2im(cols, shape_conv, k, k, stride, pad, tier=tier, out=out)
 
     def pool_fwd(tier):
-        return kernels.maxpool_forward(xp, 2, 2, 2, backend=tier)
+        return kernels.maxpool_forward(xp, 2, 2, 2, tier=tier)
 
     def pool_bwd(tier):
-        return kernels.maxpool_backward(dout, argmax, shape_pool, backend=tier)
+        return kernels.maxpool_backward(dout, argmax, shape_pool, tier=tier)
 
     kinds = (("im2col", im2col, im_bytes), ("col2im", col2im, im_bytes),
              ("maxpool fwd", pool_fwd, pool_fwd_bytes), ("maxpool bwd", pool_bwd, pool_bwd_bytes))

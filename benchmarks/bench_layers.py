@@ -1,7 +1,7 @@
 """Case "layers": Conv2D and MaxPool2D forward and backward, one row per distinct shape in
 the training-step models (batch ``cfg.batch``), against ``torch.nn.functional``.
 
-minicnn: ``functional.conv2d_forward`` / ``conv2d_backward`` (im2col + GEMM, chunked) and
+minicnn: ``engine.conv2d_forward`` / ``conv2d_backward`` (im2col + GEMM, chunked) and
 ``maxpool2d_forward`` / ``maxpool2d_backward`` (Numba kernels). PyTorch: ``F.conv2d`` and
 ``F.max_pool2d`` forward with autograd recording (as in training), and backward as
 ``torch.autograd.grad`` of that output (``retain_graph=True`` so it can be repeated). The
@@ -93,7 +93,7 @@ def minicnn_conv_times(s: ConvShape, cfg: Config) -> tuple[float, float]:
     """Median seconds of minicnn's conv forward and backward for shape ``s``."""
     key = (s, cfg.batch, cfg.mode)
     if key not in _conv_times:
-        from minicnn.functional import conv2d_backward, conv2d_forward
+        from minicnn.engine import conv2d_backward, conv2d_forward
 
         x, w, b, dout = conv_arrays(s, cfg.batch)
         fwd = measure(lambda: conv2d_forward(x, w, b, s.stride, s.pad), cfg)
@@ -131,7 +131,7 @@ def pool_arrays(p: PoolShape, batch: int, seed: int = 0):
 
 
 def minicnn_pool_times(p: PoolShape, cfg: Config) -> tuple[float, float]:
-    from minicnn.functional import maxpool2d_backward, maxpool2d_forward
+    from minicnn.engine import maxpool2d_backward, maxpool2d_forward
 
     x, dout = pool_arrays(p, cfg.batch)
     fwd = measure(lambda: maxpool2d_forward(x, p.k, p.stride), cfg)

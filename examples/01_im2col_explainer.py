@@ -12,7 +12,7 @@ x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)  # N=1, C=1, H=W=4
 print("input image (values 0..15):")
 print(x[0, 0].astype(int))
 
-cols = kernels.im2col(x, 3, 3, stride=1, padding=0, backend="naive")
+cols = kernels.im2col(x, 3, 3, stride=1, padding=0, tier="naive")
 print(f"\nim2col with a 3x3 window, stride 1, no padding -> cols of shape {cols.shape}")
 print("(row k = position inside the window, column j = output pixel; each COLUMN is one")
 print(" flattened 3x3 patch)")
@@ -26,13 +26,13 @@ print(out[0, 0].astype(int))
 ref, _ = conv2d_forward(x, w, None)
 assert np.array_equal(out, ref)
 
-cols_pad = kernels.im2col(x, 3, 3, stride=2, padding=1, backend="naive")
+cols_pad = kernels.im2col(x, 3, 3, stride=2, padding=1, tier="naive")
 print(f"\nwith padding 1 and stride 2: OH = (4 + 2*1 - 3) // 2 + 1 = 2, cols {cols_pad.shape};"
       " zeros are the padding:")
 print(cols_pad.astype(int))
 
-for backend in ("numpy", "numba"):
-    assert np.array_equal(kernels.im2col(x, 3, 3, 2, 1, backend=backend), cols_pad)
+for tier in ("numpy", "numba"):
+    assert np.array_equal(kernels.im2col(x, 3, 3, 2, 1, tier=tier), cols_pad)
 print("\nthe numpy and numba tiers give exactly the same matrix as the naive loops")
 
 y = np.ones_like(cols)

@@ -23,7 +23,7 @@ import numpy as np
 from emotion.plots import plt, save_figure
 from emotion.study import example_parser, output_path
 from minicnn import kernels
-from minicnn.functional import conv2d_forward
+from minicnn.engine import conv2d_forward
 
 args = example_parser(__doc__.splitlines()[0]).parse_args()
 N, C, H, F = (1, 4, 12, 8) if args.quick else (4, 16, 24, 32)
@@ -45,18 +45,18 @@ def best_time(fn, budget=0.5, repeats=20):
 
 
 cases = {
-    "im2col": lambda tier: kernels.im2col(x, 3, 3, 1, 1, backend=tier),
-    "col2im": lambda tier: kernels.col2im(cols_in, x.shape, 3, 3, 1, 1, backend=tier),
-    "max-pool 2x2": lambda tier: kernels.maxpool_forward(x, 2, 2, 2, backend=tier)[0],
+    "im2col": lambda tier: kernels.im2col(x, 3, 3, 1, 1, tier=tier),
+    "col2im": lambda tier: kernels.col2im(cols_in, x.shape, 3, 3, 1, 1, tier=tier),
+    "max-pool 2x2": lambda tier: kernels.maxpool_forward(x, 2, 2, 2, tier=tier)[0],
 }
 
 
 def conv(tier):
-    kernels.set_backend(tier)
+    kernels.set_tier(tier)
     try:
         return conv2d_forward(x, w, b, 1, 1, keep_columns=False)[0]
     finally:
-        kernels.set_backend("numba" if kernels.numba_available() else "numpy")
+        kernels.set_tier("numba" if kernels.numba_available() else "numpy")
 
 
 cases["Conv2D forward"] = conv

@@ -1,5 +1,10 @@
 """Hand-written backward passes against central-difference numerical gradients, in float64.
 
+The checks run on the reference path (``minicnn.functional``, and whole networks under
+``minicnn.backend("reference")``); the engine's Winograd convolution and its kept or
+recomputed columns are checked here too, and tests/test_backend_equality.py proves every
+other engine path equal to the reference.
+
 Every check weights the output by a random upstream gradient ``dout`` (so the whole
 Jacobian-vector product is checked, not just a sum) and asserts the relative error
 max|a - b| / max(1e-8, |a| + |b|) is below 1e-6. Kinks are avoided rather than excused:
@@ -12,11 +17,13 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from winograd_helpers import target_columns as chunk_columns
 from winograd_helpers import winograd_everywhere
 
 import minicnn
+from minicnn import engine
 from minicnn import functional as F
-from minicnn.functional import conv as conv_module
+from minicnn.engine import conv as conv_module
 from minicnn.gradcheck import numerical_gradient, rel_error
 from minicnn.kernels import conv_output_size
 from minicnn.layers import (
@@ -46,14 +53,14 @@ def away_from_zero(rng, shape, margin=1e-2):
     return np.where(np.abs(x) < margin, np.sign(x + 1e-12) * margin, x)
 
 
-def assert_conv_gradients(f, inputs, dout, cache, grads):
+def assert_conv_gradients(f, inputs, dout, cache, grads, ops=F):
     """(dx, dw, db) against the numerical derivative of f() with respect to (x, w, b), and
-    the same dw from a backward without dx."""
+    the same dw from a backward without dx (by ``ops``: functional or engine)."""
     # conv is linear in each of x, w, b: central differences are exact for any h, and a
     # large h keeps round-off far below the smallest gradient entries
     for analytic, var in zip(grads, inputs):
         assert rel_error(analytic, numerical_gradient(f, var, dout, h=LINEAR_H)) < TOL
-    none_dx, dw2, _ = F.conv2d_backward(dout, cache, need_dx=False)
+    none_dx, dw2, _ = ops.conv2d_backward(dout, cache, need_dx=False)
     assert none_dx is None
     np.testing.assert_allclose(dw2, grads[1])
 
@@ -69,86 +76,79 @@ def conv_params(draw):
     return (N, C, H, W), (F_, C, k, k), stride, padding, draw(seeds)
 
 
-@given(conv_params(), st.sampled_from([1, 4096]))
-def test_conv2d_gradients(params, target_columns):
+@given(conv_params())
+def test_conv2d_gradients(params):
     x_shape, w_shape, stride, padding, seed = params
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     b = rng.standard_normal(w_shape[0])
-    old = conv_module.TARGET_COLUMNS
-    conv_module.TARGET_COLUMNS = target_columns  # 1 forces one image per chunk
-    try:
-        out, cache = F.conv2d_forward(x, w, b, stride, padding)
-        dout = rng.standard_normal(out.shape)
-        dx, dw, db = F.conv2d_backward(dout, cache)
+    out, cache = F.conv2d_forward(x, w, b, stride, padding)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = F.conv2d_backward(dout, cache)
 
-        def f():
-            return F.conv2d_forward(x, w, b, stride, padding)[0]
+    def f():
+        return F.conv2d_forward(x, w, b, stride, padding)[0]
 
-        assert_conv_gradients(f, (x, w, b), dout, cache, (dx, dw, db))
-        dx3, dw3, none_db = F.conv2d_backward(dout, cache, need_db=False)
-        assert none_db is None
-        np.testing.assert_allclose(dx3, dx)
-        np.testing.assert_allclose(dw3, dw)
-    finally:
-        conv_module.TARGET_COLUMNS = old
+    assert_conv_gradients(f, (x, w, b), dout, cache, (dx, dw, db))
+    dx3, dw3, none_db = F.conv2d_backward(dout, cache, need_db=False)
+    assert none_db is None
+    np.testing.assert_allclose(dx3, dx)
+    np.testing.assert_allclose(dw3, dw)
 
 
 @given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.integers(1, 10),
        st.integers(1, 10), st.sampled_from([0, 1]), st.sampled_from([2, 3, 4, None]),
        st.sampled_from([1, 4096]), seeds)
 def test_winograd_conv2d_gradients(N, C, F_, H, W, padding, tile, target_columns, seed):
-    """3x3, stride 1 convolutions, "same" (padding 1) and "valid" (padding 0), as Winograd
-    F(2x2, 3x3), F(3x3, 3x3) and F(4x4, 3x3) (and the size rule's mix for forward and dx;
-    sizes that are no multiple of the tile included: their last tiles are cut): the
-    im2col convolution's output, and gradients that pass the numerical check."""
+    """The engine's 3x3, stride 1 convolutions, "same" (padding 1) and "valid" (padding 0),
+    as Winograd F(2x2, 3x3), F(3x3, 3x3) and F(4x4, 3x3) (and the cost model's mix for
+    forward and dx; sizes that are no multiple of the tile included: their last tiles are
+    cut): the reference convolution's output, and gradients that pass the numerical check."""
     assume(min(H, W) + 2 * padding >= 3)
     rng = np.random.default_rng(seed)
     x, w, b = (rng.standard_normal((N, C, H, W)), rng.standard_normal((F_, C, 3, 3)),
                rng.standard_normal(F_))
-    with winograd_everywhere(False):
-        expected = F.conv2d_forward(x, w, b, 1, padding)[0]
-    old = conv_module.TARGET_COLUMNS
-    conv_module.TARGET_COLUMNS = target_columns  # 1 forces one image per chunk
-    try:
-        with winograd_everywhere(tile=tile):
-            assert conv_module.use_winograd(C, 3, 3, 1, padding, N, H, W)
-            out, cache = F.conv2d_forward(x, w, b, 1, padding)
-            np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
-            dout = rng.standard_normal(out.shape)
-            dx, dw, db = F.conv2d_backward(dout, cache)
+    expected = F.conv2d_forward(x, w, b, 1, padding)[0]
+    with chunk_columns(target_columns), winograd_everywhere(tile=tile):  # 1: an image a chunk
+        assert conv_module.use_winograd(C, 3, 3, 1, padding, N, H, W)
+        out, cache = engine.conv2d_forward(x, w, b, 1, padding)
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+        dout = rng.standard_normal(out.shape)
+        dx, dw, db = engine.conv2d_backward(dout, cache)
 
-            def f():  # the convolution's numerical derivative, taken through im2col: the
-                # Winograd forward's rounding (1e-14) on taps that only meet the padding
-                # would otherwise pass for gradient where the true one is exactly 0
-                with winograd_everywhere(False):
-                    return F.conv2d_forward(x, w, b, 1, padding)[0]
+        def f():  # the numerical derivative, taken through the reference: the Winograd
+            # forward's rounding (1e-14) on taps that only meet the padding would otherwise
+            # pass for gradient where the true one is exactly 0
+            return F.conv2d_forward(x, w, b, 1, padding)[0]
 
-            assert_conv_gradients(f, (x, w, b), dout, cache, (dx, dw, db))
-    finally:
-        conv_module.TARGET_COLUMNS = old
+        assert_conv_gradients(f, (x, w, b), dout, cache, (dx, dw, db), ops=engine)
 
 
 @given(conv_params(), st.sampled_from([1, 4096]))
 def test_conv2d_cached_columns_match_recomputed(params, target_columns):
-    """Keeping im2col columns for backward gives the same gradients as recomputing them."""
+    """The engine keeping im2col columns for backward gives the same gradients as
+    recomputing them, and so does a cache whose kept columns a later forward with the same
+    weights took over."""
     x_shape, w_shape, stride, padding, seed = params
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     b = rng.standard_normal(w_shape[0])
-    old = conv_module.TARGET_COLUMNS, conv_module.CACHE_COLUMNS_BYTES
-    conv_module.TARGET_COLUMNS = target_columns
+    old = conv_module.CACHE_COLUMNS_BYTES
     try:
         grads = []
-        for budget in (0, 2**30):  # recompute, then keep
-            conv_module.CACHE_COLUMNS_BYTES = budget
-            out, cache = F.conv2d_forward(x, w, b, stride, padding)
-            assert (cache.cols is None) == (budget == 0)
-            grads.append(F.conv2d_backward(np.ones_like(out), cache))
-        for recomputed, kept in zip(*grads):
+        with chunk_columns(target_columns), winograd_everywhere(False):
+            for budget in (0, 2**30):  # recompute, then keep
+                conv_module.CACHE_COLUMNS_BYTES = budget
+                out, cache = engine.conv2d_forward(x, w, b, stride, padding)
+                assert (cache.cols is None) == (budget == 0)
+                grads.append(engine.conv2d_backward(np.ones_like(out), cache))
+            engine.conv2d_forward(rng.standard_normal(x_shape), w, b, stride, padding)
+            grads.append(engine.conv2d_backward(np.ones_like(out), cache))  # taken over
+        for recomputed, kept, taken in zip(*grads):
             np.testing.assert_array_equal(kept, recomputed)
+            np.testing.assert_array_equal(taken, recomputed)
     finally:
-        conv_module.TARGET_COLUMNS, conv_module.CACHE_COLUMNS_BYTES = old
+        conv_module.CACHE_COLUMNS_BYTES = old
 
 
 def test_conv2d_matches_direct_definition():
@@ -313,10 +313,12 @@ def far_from_kinks(model, x, seed, margin=2e-4):
     return True
 
 
-@given(seeds, st.sampled_from([1, 4096]))
-def test_whole_network_gradients(seed, target_columns):
+@given(seeds, st.sampled_from([("reference", 4096), ("fast", 1), ("fast", 4096)]))
+def test_whole_network_gradients(seed, how):
     """Backprop through a small network with every layer type matches numerical gradients
-    for the input and for every parameter."""
+    for the input and for every parameter: on the reference backend, and on the fast one
+    with chunks of one image or of several."""
+    backend, target_columns = how
     model = minicnn.Sequential([
         Conv2D(2, 3, 3, padding="same", bias=False), BatchNorm2D(3), ReLU(), MaxPool2D(2),
         Dropout(0.3), Conv2D(3, 4, 2, stride=1), ReLU(), Flatten(), Dense(4 * 2 * 2, 5),
@@ -325,14 +327,12 @@ def test_whole_network_gradients(seed, target_columns):
     x = rng.standard_normal((2, 2, 6, 6))
     labels = rng.integers(0, 5, 2)
     loss_fn = minicnn.SoftmaxCrossEntropy(label_smoothing=0.1)
-    old = conv_module.TARGET_COLUMNS
-    conv_module.TARGET_COLUMNS = target_columns
 
     def loss_value():
         model.layers[4].rng = np.random.default_rng(seed)  # the same dropout mask each time
         return loss_fn(model.forward(x), labels)
 
-    try:
+    with minicnn.backend(backend), chunk_columns(target_columns):
         assume(far_from_kinks(model, x, seed))
         loss_value()
         dx = model.backward(loss_fn.backward())
@@ -348,8 +348,6 @@ def test_whole_network_gradients(seed, target_columns):
             err = np.linalg.norm(analytic - numeric) / max(
                 1e-12, np.linalg.norm(analytic) + np.linalg.norm(numeric))
             assert err < 1e-8, f"{name}: norm-wise relative error {err:.2e}"
-    finally:
-        conv_module.TARGET_COLUMNS = old
 
 
 def test_global_avgpool_layer_and_flatten_shapes():

@@ -48,11 +48,11 @@ def same_conv_case(draw):
 def test_im2col_tiers_match_naive(case, dtype):
     shape, KH, KW, s, p, rng = case
     x = rng.standard_normal(shape).astype(dtype)
-    ref = kernels.im2col(x, KH, KW, s, p, backend="naive")
-    for backend in FAST:
-        got = kernels.im2col(x, KH, KW, s, p, backend=backend)
+    ref = kernels.im2col(x, KH, KW, s, p, tier="naive")
+    for tier in FAST:
+        got = kernels.im2col(x, KH, KW, s, p, tier=tier)
         assert got.dtype == dtype and got.shape == ref.shape
-        np.testing.assert_array_equal(got, ref, err_msg=backend)
+        np.testing.assert_array_equal(got, ref, err_msg=tier)
 
 
 @given(st.one_of(conv_case(), same_conv_case()))
@@ -61,21 +61,21 @@ def test_col2im_tiers_match_naive(case):
     N, C, H, W = shape
     OH, OW = kernels.output_hw(H, W, KH, KW, s, p)
     cols = rng.standard_normal((C * KH * KW, N * OH * OW))
-    ref = kernels.col2im(cols, shape, KH, KW, s, p, backend="naive")
-    for backend in FAST:
-        got = kernels.col2im(cols, shape, KH, KW, s, p, backend=backend)
-        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12, err_msg=backend)
+    ref = kernels.col2im(cols, shape, KH, KW, s, p, tier="naive")
+    for tier in FAST:
+        got = kernels.col2im(cols, shape, KH, KW, s, p, tier=tier)
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12, err_msg=tier)
 
 
 @given(conv_case(), st.sampled_from(("naive",) + FAST))
-def test_adjoint_identity(case, backend):
+def test_adjoint_identity(case, tier):
     """<im2col(x), y> == <x, col2im(y)>: col2im is exactly the transpose of im2col."""
     shape, KH, KW, s, p, rng = case
     x = rng.standard_normal(shape)
-    cols = kernels.im2col(x, KH, KW, s, p, backend=backend)
+    cols = kernels.im2col(x, KH, KW, s, p, tier=tier)
     y = rng.standard_normal(cols.shape)
     lhs = np.sum(cols * y)
-    rhs = np.sum(x * kernels.col2im(y, shape, KH, KW, s, p, backend=backend))
+    rhs = np.sum(x * kernels.col2im(y, shape, KH, KW, s, p, tier=tier))
     assert lhs == pytest.approx(rhs, rel=1e-10, abs=1e-10)
 
 
@@ -96,24 +96,24 @@ def test_maxpool_tiers_match_naive(case, with_ties):
     x = rng.standard_normal(shape)
     if with_ties:  # few distinct values: ties everywhere, all tiers must pick the same one
         x = np.round(x)
-    out, arg = kernels.maxpool_forward(x, k, k, s, backend="naive")
+    out, arg = kernels.maxpool_forward(x, k, k, s, tier="naive")
     dout = rng.standard_normal(out.shape)
-    dx = kernels.maxpool_backward(dout, arg, shape, backend="naive")
-    for backend in FAST:
-        out2, arg2 = kernels.maxpool_forward(x, k, k, s, backend=backend)
-        np.testing.assert_array_equal(out2, out, err_msg=backend)
-        np.testing.assert_array_equal(arg2, arg, err_msg=backend)
-        dx2 = kernels.maxpool_backward(dout, arg2, shape, backend=backend)
-        np.testing.assert_allclose(dx2, dx, rtol=1e-12, atol=1e-12, err_msg=backend)
+    dx = kernels.maxpool_backward(dout, arg, shape, tier="naive")
+    for tier in FAST:
+        out2, arg2 = kernels.maxpool_forward(x, k, k, s, tier=tier)
+        np.testing.assert_array_equal(out2, out, err_msg=tier)
+        np.testing.assert_array_equal(arg2, arg, err_msg=tier)
+        dx2 = kernels.maxpool_backward(dout, arg2, shape, tier=tier)
+        np.testing.assert_allclose(dx2, dx, rtol=1e-12, atol=1e-12, err_msg=tier)
 
 
-@pytest.mark.parametrize("backend", ("naive",) + FAST)
-def test_maxpool_tie_goes_to_first_maximum(backend):
+@pytest.mark.parametrize("tier", ("naive",) + FAST)
+def test_maxpool_tie_goes_to_first_maximum(tier):
     x = np.array([[[[1.0, 3.0], [3.0, 3.0]]]])  # three equal maxima in one 2x2 window
-    out, arg = kernels.maxpool_forward(x, 2, 2, 2, backend=backend)
+    out, arg = kernels.maxpool_forward(x, 2, 2, 2, tier=tier)
     assert out[0, 0, 0, 0] == 3.0
     assert arg[0, 0, 0, 0] == 1  # flat index of (0, 1): the first 3.0 in row-major order
-    dx = kernels.maxpool_backward(np.ones_like(out), arg, x.shape, backend=backend)
+    dx = kernels.maxpool_backward(np.ones_like(out), arg, x.shape, tier=tier)
     np.testing.assert_array_equal(dx[0, 0], [[0.0, 1.0], [0.0, 0.0]])
 
 
@@ -122,19 +122,19 @@ def test_im2col_into_reuses_buffer():
     buf = np.empty((27, 2 * 25), dtype=np.float32)
     out = kernels.im2col_into(x, 3, 3, 1, 1, out=buf)
     assert out is buf
-    np.testing.assert_array_equal(buf, kernels.im2col(x, 3, 3, 1, 1, backend="naive"))
+    np.testing.assert_array_equal(buf, kernels.im2col(x, 3, 3, 1, 1, tier="naive"))
 
 
-def test_backend_selection_and_errors():
-    assert kernels.get_backend() in kernels.BACKENDS
-    old = kernels.get_backend()
+def test_tier_selection_and_errors():
+    assert kernels.get_tier() in kernels.TIERS
+    old = kernels.get_tier()
     try:
-        kernels.set_backend("numpy")
-        assert kernels.get_backend() == "numpy"
-        with pytest.raises(ValueError, match="unknown kernel backend"):
-            kernels.set_backend("cuda")
+        kernels.set_tier("numpy")
+        assert kernels.get_tier() == "numpy"
+        with pytest.raises(ValueError, match="unknown kernel tier"):
+            kernels.set_tier("cuda")
     finally:
-        kernels.set_backend(old)
+        kernels.set_tier(old)
     with pytest.raises(ValueError, match="does not fit"):
         kernels.im2col(np.zeros((1, 1, 2, 2)), 3, 3, 1, 0)
 
@@ -153,11 +153,11 @@ def test_channel_moments_match_reference(case, dtype):
     x64 = x.astype(np.float64)
     ref_mean, ref_var = x64.mean(axis=(0, 2, 3)), x64.var(axis=(0, 2, 3))
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    for backend in FAST:
-        mean, var = kernels.channel_moments(x, backend=backend)
+    for tier in FAST:
+        mean, var = kernels.channel_moments(x, tier=tier)
         assert mean.dtype == dtype and var.dtype == dtype
-        np.testing.assert_allclose(mean, ref_mean, rtol=tol, atol=tol, err_msg=backend)
-        np.testing.assert_allclose(var, ref_var, rtol=tol, atol=tol, err_msg=backend)
+        np.testing.assert_allclose(mean, ref_mean, rtol=tol, atol=tol, err_msg=tier)
+        np.testing.assert_allclose(var, ref_var, rtol=tol, atol=tol, err_msg=tier)
 
 
 @given(nchw_case(), st.sampled_from([np.float32, np.float64]), st.booleans())
@@ -172,11 +172,11 @@ def test_channel_sums_match_reference(case, dtype, gated):
         d64 = np.where(relu_out > 0, d64, 0)
     ref_s, ref_sx = d64.sum(axis=(0, 2, 3)), (d64 * x64).sum(axis=(0, 2, 3))
     tol = 1e-4 if dtype == np.float32 else 1e-12
-    for backend in FAST:
-        s, sx = kernels.channel_sums(dout, xhat, relu_out, backend=backend)
+    for tier in FAST:
+        s, sx = kernels.channel_sums(dout, xhat, relu_out, tier=tier)
         assert s.dtype == dtype and sx.dtype == dtype
-        np.testing.assert_allclose(s, ref_s, rtol=tol, atol=tol, err_msg=backend)
-        np.testing.assert_allclose(sx, ref_sx, rtol=tol, atol=tol, err_msg=backend)
+        np.testing.assert_allclose(s, ref_s, rtol=tol, atol=tol, err_msg=tier)
+        np.testing.assert_allclose(sx, ref_sx, rtol=tol, atol=tol, err_msg=tier)
 
 
 @given(nchw_case(), st.sampled_from([np.float32, np.float64]))
@@ -186,10 +186,10 @@ def test_relu_forward_matches_reference(case, dtype):
     flat = x.reshape(-1)
     flat[rng.integers(0, flat.size, 3)] = [np.nan, -np.inf, np.inf]  # kept as np.maximum does
     ref = np.maximum(x, 0)
-    for backend in FAST:
-        out = kernels.relu_forward(x, backend=backend)
+    for tier in FAST:
+        out = kernels.relu_forward(x, tier=tier)
         assert out.dtype == dtype and out is not x
-        np.testing.assert_array_equal(out, ref, err_msg=backend)
+        np.testing.assert_array_equal(out, ref, err_msg=tier)
 
 
 @given(nchw_case(), st.sampled_from([np.float32, np.float64]))
@@ -198,10 +198,10 @@ def test_relu_backward_matches_reference(case, dtype):
     dout = rng.standard_normal(shape).astype(dtype)
     out = np.maximum(rng.standard_normal(shape), 0).astype(dtype)  # ReLU outputs, many zeros
     ref = np.where(out > 0, dout, 0)
-    for backend in FAST:
-        dx = kernels.relu_backward(dout, out, backend=backend)
+    for tier in FAST:
+        dx = kernels.relu_backward(dout, out, tier=tier)
         assert dx.dtype == dtype
-        np.testing.assert_array_equal(dx, ref, err_msg=backend)
+        np.testing.assert_array_equal(dx, ref, err_msg=tier)
 
 
 @given(nchw_case(), st.sampled_from([np.float32, np.float64]), st.booleans())
@@ -225,21 +225,21 @@ def test_channel_affine_kernels_match_reference(case, dtype, relu):
         x64 = np.where(relu_out > 0, x64, 0)
     ref2 = x64 * per_channel(a) + y64 * per_channel(b) + per_channel(c)
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    for backend in FAST:
-        xhat, out = kernels.channel_normalize(x, a, b, g, beta, relu=relu, backend=backend)
-        got2 = kernels.channel_affine2(x, a, y, b, c, relu_out, backend=backend)
+    for tier in FAST:
+        xhat, out = kernels.channel_normalize(x, a, b, g, beta, relu=relu, tier=tier)
+        got2 = kernels.channel_affine2(x, a, y, b, c, relu_out, tier=tier)
         assert xhat.dtype == out.dtype == got2.dtype == dtype
-        np.testing.assert_allclose(xhat, ref_xhat, rtol=tol, atol=tol, err_msg=backend)
-        np.testing.assert_allclose(out, ref_out, rtol=tol, atol=tol, err_msg=backend)
-        np.testing.assert_allclose(got2, ref2, rtol=tol, atol=tol, err_msg=backend)
+        np.testing.assert_allclose(xhat, ref_xhat, rtol=tol, atol=tol, err_msg=tier)
+        np.testing.assert_allclose(out, ref_out, rtol=tol, atol=tol, err_msg=tier)
+        np.testing.assert_allclose(got2, ref2, rtol=tol, atol=tol, err_msg=tier)
 
 
 def test_channel_normalize_relu_keeps_nan():
     x = np.array([np.nan, -1.0, 2.0, np.inf], dtype=np.float32).reshape(1, 1, 2, 2)
     one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
-    for backend in FAST:
-        _, out = kernels.channel_normalize(x, zero, one, one, zero, relu=True, backend=backend)
-        np.testing.assert_array_equal(out.ravel(), [np.nan, 0, 2, np.inf], err_msg=backend)
+    for tier in FAST:
+        _, out = kernels.channel_normalize(x, zero, one, one, zero, relu=True, tier=tier)
+        np.testing.assert_array_equal(out.ravel(), [np.nan, 0, 2, np.inf], err_msg=tier)
 
 
 @pytest.mark.parametrize("with_bias", [True, False])
@@ -254,9 +254,9 @@ def test_regroup_add_bias_tiers_agree_with_the_definition(with_bias, relu):
         expected = expected + bias.reshape(1, F, 1)
     if relu:
         expected = np.where(expected > 0, expected, 0)
-    for backend in ("numpy", "numba"):
+    for tier in ("numpy", "numba"):
         out = np.full((n, F, P), np.nan, dtype=np.float32)
-        kernels.regroup_add_bias(y, bias, out, backend=backend, relu=relu)
+        kernels.regroup_add_bias(y, bias, out, tier=tier, relu=relu)
         np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
 
 
@@ -277,13 +277,13 @@ def test_winograd_transform_tiers_agree(n, C, F, H, W, padding, m, dtype, relu, 
     bias = rng.standard_normal(F).astype(dtype)
     tol = (1e-5 if m == 2 else 1e-4) if dtype == np.float32 else 1e-12
     got = {}
-    for backend in ("numpy", "numba"):
+    for tier in ("numpy", "numba"):
         V = np.empty((A2, nT, C), dtype)
         Y = np.empty((A2, nT, F), dtype)
         out = np.empty((n, F, OH, OW), dtype)
-        got[backend] = (kernels.winograd_input(x, V, padding, m, backend=backend),
-                        kernels.winograd_grad_output(dout, Y, m, backend=backend),
-                        kernels.winograd_output(M, bias, out, relu=relu, m=m, backend=backend))
+        got[tier] = (kernels.winograd_input(x, V, padding, m, tier=tier),
+                        kernels.winograd_grad_output(dout, Y, m, tier=tier),
+                        kernels.winograd_output(M, bias, out, relu=relu, m=m, tier=tier))
     for ref, fast in zip(got["numpy"], got["numba"]):
         assert fast.dtype == dtype
         np.testing.assert_allclose(fast, ref, rtol=tol, atol=tol)
@@ -300,11 +300,11 @@ def test_winograd_weight_transforms_tiers_agree(F, C, parts, m, dtype, flipped, 
         w = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
     dU = rng.standard_normal((parts, (m + 2) ** 2, F, C)).astype(dtype)
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    U = kernels.winograd_weights(w, m, backend="numba")
+    U = kernels.winograd_weights(w, m, tier="numba")
     assert U.dtype == dtype
-    np.testing.assert_allclose(U, kernels.winograd_weights(w, m, backend="numpy"),
+    np.testing.assert_allclose(U, kernels.winograd_weights(w, m, tier="numpy"),
                                rtol=tol, atol=tol)
-    dw = kernels.winograd_weight_grad(dU, m, backend="numba")
+    dw = kernels.winograd_weight_grad(dU, m, tier="numba")
     assert dw.dtype == dtype and dw.shape == (F, C, 3, 3)
-    np.testing.assert_allclose(dw, kernels.winograd.winograd_weight_grad(dU.sum(axis=0), m),
+    np.testing.assert_allclose(dw, kernels.winograd.winograd_weight_grad_numpy(dU.sum(axis=0), m),
                                rtol=tol, atol=tol)

@@ -292,8 +292,9 @@ def test_conv_with_fused_relu_equals_conv_then_relu(shape):
 
 
 def test_conv_reuses_its_column_buffer_without_leaking_between_steps():
-    """Conv2D keeps its im2col columns in one buffer across training steps; a step's
-    gradients must depend on that step's input alone, for one-image and many-image chunks."""
+    """Conv2D keeps its im2col columns in one buffer across training steps (the engine's,
+    per weight array); a step's gradients must depend on that step's input alone, for
+    one-image and many-image chunks."""
     rng = np.random.default_rng(3)
     for shape in [(3, 2, 40, 40), (6, 4, 5, 5)]:  # 1 image per chunk, then many
         x1, x2 = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
@@ -301,9 +302,9 @@ def test_conv_reuses_its_column_buffer_without_leaking_between_steps():
         fresh = Conv2D(shape[1], 5, 3, padding=1)
         fresh.params = {k: v.copy() for k, v in used.params.items()}
         used.forward(x1)
-        buffer = used._columns
+        buffer = next(iter(used.cache.cols.values()))
         out = used.forward(x2)
-        assert used._columns is buffer  # the same memory, written again
+        assert np.shares_memory(next(iter(used.cache.cols.values())), buffer)  # written again
         dout = rng.standard_normal(out.shape).astype(np.float32)
         dx = used.backward(dout)
         np.testing.assert_array_equal(out, fresh.forward(x2))

@@ -1,5 +1,5 @@
-"""Batch-parallel mode (``minicnn.threads``): the work is split between threads, and the
-results must not depend on how it was split."""
+"""Batch-parallel mode (``minicnn.engine.threads``): the work is split between threads, and
+the results must not depend on how it was split."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from winograd_helpers import winograd_everywhere
 
-from minicnn import functional as F
-from minicnn import threads
-from minicnn.functional import conv as conv_module
+from minicnn import engine as F
+from minicnn.engine import conv as conv_module
+from minicnn.engine import threads
 
 
 def test_map_concurrently_runs_each_item_on_its_own_single_threaded_thread():
@@ -145,3 +145,11 @@ def test_blas_threads_sets_and_restores_the_count():
             assert threads.get_num_threads()["blas"] == 1
             raise RuntimeError("the count comes back even so")
     assert threads.get_num_threads()["blas"] == before
+
+
+def test_minicnn_threads_reexports_the_engine_counts():
+    """Applications set the counts through ``minicnn.threads`` (emotion.train does)."""
+    from minicnn import threads as public
+
+    assert public.set_num_threads is threads.set_num_threads
+    assert public.get_num_threads() == threads.get_num_threads()

@@ -2,6 +2,9 @@
 
 Forward and backward of each layer and of a whole network must match ``torch.nn`` in
 float64 to 1e-9 relative; 20 steps of Adam and SGD with momentum must match torch.optim.
+The ops are the reference path's (``minicnn.functional``, or layers under
+``minicnn.backend("reference")``); the engine's Winograd convolutions and a whole network
+on the fast backend are checked against torch as well.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from hypothesis import strategies as st
 from winograd_helpers import winograd_everywhere
 
 import minicnn
+from minicnn import engine
 from minicnn import functional as F
 from minicnn.kernels import conv_output_size
 from minicnn.layers import BatchNorm2D, Conv2D, Dense, GlobalAvgPool2D, MaxPool2D, ReLU
@@ -41,17 +45,18 @@ def t(x):
        st.integers(3, 8), st.integers(1, 3), st.integers(1, 2), st.integers(0, 2), seeds,
        st.sampled_from([None, 2, 3, 4]))
 def test_conv2d_matches_torch(N, C, F_, H, W, k, stride, padding, seed, winograd):
-    """im2col (winograd None) and, for 3x3, stride 1, padding 0 or 1, Winograd
-    convolutions with 2x2, 3x3 or 4x4 output tiles, against torch."""
+    """The reference convolution (winograd None) and, for 3x3, stride 1, padding 0 or 1, the
+    engine's Winograd convolutions with 2x2, 3x3 or 4x4 output tiles, against torch."""
     assume(conv_output_size(H, k, stride, padding) > 0)
     assume(conv_output_size(W, k, stride, padding) > 0)
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal((N, C, H, W)), rng.standard_normal((F_, C, k, k))
     b = rng.standard_normal(F_)
+    ops = F if winograd is None else engine
     with winograd_everywhere(winograd is not None, tile=winograd):
-        out, cache = F.conv2d_forward(x, w, b, stride, padding)
+        out, cache = ops.conv2d_forward(x, w, b, stride, padding)
         dout = rng.standard_normal(out.shape)
-        dx, dw, db = F.conv2d_backward(dout, cache)
+        dx, dw, db = ops.conv2d_backward(dout, cache)
     tx, tw, tb = t(x), t(w), t(b)
     tout = nnF.conv2d(tx, tw, tb, stride=stride, padding=padding)
     tout.backward(torch.from_numpy(dout))
@@ -156,7 +161,13 @@ def relu_gap_pair(seed):
     return ours, theirs, mapping
 
 
-def test_whole_network_matches_torch():
+@pytest.mark.parametrize("backend", ["reference", "fast"])
+def test_whole_network_matches_torch(backend):
+    with minicnn.backend(backend):
+        whole_network_matches_torch()
+
+
+def whole_network_matches_torch():
     ours, theirs, mapping = relu_gap_pair(0)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 1, 8, 8))
@@ -179,6 +190,11 @@ def test_whole_network_matches_torch():
 
 @pytest.mark.parametrize("name", ["adam", "adamw", "sgd_momentum", "sgd_nesterov"])
 def test_optimizers_match_torch_for_20_steps(name):
+    with minicnn.backend("reference"):
+        optimizer_matches_torch(name)
+
+
+def optimizer_matches_torch(name):
     ours, theirs, mapping = relu_gap_pair(1)
     params = {n: ours.parameters()[n] for n in mapping}
     tparams = [mapping[n] for n in mapping]

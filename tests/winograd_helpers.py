@@ -1,24 +1,29 @@
-"""Forcing the Winograd path onto the small shapes tests draw."""
+"""Forcing the engine's convolution algorithm onto the small shapes tests draw."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from minicnn.functional import conv as conv_module
+from minicnn.engine import algorithm
 
 
 @contextmanager
 def winograd_everywhere(on: bool = True, tile: int | None = None) -> Iterator[None]:
-    """Every 3x3, stride 1, padding 0 or 1 convolution runs as Winograd inside the block,
-    however few channels and tiles it has (``on=False``: none does), with m x m output
-    tiles for ``tile`` = m (2, 3 or 4; None: the size rule's choice)."""
-    names = ("WINOGRAD", "WINOGRAD_MIN_CHANNELS", "WINOGRAD_MIN_TILES", "WINOGRAD_TILE")
-    old = [getattr(conv_module, name) for name in names]
-    for name, value in zip(names, (on, 1, 1, tile)):
-        setattr(conv_module, name, value)
+    """Every 3x3, stride 1, padding 0 or 1 convolution of the engine runs as Winograd
+    inside the block, however few channels and tiles it has (``on=False``: none does),
+    with m x m output tiles for ``tile`` = m (2, 3 or 4; None: the cost model's choice)."""
+    with algorithm("winograd" if on else "im2col", tile if on else None):
+        yield
+
+
+@contextmanager
+def target_columns(n: int) -> Iterator[None]:
+    """The engine's GEMM chunks sized for ``n`` columns (1: one image per chunk)."""
+    from minicnn.engine import conv
+
+    old, conv.TARGET_COLUMNS = conv.TARGET_COLUMNS, n
     try:
         yield
     finally:
-        for name, value in zip(names, old):
-            setattr(conv_module, name, value)
+        conv.TARGET_COLUMNS = old

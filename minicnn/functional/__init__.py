@@ -1,5 +1,8 @@
-"""Pure forward/backward function pairs, one file per op. Layers are thin classes on top;
-gradient checks target these functions directly."""
+"""The reference: pure forward/backward function pairs, one file per op, each short and
+written as the textbook has it (conv2d is im2col over the whole batch and one matrix
+product). ``minicnn.engine`` computes the same functions fast; layers call whichever
+``minicnn.set_backend`` selects. Gradient checks and the PyTorch cross-checks target these
+functions directly."""
 
 from minicnn.functional.activation import relu_backward, relu_forward
 from minicnn.functional.batchnorm import batchnorm2d_backward, batchnorm2d_forward

@@ -1,4 +1,5 @@
-"""Batch normalisation over (N, H, W) for each channel of an NCHW tensor.
+"""Batch normalisation over (N, H, W) for each channel of an NCHW tensor. The reference;
+``engine.batchnorm`` computes the same in fused Numba passes.
 
 Training (Ioffe & Szegedy 2015, Algorithm 1), per channel c with M = N*H*W values:
 
@@ -10,19 +11,19 @@ Training (Ioffe & Szegedy 2015, Algorithm 1), per channel c with M = N*H*W value
 The running variance is the unbiased one, exactly PyTorch's convention; evaluation
 normalises with the running statistics instead of the batch's.
 
-Backward in training mode, the compact form of the chain rule through mu and var:
+Backward. dgamma = sum(dout * xhat) and dbeta = sum(dout), over N, H, W. For dx, the
+chain rule runs through xhat directly and through mu and var, which every x of the
+channel moved; with dxhat = gamma * dout, dvar = sum(dxhat * (x - mu)) * -(var+eps)^-1.5 / 2
+and dmu = -sum(dxhat) / sqrt(var + eps) (its term through var sums to zero), so
+dx = dxhat / sqrt(var+eps) + dvar * 2 (x - mu) / M + dmu / M, which simplifies to
 
     dx = gamma / sqrt(var + eps) / M * (M * dout - sum(dout) - xhat * sum(dout * xhat))
 
 In eval mode mu and var are constants, so dx = dout * gamma / sqrt(running_var + eps).
 
-``relu=True`` fuses a ReLU after the batch norm: out = max(gamma * xhat + beta, 0),
-computed in the same pass. Its backward first gates the upstream gradient,
-g = dout * (out > 0), and then runs the formulas above with g for dout; the gating
-happens inside the same two passes (``kernels.channel_sums``, ``channel_affine2``), so
-neither the un-rectified output nor the gated gradient is ever stored. For the
-``default`` model at batch 64 on 2 cores the separate ReLU layer's passes took about 8%
-of a training step.
+``relu=True`` fuses a ReLU after the batch norm: out = max(gamma * xhat + beta, 0). Its
+backward first gates the upstream gradient, g = dout * (out > 0), then runs the formulas
+above with g for dout.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-
-from minicnn import kernels
 
 
 class BatchNormCache(NamedTuple):
@@ -46,46 +45,55 @@ def _per_channel(v: np.ndarray) -> np.ndarray:
     return v.reshape(1, -1, 1, 1)
 
 
+def update_running_stats(running_mean: np.ndarray, running_var: np.ndarray, mu: np.ndarray,
+                         var: np.ndarray, x_shape: tuple[int, ...], momentum: float) -> None:
+    """Move the running statistics (C,) in place toward the batch's mu and var (C,),
+    the variance unbiased by M / (M - 1) (M = N*H*W values per channel)."""
+    N, C, H, W = x_shape
+    M = N * H * W
+    if M < 2:
+        raise ValueError("batch norm in training mode needs more than one value per channel")
+    running_mean *= 1 - momentum
+    running_mean += momentum * mu
+    running_var *= 1 - momentum
+    running_var += momentum * var * (M / (M - 1))
+
+
 def batchnorm2d_forward(
     x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, running_mean: np.ndarray,
     running_var: np.ndarray, momentum: float = 0.1, eps: float = 1e-5, training: bool = True,
     relu: bool = False,
 ) -> tuple[np.ndarray, BatchNormCache]:
-    """x (N, C, H, W) -> out (N, C, H, W). Updates running_mean/var in place when training.
-    ``relu=True`` returns max(out, 0) (see the module docstring)."""
+    """Inputs: x (N, C, H, W); gamma, beta, running_mean, running_var (C,) (the running
+    statistics are updated in place when ``training``); ``relu``: return max(out, 0).
+    Returns: out (N, C, H, W) and the cache for ``batchnorm2d_backward``."""
     if training:
-        N, C, H, W = x.shape
-        M = N * H * W
-        if M < 2:
-            raise ValueError("batch norm in training mode needs more than one value per channel")
-        mu, var = kernels.channel_moments(x)  # one parallel pass per channel
-        running_mean *= 1 - momentum
-        running_mean += momentum * mu
-        running_var *= 1 - momentum
-        running_var += momentum * var * (M / (M - 1))
+        mu = x.mean(axis=(0, 2, 3))
+        var = ((x - _per_channel(mu)) ** 2).mean(axis=(0, 2, 3))
+        update_running_stats(running_mean, running_var, mu, var, x.shape, momentum)
     else:
         mu, var = running_mean, running_var
     inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-    # one fused per-channel pass: xhat = (x - mu) * inv_std, out = xhat * gamma + beta
-    xhat, out = kernels.channel_normalize(x, mu, inv_std, gamma, beta, relu=relu)
+    xhat = (x - _per_channel(mu).astype(x.dtype)) * _per_channel(inv_std)
+    out = xhat * _per_channel(gamma.astype(x.dtype)) + _per_channel(beta.astype(x.dtype))
+    if relu:
+        out = np.maximum(out, 0)
     return out, BatchNormCache(xhat, inv_std, gamma, training, out if relu else None)
 
 
 def batchnorm2d_backward(
     dout: np.ndarray, cache: BatchNormCache
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """dout (N, C, H, W) -> (dx, dgamma (C,), dbeta (C,))."""
+    """Inputs: dout (N, C, H, W); the forward's cache.
+    Returns: dx (N, C, H, W), dgamma (C,), dbeta (C,) (derivation: module docstring)."""
     xhat, inv_std, gamma, training, relu_out = cache
-    # sum(g), sum(g * xhat) with g = dout, gated by the fused ReLU's output if there is one
-    dbeta, dgamma = kernels.channel_sums(dout, xhat, relu_out)
+    if relu_out is not None:
+        dout = dout * (relu_out > 0)
+    dbeta = dout.sum(axis=(0, 2, 3))
+    dgamma = (dout * xhat).sum(axis=(0, 2, 3))
+    scale = _per_channel(gamma * inv_std)
     if not training:
-        if relu_out is not None:
-            dout = dout * (relu_out > 0)
-        return dout * _per_channel(gamma * inv_std), dgamma, dbeta
-    N, _, H, W = dout.shape
-    M = N * H * W
-    # dx = scale * (dout - dbeta / M - xhat * dgamma / M), fused into one pass
-    scale = gamma * inv_std
-    dx = kernels.channel_affine2(dout, scale, xhat, -scale * dgamma / M, -scale * dbeta / M,
-                                 relu_out)
+        return dout * scale, dgamma, dbeta
+    M = dout.size // dout.shape[1]
+    dx = scale / M * (M * dout - _per_channel(dbeta) - xhat * _per_channel(dgamma))
     return dx, dgamma, dbeta

@@ -1,4 +1,4 @@
-"""Max-pooling kernels: naive loops and NumPy. The Numba tier is in ``numba_kernels.py``.
+"""Max-pooling kernels in three tiers: naive loops, NumPy (a strided window view) and Numba.
 
 Shapes: x (N, C, H, W) -> out (N, C, OH, OW) with ``OH = (H - KH) // stride + 1`` (no
 padding; trailing rows/columns that do not fill a window are dropped, as in PyTorch).
@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from minicnn.kernels import dispatch
+from minicnn.kernels._numba import njit, prange, uint64
 from minicnn.kernels.im2col import output_hw
 
 
@@ -86,3 +88,105 @@ def maxpool_backward_numpy(
     # same input twice and both gradients must be added.
     np.add.at(dx, (rows, argmax.reshape(N * C, -1)), dout.reshape(N * C, -1))
     return dx.reshape(x_shape)
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def maxpool_forward_numba(x, KH, KW, stride, OH, OW):
+    """The numpy tier's contract; one thread per (n, c) plane."""
+    N, C, H, W = x.shape
+    out = np.empty((N, C, OH, OW), dtype=x.dtype)
+    argmax = np.empty((N, C, OH, OW), dtype=np.int32)
+    for nc in prange(N * C):
+        n = nc // C
+        c = nc % C
+        plane = x[n, c]
+        o = out[n, c]
+        a = argmax[n, c]
+        if KH == 2 and KW == 2 and stride == 2:
+            # the common case, unrolled: two input rows per output row, four candidates
+            # compared in window order (strict >: the first maximum wins ties); unsigned
+            # flat indices, as in im2col (faster than plane[h, w] indexing)
+            # (Mixing uint64 and int64 in arithmetic gives float64 in Numba, hence the
+            # casts of every operand.)
+            xf = plane.reshape(H * W)
+            of = o.reshape(OH * OW)
+            af = a.reshape(OH * OW)
+            one, two, w = uint64(1), uint64(2), uint64(W)
+            for oh in range(OH):
+                top = uint64(2 * oh * W)  # flat index of the first window's top-left
+                row = uint64(oh * OW)
+                for ow in range(uint64(OW)):
+                    i = top + two * ow
+                    best, idx = xf[i], i
+                    if xf[i + one] > best:
+                        best, idx = xf[i + one], i + one
+                    if xf[i + w] > best:
+                        best, idx = xf[i + w], i + w
+                    if xf[i + w + one] > best:
+                        best, idx = xf[i + w + one], i + w + one
+                    of[row + ow] = best
+                    af[row + ow] = idx
+            continue
+        for oh in range(OH):
+            for ow in range(OW):
+                h0 = oh * stride
+                w0 = ow * stride
+                best = plane[h0, w0]
+                best_idx = h0 * W + w0
+                for kh in range(KH):
+                    for kw in range(KW):
+                        v = plane[h0 + kh, w0 + kw]
+                        if v > best:  # strict: the first maximum wins ties
+                            best = v
+                            best_idx = (h0 + kh) * W + (w0 + kw)
+                o[oh, ow] = best
+                a[oh, ow] = best_idx
+    return out, argmax
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def maxpool_backward_numba(dout, argmax, H, W):
+    """The numpy tier's contract; one thread per (n, c) plane."""
+    N, C, OH, OW = dout.shape
+    # np.empty, not np.zeros: each thread zeroes its own planes just before scattering into
+    # them, so that memory is written while it is in this core's cache, not in a separate
+    # pass over the whole (N, C, H, W) array first
+    dx = np.empty((N, C, H * W), dtype=dout.dtype)
+    for nc in prange(N * C):
+        n = nc // C
+        c = nc % C
+        plane = dx[n, c]
+        plane[:] = 0
+        g = dout[n, c]
+        a = argmax[n, c]
+        for oh in range(OH):
+            for ow in range(OW):
+                plane[a[oh, ow]] += g[oh, ow]
+    return dx.reshape(N, C, H, W)
+
+
+def maxpool_forward(x: np.ndarray, KH: int, KW: int, stride: int,
+                    tier: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """x (N, C, H, W) -> (out (N, C, OH, OW), argmax int32 (N, C, OH, OW))."""
+    name = dispatch.resolve(tier)
+    if name == "naive":
+        return maxpool_forward_naive(x, KH, KW, stride)
+    if name == "numpy":
+        return maxpool_forward_numpy(x, KH, KW, stride)
+    N, C, H, W = x.shape
+    OH, OW = output_hw(H, W, KH, KW, stride, 0)
+    return dispatch.run(maxpool_forward_numba, x.nbytes, np.ascontiguousarray(x), KH, KW,
+                        stride, OH, OW)
+
+
+def maxpool_backward(dout: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, int, int, int],
+                     tier: str | None = None) -> np.ndarray:
+    """Route dout (N, C, OH, OW) to the argmax positions: dx (N, C, H, W)."""
+    name = dispatch.resolve(tier)
+    if name == "naive":
+        return maxpool_backward_naive(dout, argmax, x_shape)
+    if name == "numpy":
+        return maxpool_backward_numpy(dout, argmax, x_shape)
+    dx_bytes = int(np.prod(x_shape)) * dout.itemsize
+    return dispatch.run(maxpool_backward_numba, dx_bytes, np.ascontiguousarray(dout), argmax,
+                        x_shape[2], x_shape[3])

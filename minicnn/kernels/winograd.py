@@ -29,11 +29,10 @@ so dw saves the same share of multiplies.
 Which m: larger tiles save more multiplies on maps that are a whole number of tiles, and
 their transforms move less data per output pixel (alpha^2 / m^2 values: 4, 2.8, 2.25),
 but they take more adds, a map that is no multiple of m wastes the outputs of its last
-tiles (a 6x6 map: 28 of F(4x4)'s 64), and their rounding error grows: of the output's
-largest value in float32, 4e-7 for F(2x2, 3x3), 3-6e-6 for F(3x3, 3x3) and 7e-6 to
-1.2e-5 for F(4x4, 3x3), against 6e-7 for im2col (in float64: 2-4e-15, 6e-15 to 1.1e-14,
-1.7-2.5e-14 and 2-4e-15), far below what training notices. ``functional.conv
-.winograd_tile`` picks m per layer.
+tiles (a 6x6 map: 28 of F(4x4)'s 64), and their rounding error grows with m (about 1e-5
+of the output's largest value in float32 for F(4x4, 3x3), against 6e-7 for im2col; the
+figures are in benchmarks/README.md), far below what training notices.
+``engine.algorithm`` picks m per layer.
 
 T is the number of m x m output tiles, n * ceil(OH/m) * ceil(OW/m) for n images and an
 OH x OW output; if m does not divide OH or OW, the last row or column of tiles reads
@@ -42,22 +41,21 @@ convolution's padding, from padded pixel (m*i, m*j) on.
 
 Why channels last in V and M: the transforms then run along a tile's channels, a long
 unit-stride loop that vectorises, instead of along a row of 3-12 tiles (a 6x6 to 24x24
-map). With tiles innermost instead, the Numba transforms ran at about 4 GB/s and cost as
-much as the GEMMs save. Channels last, a chunk's forward transforms (input and output)
-take 0.2-0.6x its GEMMs' time with F(2x2, 3x3), and 0.25-2x with the larger tiles, whose
-GEMMs are smaller: on the default model's 24x24 layers with F(4x4, 3x3) the transforms
-now cost more than the GEMMs (one core, 2026-12-02). They are the next thing to speed up.
+map). What they cost next to the GEMMs is in benchmarks/README.md ("Performance chapter").
 
-This file is the readable NumPy tier (tiles as a strided view, the transforms as
-einsums); ``numba_kernels.winograd_input``, ``winograd_output`` and
-``winograd_grad_output`` are the compiled ones, and ``functional.conv`` uses them for 3x3
-convolutions with stride 1 and padding 1 or 0 (and 2, for a padding-0 one's dx).
+Two tiers live here: the readable NumPy one (tiles as a strided view, the transforms as
+einsums; it doubles as the naive tier) and the Numba one (``*_numba``); the public
+functions at the end pick one. ``minicnn.engine`` uses them for 3x3 convolutions with
+stride 1 and padding 1 or 0 (and 2, for a padding-0 one's dx).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+from minicnn.kernels import dispatch
+from minicnn.kernels._numba import njit, prange
 
 # F(2x2, 3x3): interpolation points 0, 1, -1 and infinity
 BT = np.array([[1, 0, -1, 0],
@@ -128,12 +126,11 @@ def filter_transform(m: int) -> np.ndarray:
     return np.kron(g, g)
 
 
-def winograd_weights(w: np.ndarray, m: int = 2) -> np.ndarray:
+def winograd_weights_numpy(w: np.ndarray, m: int = 2) -> np.ndarray:
     """w (F, C, 3, 3) -> U (alpha^2, C, F) = G w G^T for every filter, position
     xi = alpha*a + b first, then input channel, output channel: the layout of the
-    right-hand side of V[xi] @ U[xi]. (OpenBLAS ran these GEMMs 1.07-1.46x as fast with U
-    stored so than as the transposed view of an (alpha^2, F, C) array: one core, the
-    default model's shapes.) One GEMM with ``filter_transform(m)``."""
+    right-hand side of V[xi] @ U[xi] (OpenBLAS runs those GEMMs faster with U stored so
+    than as a transposed view). One GEMM with ``filter_transform(m)``."""
     F, C = w.shape[:2]
     taps = w.transpose(1, 0, 2, 3).reshape(C * F, 9)  # (c, f) order
     return (filter_transform(m).astype(w.dtype) @ taps.T).reshape(-1, C, F)
@@ -170,7 +167,7 @@ def winograd_grad_output_numpy(dout: np.ndarray, m: int = 2) -> np.ndarray:
     return np.ascontiguousarray(y.reshape((m + 2) ** 2, n * TH * TW, F).astype(dout.dtype))
 
 
-def winograd_weight_grad(dU: np.ndarray, m: int = 2) -> np.ndarray:
+def winograd_weight_grad_numpy(dU: np.ndarray, m: int = 2) -> np.ndarray:
     """dU (alpha^2, F, C) -> dw (F, C, 3, 3) = G^T dU G for every (f, c)."""
     A2, F, C = dU.shape
     dw = filter_transform(m).T.astype(dU.dtype) @ dU.reshape(A2, F * C)  # (9, F*C)
@@ -192,4 +189,318 @@ def winograd_output_numpy(M: np.ndarray, bias: np.ndarray | None, relu: bool,
     if relu:
         y = np.maximum(y, 0)
     out[...] = y
+    return out
+
+
+# Numba tier. The tile transforms are serial: the engine runs them inside its
+# batch-parallel threads. Each 2-D transform of a tile is a 1-D one down its columns,
+# then along its rows. A 1-D transform reads vectors src[p], src[p + ps], ... and writes
+# dst[q], dst[q + qs], ...: rows of C-contiguous (rows, channels) arrays, so its loop
+# along the channels has a unit stride that LLVM knows, and vectorises (strided 2-D views
+# of a tile's rows, whose inner stride Numba only knows at run time, are slower). The
+# constants are the rows of B^T, A^T and A.
+
+@njit(nogil=True, cache=True)
+def _to_channels_last(x, h_end, w_end, out, padding):
+    """out[i, h + padding, w + padding, c] = x[i, c, h, w] for h < h_end, w < w_end.
+
+    A transpose: one side of it is strided whatever the loop order. This one reads x in
+    memory order, where a convolution's input usually comes from (a chunk of a batch far
+    larger than the caches), and scatters into ``out``, which stays in cache."""
+    n, C = x.shape[:2]
+    for img in range(n):
+        for c in range(C):
+            for h in range(h_end):
+                src = x[img, c, h]
+                dst = out[img, h + padding]
+                for w in range(w_end):
+                    dst[w + padding, c] = src[w]
+
+
+@njit(nogil=True, cache=True, fastmath=True, inline="always")
+def _input_1d(m, src, p, ps, dst, q, qs):
+    """B^T along one axis of a tile: alpha = m + 2 vectors in, alpha out."""
+    if m == 2:
+        for c in range(src.shape[1]):
+            s0, s1, s2, s3 = src[p, c], src[p + ps, c], src[p + 2 * ps, c], src[p + 3 * ps, c]
+            dst[q, c] = s0 - s2
+            dst[q + qs, c] = s1 + s2
+            dst[q + 2 * qs, c] = s2 - s1
+            dst[q + 3 * qs, c] = s1 - s3
+    elif m == 3:
+        for c in range(src.shape[1]):
+            s0, s1, s2 = src[p, c], src[p + ps, c], src[p + 2 * ps, c]
+            s3, s4 = src[p + 3 * ps, c], src[p + 4 * ps, c]
+            dst[q, c] = 2 * (s0 - s2) + s3 - s1
+            dst[q + qs, c] = s3 - s2 - 2 * s1
+            dst[q + 2 * qs, c] = 2 * s1 - 3 * s2 + s3
+            dst[q + 3 * qs, c] = s3 - s1
+            dst[q + 4 * qs, c] = 2 * (s1 - s3) + s4 - s2
+    else:
+        for c in range(src.shape[1]):
+            s0, s1, s2 = src[p, c], src[p + ps, c], src[p + 2 * ps, c]
+            s3, s4, s5 = src[p + 3 * ps, c], src[p + 4 * ps, c], src[p + 5 * ps, c]
+            dst[q, c] = 4 * s0 - 5 * s2 + s4
+            dst[q + qs, c] = s3 + s4 - 4 * (s1 + s2)
+            dst[q + 2 * qs, c] = 4 * (s1 - s2) + s4 - s3
+            dst[q + 3 * qs, c] = 2 * (s3 - s1) + s4 - s2
+            dst[q + 4 * qs, c] = 2 * (s1 - s3) + s4 - s2
+            dst[q + 5 * qs, c] = 4 * s1 - 5 * s3 + s5
+
+
+@njit(nogil=True, cache=True, fastmath=True, inline="always")
+def _output_1d(m, src, p, ps, dst, q, qs):
+    """A^T along one axis: alpha vectors in, m out."""
+    if m == 2:
+        for c in range(src.shape[1]):
+            s0, s1, s2, s3 = src[p, c], src[p + ps, c], src[p + 2 * ps, c], src[p + 3 * ps, c]
+            dst[q, c] = s0 + s1 + s2
+            dst[q + qs, c] = s1 - s2 - s3
+    elif m == 3:
+        for c in range(src.shape[1]):
+            s0, s1, s2 = src[p, c], src[p + ps, c], src[p + 2 * ps, c]
+            s3, s4 = src[p + 3 * ps, c], src[p + 4 * ps, c]
+            a, b = s1 + s2, s1 - s2
+            dst[q, c] = s0 + a + s3
+            dst[q + qs, c] = b + 2 * s3
+            dst[q + 2 * qs, c] = a + 4 * s3 + s4
+    else:
+        for c in range(src.shape[1]):
+            s0, s1, s2 = src[p, c], src[p + ps, c], src[p + 2 * ps, c]
+            s3, s4, s5 = src[p + 3 * ps, c], src[p + 4 * ps, c], src[p + 5 * ps, c]
+            a, b, u, v = s1 + s2, s1 - s2, s3 + s4, s3 - s4
+            dst[q, c] = s0 + a + u
+            dst[q + qs, c] = b + 2 * v
+            dst[q + 2 * qs, c] = a + 4 * u
+            dst[q + 3 * qs, c] = b + 8 * v + s5
+
+
+@njit(nogil=True, cache=True, fastmath=True, inline="always")
+def _grad_1d(m, src, p, ps, dst, q, qs):
+    """A (the transpose of A^T) along one axis: m vectors in, alpha out."""
+    if m == 2:
+        for c in range(src.shape[1]):
+            s0, s1 = src[p, c], src[p + ps, c]
+            dst[q, c] = s0
+            dst[q + qs, c] = s0 + s1
+            dst[q + 2 * qs, c] = s0 - s1
+            dst[q + 3 * qs, c] = -s1
+    elif m == 3:
+        for c in range(src.shape[1]):
+            s0, s1, s2 = src[p, c], src[p + ps, c], src[p + 2 * ps, c]
+            even = s0 + s2
+            dst[q, c] = s0
+            dst[q + qs, c] = even + s1
+            dst[q + 2 * qs, c] = even - s1
+            dst[q + 3 * qs, c] = s0 + 2 * s1 + 4 * s2
+            dst[q + 4 * qs, c] = s2
+    else:
+        for c in range(src.shape[1]):
+            s0, s1, s2, s3 = src[p, c], src[p + ps, c], src[p + 2 * ps, c], src[p + 3 * ps, c]
+            even, odd = s0 + s2, s1 + s3
+            even4, odd2 = s0 + 4 * s2, 2 * s1 + 8 * s3
+            dst[q, c] = s0
+            dst[q + qs, c] = even + odd
+            dst[q + 2 * qs, c] = even - odd
+            dst[q + 3 * qs, c] = even4 + odd2
+            dst[q + 4 * qs, c] = even4 - odd2
+            dst[q + 5 * qs, c] = s3
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def winograd_input_numba(x, V, padding, m):
+    """V (alpha^2, n*TH*TW, C) = B^T d B for every alpha x alpha tile d of x (n, C, H, W)
+    padded by ``padding``, the m x m tiles covering the (H + 2*padding - 2) x
+    (W + 2*padding - 2) output."""
+    n, C, H, W = x.shape
+    A = m + 2
+    TH, TW = (H + 2 * padding - 3 + m) // m, (W + 2 * padding - 3 + m) // m
+    T = TH * TW
+    HP, WP = m * TH + 2, m * TW + 2
+    # the input zero-padded and channels last: a tile's pixel is then a contiguous C-vector
+    # (input rows and columns that no tile reaches are left out)
+    xp = np.zeros((n, HP, WP, C), dtype=x.dtype)
+    h_end, w_end = min(H, HP - padding), min(W, WP - padding)
+    _to_channels_last(x, h_end, w_end, xp, padding)
+    pixels = xp.reshape(n * HP * WP, C)
+    nT = n * T
+    out = V.reshape(A * A * nT, C)  # row xi * nT + t
+    rows = np.empty((A * A, C), dtype=x.dtype)  # B^T d: row a * A + column q
+    for img in range(n):
+        for i in range(TH):
+            for j in range(TW):
+                t = img * T + i * TW + j
+                corner = (img * HP + m * i) * WP + m * j
+                for q in range(A):  # down each column of the tile
+                    _input_1d(m, pixels, corner + q, WP, rows, q, A)
+                for a in range(A):  # then along each row
+                    _input_1d(m, rows, a * A, 1, out, a * A * nT + t, nT)
+    return V
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def winograd_output_numba(M, bias, relu, out, m):
+    """out (n, F, H, W) = A^T M_tile A for every tile of M (alpha^2, n*TH*TW, F), plus
+    bias (F,), then max(., 0) when ``relu`` (NaN stays NaN)."""
+    n, F, H, W = out.shape
+    A = m + 2
+    TH, TW = (H + m - 1) // m, (W + m - 1) // m
+    T = TH * TW
+    nT = n * T
+    tiles = M.reshape(A * A * nT, F)  # row xi * nT + t
+    cols = np.empty((m * A, F), dtype=out.dtype)  # A^T down the columns: row a * A + b
+    # a row of tiles' outputs, channels last: (m, m * TW, F) as rows a * m * TW + w
+    y = np.empty((m * m * TW, F), dtype=out.dtype)
+    for img in range(n):
+        for i in range(TH):
+            for j in range(TW):
+                t = img * T + i * TW + j
+                for b in range(A):
+                    _output_1d(m, tiles, b * nT + t, A * nT, cols, b, A)
+                for a in range(m):
+                    _output_1d(m, cols, a * A, 1, y, a * m * TW + m * j, 1)
+            # into NCHW with the bias (and ReLU), dropping the outputs past the map's last
+            # row or column; a row of tiles at a time, so each output row is written whole
+            for a in range(min(m, H - m * i)):
+                row = a * m * TW
+                for f in range(F):
+                    dst = out[img, f, m * i + a]
+                    bf = bias[f]
+                    for w in range(W):
+                        v = y[row + w, f] + bf
+                        if relu:
+                            v = 0 if v < 0 else v
+                        dst[w] = v
+    return out
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def winograd_grad_output_numba(dout, Y, m):
+    """Y (alpha^2, n*TH*TW, F) = A dY A^T for every tile's m x m block dY of
+    dout (n, F, H, W), with zeros past the last whole tile: the weight gradient's
+    transform."""
+    n, F, H, W = dout.shape
+    A = m + 2
+    TH, TW = (H + m - 1) // m, (W + m - 1) // m
+    T = TH * TW
+    HP, WP = m * TH, m * TW
+    # dout zero-padded to whole tiles and channels last, as in winograd_input
+    dp = np.zeros((n, HP, WP, F), dtype=dout.dtype)
+    _to_channels_last(dout, H, W, dp, 0)
+    pixels = dp.reshape(n * HP * WP, F)
+    nT = n * T
+    out = Y.reshape(A * A * nT, F)
+    z = np.empty((m * A, F), dtype=dout.dtype)  # A along each row: row r * A + b
+    for img in range(n):
+        for i in range(TH):
+            for j in range(TW):
+                t = img * T + i * TW + j
+                corner = (img * HP + m * i) * WP + m * j
+                for r in range(m):
+                    _grad_1d(m, pixels, corner + r * WP, 1, z, r * A, 1)
+                for b in range(A):  # then down the columns
+                    _grad_1d(m, z, b, A, out, b * nT + t, A * nT)
+    return Y
+
+
+# The weight transforms as parallel loops over the channels (as NumPy GEMMs with K = 9
+# they would run on one BLAS thread: see ``engine.threads.blas_threads``).
+
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
+def winograd_weights_numba(w, GG):
+    """U (alpha^2, C, F) = GG @ (the 9 taps of w[f, c]) for every (c, f): the Winograd
+    transform G g G^T of every filter g of w (F, C, 3, 3); GG = G kron G (alpha^2, 9)."""
+    F, C = w.shape[:2]
+    A2 = GG.shape[0]
+    gg = GG.astype(w.dtype)
+    U = np.empty((A2, C, F), dtype=w.dtype)
+    for c in prange(C):
+        taps = np.empty((9, F), dtype=w.dtype)  # channel c's filters, tap-major
+        for f in range(F):
+            for k in range(9):
+                taps[k, f] = w[f, c, k // 3, k % 3]
+        for xi in range(A2):
+            u = U[xi, c]
+            u[:] = 0
+            for k in range(9):
+                g = gg[xi, k]
+                if g != 0:
+                    t = taps[k]
+                    for f in range(F):
+                        u[f] += g * t[f]
+    return U
+
+
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
+def winograd_weight_grad_numba(dU, GG):
+    """dw (F, C, 3, 3) = GG^T dU, summed over dU's parts: dU (parts, alpha^2, F, C), one
+    part per thread of the backward pass (their sum is the gradient's transform)."""
+    P, A2, F, C = dU.shape
+    gg = GG.astype(dU.dtype)
+    dw = np.empty((F, C, 3, 3), dtype=dU.dtype)
+    for f in prange(F):
+        acc = np.zeros((9, C), dtype=dU.dtype)  # tap-major, for the loops along c
+        for p in range(P):
+            for xi in range(A2):
+                d = dU[p, xi, f]
+                for k in range(9):
+                    g = gg[xi, k]
+                    if g != 0:
+                        a = acc[k]
+                        for c in range(C):
+                            a[c] += g * d[c]
+        for c in range(C):
+            for k in range(9):
+                dw[f, c, k // 3, k % 3] = acc[k, c]
+    return dw
+
+
+# --------------------------------------------------------------------------- entry points
+def winograd_weights(w: np.ndarray, m: int = 2, tier: str | None = None) -> np.ndarray:
+    """w (F, C, 3, 3) -> U (alpha^2, C, F): the transform of every filter."""
+    if dispatch.resolve(tier) == "numba":
+        return dispatch.run(winograd_weights_numba, w.nbytes * (m + 2) ** 2 // 9, w,
+                            filter_transform(m))
+    return winograd_weights_numpy(w, m)
+
+
+def winograd_weight_grad(dU: np.ndarray, m: int = 2, tier: str | None = None) -> np.ndarray:
+    """dU (alpha^2, F, C), or (parts, alpha^2, F, C) to be summed over the parts ->
+    dw (F, C, 3, 3): the weight gradient from its Winograd transform."""
+    parts = dU if dU.ndim == 4 else dU[None]
+    if dispatch.resolve(tier) == "numba":
+        return dispatch.run(winograd_weight_grad_numba, parts.nbytes,
+                            np.ascontiguousarray(parts), filter_transform(m))
+    return winograd_weight_grad_numpy(parts.sum(axis=0), m)
+
+
+def winograd_input(x: np.ndarray, out: np.ndarray, padding: int = 1, m: int = 2,
+                   tier: str | None = None) -> np.ndarray:
+    """x (n, C, H, W) -> out (alpha^2, n*TH*TW, C): the input transform of every tile of x
+    zero-padded by ``padding`` (0, 1 or 2), the tiles covering the 3x3 convolution's
+    output, (H + 2*padding - 2) x (W + 2*padding - 2)."""
+    if dispatch.resolve(tier) == "numba" and out.flags.c_contiguous:
+        return winograd_input_numba(np.ascontiguousarray(x), out, padding, m)
+    out[...] = winograd_input_numpy(x, padding, m)
+    return out
+
+
+def winograd_output(M: np.ndarray, bias: np.ndarray | None, out: np.ndarray,
+                    relu: bool = False, m: int = 2, tier: str | None = None) -> np.ndarray:
+    """M (alpha^2, n*TH*TW, F) -> out (n, F, H, W): the output transform of every tile,
+    plus bias (F,) (None: none), then max(., 0) if ``relu``."""
+    if dispatch.resolve(tier) == "numba" and M.flags.c_contiguous and out.flags.c_contiguous:
+        F = out.shape[1]
+        b = np.zeros(F, dtype=out.dtype) if bias is None else bias.astype(out.dtype, copy=False)
+        return winograd_output_numba(M, b, relu, out, m)
+    return winograd_output_numpy(M, bias, relu, out, m)
+
+
+def winograd_grad_output(dout: np.ndarray, out: np.ndarray, m: int = 2,
+                         tier: str | None = None) -> np.ndarray:
+    """dout (n, F, H, W) -> out (alpha^2, n*TH*TW, F): the transform of dL/dout that the
+    weight gradient needs."""
+    if dispatch.resolve(tier) == "numba" and out.flags.c_contiguous:
+        return winograd_grad_output_numba(np.ascontiguousarray(dout), out, m)
+    out[...] = winograd_grad_output_numpy(dout, m)
     return out

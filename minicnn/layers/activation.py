@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from minicnn.functional.activation import relu_backward, relu_forward
+from minicnn.backends import ops
 from minicnn.layers.base import Layer
 
 
@@ -12,11 +12,11 @@ class ReLU(Layer):
     saved = ("out",)
 
     def forward(self, x):
-        out, self.out = relu_forward(x)
+        out, self.out = ops().relu_forward(x)
         return out
 
     def backward(self, dout, need_dx=True):
-        return relu_backward(dout, self.out)
+        return ops().relu_backward(dout, self.out)
 
 
 class Flatten(Layer):

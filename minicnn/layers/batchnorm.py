@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minicnn.functional.batchnorm import batchnorm2d_backward, batchnorm2d_forward
+from minicnn.backends import ops
 from minicnn.layers.base import Layer
 
 
@@ -42,14 +42,15 @@ class BatchNorm2D(Layer):
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm2D expects (N, {self.num_features}, H, W), got {x.shape}")
-        out, self.cache = batchnorm2d_forward(
+        out, self.cache = ops().batchnorm2d_forward(
             x, self.params["gamma"], self.params["beta"], self.buffers["running_mean"],
             self.buffers["running_var"], self.momentum, self.eps, self.training,
             relu=self.activation == "relu")
         return out
 
     def backward(self, dout, need_dx=True):
-        dx, self.grads["gamma"], self.grads["beta"] = batchnorm2d_backward(dout, self.cache)
+        dx, self.grads["gamma"], self.grads["beta"] = ops().batchnorm2d_backward(dout,
+                                                                                 self.cache)
         return dx
 
     def macs(self, input_shape):

@@ -1,11 +1,11 @@
-"""Conv2D layer: a thin class over ``functional.conv`` (im2col + GEMM)."""
+"""Conv2D layer: a thin class over the active backend's conv2d (``functional.conv`` or
+``engine.conv``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from minicnn.functional.activation import relu_backward
-from minicnn.functional.conv import conv2d_backward, conv2d_forward
+from minicnn.backends import ops
 from minicnn.init import he_normal
 from minicnn.kernels import output_hw
 from minicnn.layers.base import Layer
@@ -14,8 +14,8 @@ from minicnn.layers.base import Layer
 class Conv2D(Layer):
     """2-D convolution over NCHW input. W: (out_channels, in_channels, k, k), b: (out_channels,).
 
-    ``padding`` is an int or "same" (odd kernels only: pads (k - 1) // 2 on every side, so
-    stride 1 keeps H and W). Weights start He-normal, biases at zero.
+    ``padding`` is an int, "valid" (0) or "same" (odd kernels only: pads (k - 1) // 2 on
+    every side, so stride 1 keeps H and W). Weights start He-normal, biases at zero.
 
     ``activation="relu"`` applies a ReLU to the output in the same pass that adds the bias
     (the same function as a separate ``ReLU`` layer after it, with one pass over the
@@ -33,10 +33,13 @@ class Conv2D(Layer):
             if kernel_size % 2 == 0:
                 raise ValueError("padding='same' needs an odd kernel_size")
             pad = (kernel_size - 1) // 2
+        elif padding == "valid":  # no padding, as PyTorch names it
+            pad = 0
         elif isinstance(padding, int) and padding >= 0:
             pad = padding
         else:
-            raise ValueError(f"padding must be a non-negative int or 'same', got {padding!r}")
+            raise ValueError(f"padding must be a non-negative int, 'same' or 'valid', got "
+                             f"{padding!r}")
         if min(in_channels, out_channels, kernel_size, stride) < 1:
             raise ValueError("channels, kernel_size and stride must be positive")
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -44,7 +47,6 @@ class Conv2D(Layer):
         self.bias, self.activation = bias, activation
         self.reset_parameters(np.random.default_rng())
         self.cache = None
-        self._columns: np.ndarray | None = None  # im2col columns, reused across steps
 
     def reset_parameters(self, rng: np.random.Generator) -> None:
         k, C, F = self.kernel_size, self.in_channels, self.out_channels
@@ -54,19 +56,18 @@ class Conv2D(Layer):
         self._zero_grads()
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        out, self.cache = conv2d_forward(x, self.params["W"], self.params.get("b"),
-                                         self.stride, self.pad, keep_columns=self.training,
-                                         columns=self._columns if self.training else None,
-                                         relu=self.activation == "relu")
-        if self.cache.columns is not None:
-            self._columns = self.cache.columns  # the next training step writes into it again
+        self.ops = ops()  # the active backend's functions, kept for backward
+        out, self.cache = self.ops.conv2d_forward(x, self.params["W"], self.params.get("b"),
+                                                  self.stride, self.pad,
+                                                  relu=self.activation == "relu")
         self.out = out if self.activation == "relu" else None  # for the ReLU's gradient
         return out
 
     def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         if self.activation == "relu":
-            dout = relu_backward(dout, self.out)
-        dx, dw, db = conv2d_backward(dout, self.cache, need_dx=need_dx, need_db=self.bias)
+            dout = self.ops.relu_backward(dout, self.out)
+        dx, dw, db = self.ops.conv2d_backward(dout, self.cache, need_dx=need_dx,
+                                              need_db=self.bias)
         self.grads["W"] = dw
         if self.bias:
             self.grads["b"] = db

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from minicnn.functional.pool import (
-    global_avgpool_backward,
-    global_avgpool_forward,
-    maxpool2d_backward,
-    maxpool2d_forward,
-)
+from minicnn.backends import ops
+from minicnn.functional.pool import global_avgpool_backward, global_avgpool_forward
 from minicnn.kernels import output_hw
 from minicnn.layers.base import Layer
 
@@ -25,11 +21,11 @@ class MaxPool2D(Layer):
         self.cache = None
 
     def forward(self, x):
-        out, self.cache = maxpool2d_forward(x, self.kernel_size, self.stride)
+        out, self.cache = ops().maxpool2d_forward(x, self.kernel_size, self.stride)
         return out
 
     def backward(self, dout, need_dx=True):
-        return maxpool2d_backward(dout, self.cache)
+        return ops().maxpool2d_backward(dout, self.cache)
 
     def output_shape(self, input_shape):
         C, H, W = input_shape

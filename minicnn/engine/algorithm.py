@@ -1,0 +1,124 @@
+"""Which algorithm each convolution runs: im2col + one GEMM, or Winograd's F(m x m, 3x3)
+with m = 2, 3 or 4, chosen per layer from its shapes by a small cost model.
+
+A 3x3 convolution with stride 1 and padding 0 or 1 can run either way. Winograd does
+fewer multiplies (alpha^2 / (9 m^2) of im2col's, alpha = m + 2) but pays for tile
+transforms, one GEMM call per tile position, and a transform of the weights on every
+call, and its GEMMs have only C as their inner dimension. The model adds up, in
+seconds on one core:
+
+    GEMM      multiply-adds / (PEAK * k / (k + K_HALF) * F / (F + F_HALF))   k: the
+              GEMM's inner dimension (C*KH*KW for im2col, C for Winograd)
+    copies    values written by im2col or the tile transforms / COPY
+    calls     GEMM calls * CALL (Winograd: alpha^2 per chunk of images), + SETUP
+    weights   alpha^2 * C * F * 9 / WEIGHT_RATE (Winograd's filter transform)
+
+and takes the cheapest candidate. The constants are round figures for one core of the
+machines of benchmarks/README.md ("Performance chapter"), not a fit; the chapter holds the
+per-layer timings against which to revise them. ``set_algorithm`` (or the environment
+variable MINICNN_CONV_ALGORITHM, e.g. "winograd:4") forces one choice, for tests and
+measurements.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NamedTuple
+
+from minicnn.kernels.winograd import tile_count
+
+PEAK = 40e9         # multiply-adds per second of a large float32 GEMM on one core
+K_HALF = 24         # inner dimension at which a GEMM runs at half its peak
+F_HALF = 8          # output channels at which a GEMM runs at half its peak
+COPY = 1.5e9        # values per second written by a copy or transform kernel
+TRANSFORM = 2.0     # a tile transform's cost per value written, in copies
+CALL = 5e-6         # fixed cost of one GEMM call, seconds
+SETUP = 2e-4        # Winograd's fixed cost per layer call (buffers, thread counts), seconds
+WEIGHT_RATE = 10e9  # multiply-adds per second of the filter transform
+
+ALGORITHMS = ("auto", "im2col", "winograd")
+
+
+class Choice(NamedTuple):
+    name: str  # "im2col" or "winograd"
+    tile: int  # Winograd's output tile m (2, 3 or 4); 0 for im2col
+
+
+def _parse(spec: str) -> tuple[str, int | None]:
+    name, _, tile = spec.partition(":")
+    if name not in ALGORITHMS or tile not in ("", "2", "3", "4"):
+        raise ValueError(f"unknown convolution algorithm {spec!r}: choose auto, im2col, "
+                         "winograd or winograd:2, winograd:3, winograd:4")
+    return name, int(tile) if tile else None
+
+
+_forced = _parse(os.environ.get("MINICNN_CONV_ALGORITHM", "auto"))
+
+
+def set_algorithm(name: str = "auto", tile: int | None = None) -> None:
+    """Force every convolution's algorithm: "auto" (the cost model), "im2col", or
+    "winograd" (wherever it applies: 3x3, stride 1, padding 0 or 1; elsewhere im2col),
+    with m x m output tiles for ``tile`` = m (None: the cheapest tile)."""
+    global _forced
+    _forced = _parse(name if tile is None else f"{name}:{tile}")
+
+
+def get_algorithm() -> tuple[str, int | None]:
+    return _forced
+
+
+@contextmanager
+def algorithm(name: str = "auto", tile: int | None = None) -> Iterator[None]:
+    """``set_algorithm`` inside the block, then back to the previous choice."""
+    global _forced
+    before = _forced
+    set_algorithm(name, tile)
+    try:
+        yield
+    finally:
+        _forced = before
+
+
+def winograd_applies(KH: int, KW: int, stride: int, padding: int) -> bool:
+    return KH == KW == 3 and stride == 1 and padding in (0, 1)
+
+
+def _gemm_seconds(macs: float, k: int, F: int) -> float:
+    return macs / (PEAK * k / (k + K_HALF) * F / (F + F_HALF))
+
+
+def im2col_seconds(N: int, C: int, F: int, KH: int, KW: int, OH: int, OW: int) -> float:
+    K, P = C * KH * KW, OH * OW
+    return _gemm_seconds(N * P * K * F, K, F) + N * P * K / COPY + CALL
+
+
+def winograd_seconds(N: int, C: int, F: int, OH: int, OW: int, m: int) -> float:
+    A2, T = (m + 2) ** 2, N * tile_count(OH, OW, m)
+    return (_gemm_seconds(T * A2 * C * F, C, F) + T * A2 * (C + F) * TRANSFORM / COPY
+            + A2 * CALL + SETUP + A2 * C * F * 9 / WEIGHT_RATE)
+
+
+def choose(N: int, C: int, F: int, KH: int, KW: int, stride: int, padding: int,
+           OH: int, OW: int) -> Choice:
+    """The algorithm for a convolution of N images with C input and F output channels,
+    a KH x KW kernel and an OH x OW output."""
+    name = _forced[0]
+    if not winograd_applies(KH, KW, stride, padding) or name == "im2col":
+        return Choice("im2col", 0)
+    m = winograd_tile(N, C, F, OH, OW)
+    if name == "winograd":
+        return Choice("winograd", m)
+    if winograd_seconds(N, C, F, OH, OW, m) < im2col_seconds(N, C, F, KH, KW, OH, OW):
+        return Choice("winograd", m)
+    return Choice("im2col", 0)
+
+
+def winograd_tile(N: int, C: int, F: int, OH: int, OW: int) -> int:
+    """The cheapest output tile m (2, 3 or 4; the smaller on a tie) of a Winograd
+    convolution with an OH x OW output, or the forced one."""
+    tile = _forced[1]
+    if tile:
+        return tile
+    return min((2, 3, 4), key=lambda m: (winograd_seconds(N, C, F, OH, OW, m), m))

@@ -1,0 +1,239 @@
+"""The fast 2-D convolution: the same function as ``functional.conv`` (which has the
+maths), computed in chunks of images, by several threads at once, in reused memory, and,
+where the cost model of ``engine.algorithm`` says so, as Winograd's F(m x m, 3x3).
+
+Chunks: the column matrix of a whole batch is large (batch 64, 32 channels at 48x48 is
+170 MB in float32). A few images at a time keep ``cols`` small enough to stay in cache
+between im2col and the GEMM; a chunk is sized so its GEMM still has about
+``TARGET_COLUMNS`` columns, which keeps BLAS efficient on small late-stage maps too.
+
+Threads: the batch is cut into one run of images per thread (``engine.threads``), and
+each thread does im2col, the GEMMs and col2im for its own chunks, with BLAS on one thread.
+Backward sums dw and db per thread and adds the partial sums at the end.
+
+Winograd: a 3x3 convolution with stride 1 and padding 0 or 1 runs as (m + 2)^2 GEMMs on
+transformed tiles (``kernels/winograd.py``). Its input gradient is the same kind of
+convolution (of dout with padding 2 - padding, each filter turned by 180 degrees and the
+channel axes swapped), and its weight gradient the transposed algorithm, so backward runs
+in the Winograd domain too, with the same chunks and threads.
+
+Kept columns: forward keeps a layer's im2col columns for backward when they fit in
+``CACHE_COLUMNS_BYTES`` (in storage reused across steps: ``engine.workspace``); larger
+ones are recomputed in backward, chunk by chunk, which costs less than the memory.
+
+The constants' measurements are in benchmarks/README.md ("Performance chapter").
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from minicnn import kernels
+from minicnn.engine import threads
+from minicnn.engine.algorithm import Choice, choose, winograd_tile
+from minicnn.engine.workspace import kept_columns, scratch, still_kept
+from minicnn.kernels import output_hw
+from minicnn.kernels.winograd import tile_count
+
+TARGET_COLUMNS = 1024  # columns per GEMM chunk, per thread
+CACHE_COLUMNS_BYTES = 16 * 2**20  # keep a layer's columns for backward up to this size
+
+Chunk = tuple[int, int]  # images [start, stop) of the batch
+
+
+def chunk_size(n_images: int, pixels_per_image: int) -> int:
+    """How many images share one im2col/GEMM so each GEMM has ~TARGET_COLUMNS columns."""
+    return max(1, min(n_images, -(-TARGET_COLUMNS // pixels_per_image)))
+
+
+def plan_chunks(N: int, pixels_per_image: int, parts: int = 1) -> tuple[tuple[Chunk, ...], ...]:
+    """The batch's images in ``parts`` consecutive runs of near-equal size (one per thread),
+    each cut into as few GEMM chunks of at most ``chunk_size`` images as will do, of
+    near-equal size (32 images at 6x6 are two chunks of 16, not one of 29 and one of 3)."""
+    plan = []
+    for p in range(parts):
+        start, stop = N * p // parts, N * (p + 1) // parts
+        count = -(-(stop - start) // chunk_size(stop - start, pixels_per_image))
+        cuts = [start + (stop - start) * k // max(count, 1) for k in range(count + 1)]
+        plan.append(tuple(zip(cuts[:-1], cuts[1:])))
+    return tuple(plan)
+
+
+def use_winograd(C: int, KH: int, KW: int, stride: int, padding: int, N: int, H: int,
+                 W: int, F: int | None = None) -> bool:
+    """Whether a convolution of x (N, C, H, W) runs as Winograd (``engine.algorithm``)."""
+    OH, OW = output_hw(H, W, KH, KW, stride, padding)
+    return choose(N, C, C if F is None else F, KH, KW, stride, padding, OH, OW).name == \
+        "winograd"
+
+
+class ConvCache(NamedTuple):
+    x: np.ndarray  # (N, C, H, W) the input
+    w: np.ndarray  # (F, C, KH, KW)
+    stride: int
+    padding: int
+    plan: tuple[tuple[Chunk, ...], ...]  # forward's chunks, by thread (``plan_chunks``)
+    choice: Choice  # the algorithm forward ran
+    cols: dict[int, np.ndarray] | None = None  # (K, n*P) by chunk start, or None: recompute
+    owner: int = 0  # the kept columns' token (``workspace.still_kept``)
+
+
+def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int = 1,
+                   padding: int = 0, relu: bool = False,
+                   keep_columns: bool = True) -> tuple[np.ndarray, ConvCache]:
+    """``functional.conv2d_forward``, fast: x (N, C, H, W), w (F, C, KH, KW), b (F,) or
+    None -> (out (N, F, OH, OW), cache); ``relu``: max(out, 0) in the pass that adds the
+    bias. ``keep_columns=False`` (no backward will follow) never keeps the columns."""
+    N, C, H, W = x.shape
+    F, Cw, KH, KW = w.shape
+    if C != Cw:
+        raise ValueError(f"input has {C} channels but the weights expect {Cw}")
+    OH, OW = output_hw(H, W, KH, KW, stride, padding)
+    P, K = OH * OW, C * KH * KW
+    x = np.ascontiguousarray(x)
+    out = np.empty((N, F, OH, OW), dtype=x.dtype)
+    plan = plan_chunks(N, P, threads.parallel_parts(N))
+    choice = choose(N, C, F, KH, KW, stride, padding, OH, OW)
+    if choice.name == "winograd":
+        _winograd_forward(x, w, b, padding, choice.tile, relu, out, plan)
+        return out, ConvCache(x, w, stride, padding, plan, choice)
+    keep = keep_columns and K * N * P * x.itemsize <= CACHE_COLUMNS_BYTES
+    columns, owner = kept_columns(w, K * N * P, x.dtype) if keep else (None, 0)
+    w2 = w.reshape(F, K)
+
+    def run(chunks: tuple[Chunk, ...]) -> dict[int, np.ndarray]:
+        kept = {}
+        for s, e in chunks:
+            if keep:  # consecutive stretches of ``columns``, each a contiguous (K, n*P) matrix
+                cols = kept[s] = columns[K * s * P:K * e * P].reshape(K, (e - s) * P)
+            else:
+                cols = scratch(K * (e - s) * P, x.dtype).reshape(K, (e - s) * P)
+            kernels.im2col_into(x[s:e], KH, KW, stride, padding, out=cols)
+            if e - s == 1:  # one image: the product is already in (F, P) order, write it in place
+                dst = out[s].reshape(F, P)
+                np.matmul(w2, cols, out=dst)
+                if b is not None or relu:  # the bias (and ReLU) in one pass, in place
+                    kernels.regroup_add_bias(dst, b, dst.reshape(1, F, P), relu=relu)
+                continue
+            y = scratch(F * (e - s) * P, out.dtype, "gemm").reshape(F, (e - s) * P)
+            np.matmul(w2, cols, out=y)
+            # (F, n*P) -> (n, F, P), adding the bias (and the ReLU) in the same pass
+            kernels.regroup_add_bias(y, b, out[s:e].reshape(e - s, F, P), relu=relu)
+        return kept
+
+    kept = threads.map_concurrently(run, plan)
+    cols = {s: c for part in kept for s, c in part.items()} if keep else None
+    return out, ConvCache(x, w, stride, padding, plan, choice, cols, owner)
+
+
+def _winograd_forward(x, w, b, padding, m, relu, out, plan) -> None:
+    """out = the convolution as Winograd F(m x m, 3x3): per chunk, the tiles transformed,
+    (m + 2)^2 GEMMs with the transformed weights, the tiles back (+ bias, ReLU) into NCHW."""
+    C, F = x.shape[1], w.shape[0]
+    A2, T = (m + 2) ** 2, tile_count(*out.shape[2:], m)  # tile positions; tiles per image
+    with threads.blas_threads(1):  # (see there: no spinning BLAS thread during the map)
+        U = kernels.winograd_weights(w, m)  # (A2, C, F)
+
+    def run(chunks: tuple[Chunk, ...]) -> None:
+        for s, e in chunks:
+            V = scratch(A2 * (e - s) * T * C, x.dtype).reshape(A2, (e - s) * T, C)
+            kernels.winograd_input(x[s:e], V, padding, m)
+            M = scratch(A2 * (e - s) * T * F, out.dtype, "gemm").reshape(A2, (e - s) * T, F)
+            np.matmul(V, U, out=M)
+            kernels.winograd_output(M, b, out[s:e], relu=relu, m=m)
+
+    threads.map_concurrently(run, plan)
+
+
+def conv2d_backward(
+    dout: np.ndarray, cache: ConvCache, need_dx: bool = True, need_db: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """``functional.conv2d_backward``, fast: dout (N, F, OH, OW) -> (dx, dw, db), dx None
+    without ``need_dx``, db None without ``need_db``. The threads split the batch as
+    forward did; each sums dw and db over its own images, and the parts are added."""
+    x, w, stride, padding = cache.x, cache.w, cache.stride, cache.padding
+    N, C, H, W = x.shape
+    F, _, KH, KW = w.shape
+    if cache.choice.name == "winograd":
+        return _winograd_backward(dout, cache, need_dx, need_db)
+    P, K = dout.shape[2] * dout.shape[3], C * KH * KW
+    w2 = w.reshape(F, K)
+    dx = np.empty_like(x) if need_dx else None
+    kept = cache.cols if cache.cols is not None and still_kept(w, cache.owner) else None
+    # dw is accumulated transposed, (K, F): OpenBLAS runs cols @ d2.T faster than
+    # d2 @ cols.T on these shapes, and one small transpose at the end costs nothing
+    parts = len(cache.plan)
+    dw_parts = np.zeros((parts, K, F), dtype=x.dtype)
+    db_parts = np.zeros((parts, F), dtype=dout.dtype)
+
+    def run(part: int) -> None:
+        product = scratch(K * F, x.dtype, "dw").reshape(K, F)
+        for s, e in cache.plan[part]:
+            if need_db:
+                db_parts[part] += dout[s:e].sum(axis=(0, 2, 3))
+            if kept is not None:
+                cols = kept[s]
+            else:
+                cols = scratch(K * (e - s) * P, x.dtype).reshape(K, (e - s) * P)
+                kernels.im2col_into(x[s:e], KH, KW, stride, padding, out=cols)
+            # (n, F, P) -> (F, n*P): the layout the GEMMs want (for one image the two are
+            # the same: a view, no copy)
+            if e - s == 1 and dout.flags.c_contiguous:
+                d2 = dout[s].reshape(F, P)
+            else:
+                d2 = scratch(F * (e - s) * P, dout.dtype, "gemm").reshape(F, e - s, P)
+                np.copyto(d2, dout[s:e].reshape(e - s, F, P).transpose(1, 0, 2))
+                d2 = d2.reshape(F, (e - s) * P)
+            dw_parts[part] += np.matmul(cols, d2.T, out=product)
+            if need_dx:  # the "cols" scratch slot is free again: recomputed columns are used up
+                dcols = np.matmul(w2.T, d2, out=scratch(K * (e - s) * P, x.dtype)
+                                  .reshape(K, (e - s) * P))
+                kernels.col2im(dcols, (e - s, C, H, W), KH, KW, stride, padding, out=dx[s:e])
+
+    threads.map_concurrently(run, range(parts))
+    db = db_parts.sum(axis=0) if need_db else None
+    return dx, np.ascontiguousarray(dw_parts.sum(axis=0).T).reshape(w.shape), db
+
+
+def _winograd_backward(dout, cache, need_dx, need_db):
+    """Backward of a Winograd convolution with m x m tiles: per chunk, the weight
+    gradient's transform dU (A2, F, C) = sum over tiles of Y^T V, and dx = the Winograd
+    convolution of dout (padding 2 - padding) with the flipped, transposed filters."""
+    x, w, padding, m = cache.x, cache.w, cache.padding, cache.choice.tile
+    N, C, H, W = x.shape
+    F, OH, OW = dout.shape[1:]
+    m_dx = winograd_tile(N, F, C, H, W)  # dx's own tile
+    dx = np.empty_like(x) if need_dx else None
+    if need_dx:  # dx = the same convolution of dout with w turned 180 degrees, F and C swapped
+        with threads.blas_threads(1):
+            U = kernels.winograd_weights(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), m_dx)
+    parts = len(cache.plan)
+    A2, A2_dx = (m + 2) ** 2, (m_dx + 2) ** 2
+    dU_parts = np.zeros((parts, A2, F, C), dtype=x.dtype)
+    db_parts = np.zeros((parts, F), dtype=dout.dtype)
+
+    def run(part: int) -> None:
+        dU = scratch(A2 * F * C, x.dtype, "dw").reshape(A2, F, C)
+        for s, e in cache.plan[part]:
+            if need_db:
+                db_parts[part] += dout[s:e].sum(axis=(0, 2, 3))
+            nT = (e - s) * tile_count(OH, OW, m)  # tiles of the output
+            V = scratch(A2 * nT * C, x.dtype).reshape(A2, nT, C)
+            kernels.winograd_input(x[s:e], V, padding, m)
+            Y = scratch(A2 * nT * F, x.dtype, "gemm").reshape(A2, nT, F)
+            kernels.winograd_grad_output(dout[s:e], Y, m)
+            dU_parts[part] += np.matmul(Y.transpose(0, 2, 1), V, out=dU)
+            if need_dx:  # V and Y are used up: their scratch slots take dout's tiles and M
+                nT = (e - s) * tile_count(H, W, m_dx)  # tiles of dx
+                Vd = scratch(A2_dx * nT * F, x.dtype).reshape(A2_dx, nT, F)
+                kernels.winograd_input(dout[s:e], Vd, 2 - padding, m_dx)
+                M = scratch(A2_dx * nT * C, x.dtype, "gemm").reshape(A2_dx, nT, C)
+                np.matmul(Vd, U, out=M)
+                kernels.winograd_output(M, None, dx[s:e], m=m_dx)
+
+    threads.map_concurrently(run, range(parts))
+    db = db_parts.sum(axis=0) if need_db else None
+    with threads.blas_threads(1):  # (no spinning BLAS thread in the next layer's map)
+        return dx, kernels.winograd_weight_grad(dU_parts, m), db

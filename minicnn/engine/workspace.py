@@ -1,0 +1,63 @@
+"""Reusable memory for the engine's convolutions.
+
+``scratch``: one flat buffer per (thread, slot, dtype), grown as needed and reused by
+every chunk of every layer, so a chunk's im2col columns and GEMM result stay in cache.
+
+``kept_columns``: where a layer's im2col columns live between forward and backward, one
+buffer per weight array (a layer keeps its weights across steps, the optimizer updates
+them in place), reused every step: fresh memory for large columns costs a page fault per
+4 kB. A later forward with the same weights takes the buffer over; ``still_kept`` tells
+an earlier cache's backward that its columns are gone, and it recomputes them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import weakref
+
+import numpy as np
+
+_local = threading.local()
+_kept: dict[int, tuple[weakref.ref, np.ndarray, int]] = {}  # id(w) -> (w, storage, owner)
+_owners = itertools.count(1)
+
+
+def scratch(size: int, dtype: np.dtype, slot: str = "cols") -> np.ndarray:
+    """A flat scratch buffer of ``size`` elements for this thread: "cols" for a chunk's
+    columns (in backward, then their gradient), "gemm" for its matrix product (in
+    backward: the upstream gradient regrouped), "dw" for a chunk's weight gradient."""
+    buffers = _local.__dict__.setdefault("buffers", {})
+    key = (slot, np.dtype(dtype))
+    buf = buffers.get(key)
+    if buf is None or buf.size < size:
+        buf = np.empty(size, dtype=key[1])
+        buffers[key] = buf
+    return buf[:size]
+
+
+def _forget(key: int, ref: weakref.ref) -> None:
+    if key in _kept and _kept[key][0] is ref:  # not a newer array that reuses the id
+        del _kept[key]
+
+
+def kept_columns(w: np.ndarray, size: int, dtype: np.dtype) -> tuple[np.ndarray, int]:
+    """(storage of ``size`` elements for the columns of a convolution with weights ``w``,
+    an owner token for ``still_kept``)."""
+    key = id(w)
+    entry = _kept.get(key)
+    if entry is not None and entry[0]() is w and entry[1].size >= size and \
+            entry[1].dtype == dtype:
+        ref, storage = entry[0], entry[1]
+    else:
+        ref = weakref.ref(w, lambda r, key=key: _forget(key, r))
+        storage = np.empty(size, dtype=dtype)
+    owner = next(_owners)
+    _kept[key] = (ref, storage, owner)
+    return storage[:size], owner
+
+
+def still_kept(w: np.ndarray, owner: int) -> bool:
+    """Whether the columns handed out with ``owner`` have not been taken over since."""
+    entry = _kept.get(id(w))
+    return entry is not None and entry[0]() is w and entry[2] == owner
