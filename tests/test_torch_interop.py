@@ -7,6 +7,10 @@ cross in both directions (skipped without torch)."""
 
 from __future__ import annotations
 
+import re
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -187,3 +191,20 @@ def test_plain_and_fused_relus_come_back_as_they_were():
     assert types == [("Conv2D", "relu"), ("BatchNorm2D", None), ("ReLU", None),
                      ("Flatten", None), ("Dense", None), ("ReLU", None), ("Dense", None)]
 
+
+
+def test_example_09_trains_in_torch_and_studies_in_minicnn(tmp_path, monkeypatch, capsys):
+    import runpy
+
+    import cv2
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "09_from_pytorch.py"
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", [script.name, "--quick", "--out", str(out)])
+    runpy.run_path(str(script), run_name="__main__")
+    printed = capsys.readouterr().out
+    gaps = re.findall(r"(?:max \|minicnn - torch\| =|autograd:) ([0-9.e+-]+)", printed)
+    assert len(gaps) == 2 and all(float(g) < 1e-4 for g in gaps), printed
+    assert f"wrote {out / '09_from_pytorch.png'}" in printed
+    image = cv2.imread(str(out / "09_from_pytorch.png"))
+    assert image is not None and image.shape[1] > 500
