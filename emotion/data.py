@@ -41,7 +41,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from emotion.faces import to_gray
+from emotion.images import decode_image
 from emotion.labels import CLASSES, FER_CSV_ORDER, NUM_CLASSES, class_index
+from minicnn.data import batch_indices
 
 IMAGE_SIZE = 48  # FER2013 faces are 48x48; every loader returns this size.
 IMAGE_EXTENSIONS = frozenset(
@@ -93,9 +96,9 @@ class Split:
 
     def __post_init__(self) -> None:
         # Catch mismatched arrays where they are made, not three calls later in training.
-        if self.images.dtype != np.uint8 or self.images.ndim != 3:
-            raise ValueError(f"images must be uint8 (N, H, W), got {self.images.dtype} "
-                             f"{self.images.shape}")
+        if self.images.dtype != np.uint8 or self.images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise ValueError(f"images must be uint8 (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got "
+                             f"{self.images.dtype} {self.images.shape}")
         if self.labels.dtype != np.int64 or self.labels.shape != (len(self.images),):
             raise ValueError(f"labels must be int64 ({len(self.images)},), got "
                              f"{self.labels.dtype} {self.labels.shape}")
@@ -117,6 +120,7 @@ class LoadReport:
     converted : images that were colour, had alpha or were not 8-bit, converted to 8-bit gray.
     resized : images that were not 48x48, resized with cv2.INTER_AREA.
     skipped : unreadable files or malformed CSV rows skipped because ``skip_bad=True``.
+    warnings : problems that do not stop loading, e.g. a class without training images.
     ignored : hidden or non-image files (.DS_Store, Thumbs.db, notes.txt) left out.
     from_cache : whether the arrays came from the .npz cache.
     cache_path : the cache file read or written, if any.
@@ -128,6 +132,7 @@ class LoadReport:
     converted: int = 0
     resized: int = 0
     skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     ignored: int = 0
     from_cache: bool = False
     cache_path: str | None = None
@@ -183,18 +188,9 @@ def batches(
     """Yield index arrays (batch_size,) covering range(n) once; the last one may be shorter.
 
     Shuffling uses ``rng`` (required when shuffle=True) so that an epoch's order can be
-    reproduced from a seed.
+    reproduced from a seed. The same as ``minicnn.data.batch_indices``.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if shuffle:
-        if rng is None:
-            raise ValueError("shuffle=True needs an rng (np.random.Generator)")
-        order = rng.permutation(n)
-    else:
-        order = np.arange(n)
-    for start in range(0, n, batch_size):
-        yield order[start : start + batch_size]
+    return batch_indices(n, batch_size, shuffle=shuffle, rng=rng)
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,7 +203,8 @@ def to_gray48(image: np.ndarray) -> tuple[np.ndarray, bool, bool]:
     Inputs
     ------
     image : array as cv2.imread(..., IMREAD_UNCHANGED) returns it: (H, W), (H, W, 1),
-        (H, W, 3) BGR or (H, W, 4) BGRA; uint8, uint16 or float (taken to be in [0, 1]).
+        (H, W, 3) BGR or (H, W, 4) BGRA; uint8, uint16 or float, read as ``faces.to_gray``
+        reads them (the inference path uses the same function).
 
     Returns
     -------
@@ -215,42 +212,24 @@ def to_gray48(image: np.ndarray) -> tuple[np.ndarray, bool, bool]:
     bit depth had to change; resized is True when the input was not 48x48 (cv2.INTER_AREA,
     which averages pixels and so does not alias when shrinking).
     """
-    converted = False
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.ndim == 3 and image.shape[2] in (3, 4):
-        code = cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
-        image = cv2.cvtColor(image, code)
-        converted = True
-    if image.ndim != 2:
-        raise ValueError(f"unsupported image shape {image.shape}")
-    if image.dtype != np.uint8:
-        if np.issubdtype(image.dtype, np.integer):
-            scale = 255.0 / np.iinfo(image.dtype).max  # 16-bit PNG/TIFF: 65535 -> 255
-        else:
-            scale = 255.0
-        image = np.clip(np.rint(image.astype(np.float64) * scale), 0, 255).astype(np.uint8)
-        converted = True
+    converted = image.dtype != np.uint8 or not (
+        image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1))
+    image = to_gray(image)
     resized = image.shape != (IMAGE_SIZE, IMAGE_SIZE)
     if resized:
         image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
     return image, converted, resized
 
 
-def _read_image(path: str) -> np.ndarray | None:
-    """Decode a file with OpenCV; None when it cannot be read as an image."""
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        # cv2.imread cannot open non-ASCII paths on Windows; decoding the bytes can. For a
-        # genuinely corrupt file this also gives None.
-        try:
-            buffer = np.fromfile(path, dtype=np.uint8)
-        except OSError:
-            return None
-        if buffer.size == 0:
-            return None
-        image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
-    return image
+def _read_image(path: str) -> tuple[np.ndarray | None, str]:
+    """Decode a file with ``images.decode_image`` (the reader inference uses, so a truncated
+    or oversized file is refused here as it is there): (image, "") or (None, why not)."""
+    try:
+        return decode_image(path, cv2.IMREAD_UNCHANGED), ""
+    except ValueError as err:
+        return None, str(err).removeprefix(f"{path}: ")
+    except OSError as err:
+        return None, f"cannot read it ({err.strerror or err})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,6 +244,7 @@ class _FolderPlan(NamedTuple):
     split_dirs: dict[str, Path]  # split -> its folder
     ignored: int  # hidden and non-image files
     fingerprint: str  # sha256 over every image's relative path, size and mtime
+    skipped: list[str]  # "path: why" for entries that could not be read (skip_bad=True)
 
 
 def _is_hidden(name: str) -> bool:
@@ -272,11 +252,25 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".") or name.startswith("__")
 
 
-def _scan_folder(root: Path) -> _FolderPlan:
+def _kind(entry: os.DirEntry, skip_bad: bool, skipped: list[str]) -> str | None:
+    """"dir", "file" or "other" for a folder entry. One that cannot be resolved (a symlink
+    loop, no permission) is listed in ``skipped`` (None) with skip_bad, else DataError."""
+    try:
+        return "dir" if entry.is_dir() else "file" if entry.is_file() else "other"
+    except OSError as err:
+        why = f"{entry.path}: cannot read it ({err.strerror or err})"
+        if not skip_bad:
+            raise DataError(f"{why}; pass skip_bad=True (--skip-bad) to skip it") from None
+        skipped.append(why)
+        return None
+
+
+def _scan_folder(root: Path, skip_bad: bool = False) -> _FolderPlan:
     """List <root>/<split>/<class>/* and fingerprint them; raise DataError on a bad layout.
 
     os.scandir gives file types without a stat per entry; the one stat per image (size and
-    mtime for the cache key) takes about 0.1 s for FER2013's 32k files.
+    mtime for the cache key) takes about 0.1 s for FER2013's 32k files. An entry that
+    cannot be resolved (a symlink loop) is a DataError, or skipped with skip_bad.
     """
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
@@ -284,7 +278,9 @@ def _scan_folder(root: Path) -> _FolderPlan:
     files: dict[str, list[tuple[str, int]]] = {}
     split_dirs: dict[str, Path] = {}
     ignored = 0
-    folders = [e for e in os.scandir(root) if e.is_dir() and not _is_hidden(e.name)]
+    skipped: list[str] = []
+    folders = [e for e in sorted(os.scandir(root), key=lambda e: e.name)
+               if not _is_hidden(e.name) and _kind(e, skip_bad, skipped) == "dir"]
     if not folders:
         raise DataError(f"{root}: no split folders; expected {root}/train/<class>/*.jpg "
                         f"and {root}/test/<class>/*.jpg")
@@ -299,8 +295,8 @@ def _scan_folder(root: Path) -> _FolderPlan:
             raise DataError(f"{split_entry.path}: a second folder for split {split!r} "
                             f"(already have {split_dirs[split]})")
         entries: list[tuple[str, int]] = []  # (image path, label)
-        class_dirs = [e for e in os.scandir(split_entry.path)
-                      if e.is_dir() and not _is_hidden(e.name)]
+        class_dirs = [e for e in sorted(os.scandir(split_entry.path), key=lambda e: e.name)
+                      if not _is_hidden(e.name) and _kind(e, skip_bad, skipped) == "dir"]
         if not class_dirs:
             raise DataError(f"{split_entry.path}: no class folders; expected one folder per "
                             f"class named {', '.join(CLASSES)}")
@@ -315,10 +311,17 @@ def _scan_folder(root: Path) -> _FolderPlan:
                 raise DataError(f"{class_entry.path}: {err}{hint}") from None
         # Label order, then name: "Happy" and "angry" sort by class, not by ASCII case.
         for label, _, class_entry in sorted(labelled, key=lambda t: t[:2]):
-            n_images = 0
+            n_images, n_skipped = 0, len(skipped)
             for entry in sorted(os.scandir(class_entry.path), key=lambda e: e.name):
                 ext = os.path.splitext(entry.name)[1].lower()
-                if _is_hidden(entry.name) or ext not in IMAGE_EXTENSIONS or not entry.is_file():
+                if _is_hidden(entry.name) or ext not in IMAGE_EXTENSIONS:
+                    ignored += 1
+                    continue
+                kind = _kind(entry, skip_bad, skipped)
+                if kind is None:
+                    digest.update(f"{entry.path}\0unreadable\n".encode())
+                    continue
+                if kind != "file":
                     ignored += 1
                     continue
                 stat = entry.stat()
@@ -326,7 +329,7 @@ def _scan_folder(root: Path) -> _FolderPlan:
                 digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
                 entries.append((entry.path, label))
                 n_images += 1
-            if n_images == 0:
+            if n_images == 0 and len(skipped) == n_skipped:  # (else: all skipped, a warning)
                 raise DataError(f"{class_entry.path}: empty class folder (no image files)")
         files[split] = entries
         split_dirs[split] = Path(split_entry.path)
@@ -341,6 +344,7 @@ def _scan_folder(root: Path) -> _FolderPlan:
         split_dirs={s: split_dirs[s] for s in order},
         ignored=ignored,
         fingerprint=digest.hexdigest(),
+        skipped=skipped,
     )
 
 
@@ -358,34 +362,38 @@ def _split_sort_key(name: str) -> tuple[int, str]:
 
 def _decode_files(
     paths: list[str], skip_bad: bool, desc: str, progress: bool, workers: int
-) -> tuple[np.ndarray, np.ndarray, int, int]:
+) -> tuple[np.ndarray, np.ndarray, int, int, dict[int, str]]:
     """Decode image files into one array.
 
-    Returns (images uint8 (N, 48, 48), ok bool (N,), n_converted, n_resized); ok is False
-    for files that could not be read (only possible with skip_bad=True, else DataError).
+    Returns (images uint8 (N, 48, 48), ok bool (N,), n_converted, n_resized, reasons); ok
+    is False for files that could not be read (only possible with skip_bad=True, else
+    DataError), and reasons maps their index to why.
     Chunks of files go to a small thread pool: cv2 releases the GIL while decoding, so two
     threads roughly halve the wall time on two cores.
     """
     n = len(paths)
     images = np.zeros((n, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     ok = np.zeros(n, dtype=bool)
+    reasons: dict[int, str] = {}
 
     def decode_chunk(lo: int, hi: int) -> tuple[int, int, int]:
         converted = resized = 0
         for i in range(lo, hi):
-            image = _read_image(paths[i])
+            image, why = _read_image(paths[i])
             if image is not None:
                 try:
                     images[i], was_converted, was_resized = to_gray48(image)
-                except (ValueError, cv2.error):
-                    image = None
+                except (ValueError, cv2.error) as err:
+                    image, why = None, str(err)
                 else:
                     ok[i] = True
                     converted += was_converted
                     resized += was_resized
-            if image is None and not skip_bad:
-                raise DataError(f"{paths[i]}: cannot read image (corrupt or not an image); "
-                                f"pass skip_bad=True to skip such files")
+            if image is None:
+                reasons[i] = why
+                if not skip_bad:
+                    raise DataError(f"{paths[i]}: cannot read image: {why}; pass skip_bad=True "
+                                    "(--skip-bad) to skip such files")
         return hi - lo, converted, resized
 
     chunk = 256
@@ -405,24 +413,39 @@ def _decode_files(
             for future in futures:
                 future.cancel()  # fail fast instead of decoding the rest
             raise
-    return images, ok, totals[0], totals[1]
+    return images, ok, totals[0], totals[1], reasons
 
 
 def _load_plan(plan: _FolderPlan, skip_bad: bool, progress: bool, workers: int) -> Dataset:
-    report = LoadReport(source=str(plan.root), ignored=plan.ignored)
+    report = LoadReport(source=str(plan.root), ignored=plan.ignored,
+                        skipped=list(plan.skipped))
     splits: dict[str, Split] = {}
     for split, entries in plan.files.items():
         paths = [p for p, _ in entries]
         labels = np.array([label for _, label in entries], dtype=np.int64)
-        images, ok, converted, resized = _decode_files(
+        images, ok, converted, resized, reasons = _decode_files(
             paths, skip_bad, desc=f"decoding {split}", progress=progress, workers=workers
         )
         report.converted += converted
         report.resized += resized
-        report.skipped.extend(p for p, good in zip(paths, ok) if not good)
+        report.skipped.extend(f"{paths[i]}: {why}" for i, why in sorted(reasons.items()))
         splits[split] = Split(images[ok], labels[ok], source=str(plan.split_dirs[split]))
         report.counts[split] = int(ok.sum())
-    return Dataset(splits, report)
+    return _warn_missing_classes(Dataset(splits, report))
+
+
+def _warn_missing_classes(dataset: Dataset) -> Dataset:
+    """Add a warning to the report for each class without a training image: training would
+    go on with that class weighted 0 and the model could never predict it."""
+    if "train" in dataset.splits:
+        absent = [CLASSES[k] for k, n in enumerate(class_counts(dataset["train"].labels))
+                  if n == 0]
+        if absent:
+            dataset.report.warnings.append(
+                f"no training images of class(es) {', '.join(absent)} in "
+                f"{dataset['train'].source} (a missing class folder, or every file of it "
+                "skipped); the model cannot learn to predict them")
+    return dataset
 
 
 def load_folder(
@@ -441,7 +464,8 @@ def load_folder(
     it and lists it in ``report.skipped``).
     """
     started = time.perf_counter()
-    dataset = _load_plan(_scan_folder(Path(root).expanduser()), skip_bad, progress, workers)
+    dataset = _load_plan(_scan_folder(Path(root).expanduser(), skip_bad), skip_bad, progress,
+                         workers)
     dataset.report.seconds = time.perf_counter() - started
     return dataset
 
@@ -461,9 +485,13 @@ def load_csv(
     "train"/"test"/"private"; without a Usage column every row goes to "train".
 
     Raises DataError naming the file and line for a malformed row (wrong column count, wrong
-    pixel count, a non-integer or out-of-range value, a bad emotion index, an unknown Usage),
-    unless skip_bad=True, which skips the row and lists "file:line: reason" in
-    ``report.skipped``.
+    pixel count, a non-integer or out-of-range value, a bad emotion index, an unknown Usage,
+    bytes that are not UTF-8, an unbalanced quote, an over-long field), unless
+    skip_bad=True, which skips the row and lists "file:line: reason" in ``report.skipped``.
+    Each line is parsed on its own (a FER2013 row never spans lines), so one bad quote
+    cannot swallow the rows after it. A file that is not text at all (a zip, gzip or other
+    binary file) is a DataError even with skip_bad; a zip holding one ``.csv`` (the Kaggle
+    challenge download) is read directly.
     """
     started = time.perf_counter()
     path = Path(path).expanduser()
@@ -474,10 +502,13 @@ def load_csv(
     report = LoadReport(source=str(path))
     images: dict[str, list[np.ndarray]] = {}
     labels: dict[str, list[int]] = {}
-    # utf-8-sig drops the byte-order mark some editors put before "emotion".
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
+    with _open_csv_bytes(path) as f:
+        first = f.readline()
+        try:
+            # utf-8-sig drops the byte-order mark some editors put before "emotion".
+            header = _split_line(first.decode("utf-8-sig")) if first.strip() else None
+        except ValueError as err:
+            raise DataError(f"{path}, line 1: {err}") from None
         if header is None:
             raise DataError(f"{path}, line 1: empty file; expected a header emotion,pixels,Usage")
         names = [name.strip().lower() for name in header]
@@ -487,15 +518,18 @@ def load_csv(
         col_usage = names.index("usage") if "usage" in names else None
         n_cols = len(names)
 
-        for row in tqdm(reader, desc="parsing CSV", unit="row", disable=not progress,
-                        leave=False):
-            if not row or (len(row) == 1 and not row[0].strip()):
+        lines = tqdm(f, desc="parsing CSV", unit="row", disable=not progress, leave=False)
+        for line_num, line in enumerate(lines, start=2):
+            if not line.strip():
                 continue  # blank line, e.g. at the end of the file
             try:
+                row = _split_line(line.decode("utf-8"))
                 split, label, image = _parse_row(row, n_cols, col_emotion, col_pixels,
                                                  col_usage, n_pixels)
-            except ValueError as err:
-                where = f"{path}, line {reader.line_num}"
+            except ValueError as err:  # UnicodeDecodeError is a ValueError too
+                if isinstance(err, UnicodeDecodeError):
+                    err = f"not UTF-8 text (byte 0x{line[err.start]:02x} at column {err.start + 1})"
+                where = f"{path}, line {line_num}"
                 if not skip_bad:
                     raise DataError(f"{where}: {err}") from None
                 report.skipped.append(f"{where}: {err}")
@@ -512,10 +546,53 @@ def load_csv(
                               source=f"{path} (Usage={usage})")
         report.counts[split] = len(stacked)
     report.seconds = time.perf_counter() - started
-    return Dataset(splits, report)
+    return _warn_missing_classes(Dataset(splits, report))
 
 
 _USAGE_NAMES = {"train": "Training", "test": "PublicTest", "private": "PrivateTest"}
+
+
+@contextlib.contextmanager
+def _open_csv_bytes(path: Path) -> Iterator:
+    """The CSV's lines as bytes: the file itself, or the one .csv inside a zip archive.
+    DataError for any other archive or binary file, which no skip_bad can make a CSV."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            zf = zipfile.ZipFile(path)
+        except zipfile.BadZipFile as err:
+            raise DataError(f"{path}: a damaged zip archive ({err}), not a CSV file") from None
+        with zf:
+            inside = [n for n in zf.namelist()
+                      if n.lower().endswith(".csv") and not _is_hidden(Path(n).name)
+                      and not n.startswith("__MACOSX")]
+            if len(inside) != 1:
+                raise DataError(
+                    f"{path}: is a zip archive (the Kaggle download?), not a CSV file; unzip "
+                    f"it (e.g. `unzip {path.name} -d fer2013`) and pass the folder it makes, "
+                    "or the fer2013.csv inside it")
+            with zf.open(inside[0]) as member:
+                yield member
+        return
+    if head.startswith(b"\x1f\x8b") or b"\0" in head:
+        what = "a gzip archive" if head.startswith(b"\x1f\x8b") else "a binary file"
+        raise DataError(f"{path}: is {what}, not a CSV file; extract it first and pass the "
+                        "fer2013.csv or the image folder")
+    with open(path, "rb") as f:
+        yield f
+
+
+def _split_line(text: str) -> list[str]:
+    """One CSV line -> its fields; ValueError for an unbalanced quote or an over-long field."""
+    try:
+        return next(csv.reader([text], strict=True))
+    except csv.Error as err:
+        if "unexpected end of data" in str(err):
+            raise ValueError("unbalanced quote (a field opens with \" and does not close on "
+                             "its line)") from None
+        raise ValueError(f"malformed CSV line ({err}); a FER2013 row has 3 fields and about "
+                         "9,000 characters") from None
 
 
 def _parse_row(
@@ -608,7 +685,7 @@ def load_fer2013(
 
     plan: _FolderPlan | None = None
     if source.is_dir():
-        plan = _scan_folder(source)
+        plan = _scan_folder(source, skip_bad)
         key_material = f"folder\n{source}\n{plan.fingerprint}"
     else:
         stat = source.stat()
@@ -641,6 +718,8 @@ def load_fer2013(
     dataset.report.cache_path = None if cache_file is None else str(cache_file)
     dataset.report.seconds = time.perf_counter() - started
     say(dataset.report.summary())
+    for warning in dataset.report.warnings:
+        say(f"warning: {warning}")
     if dataset.report.skipped:
         shown = "; ".join(dataset.report.skipped[:3])
         more = len(dataset.report.skipped) - 3
@@ -704,4 +783,4 @@ def _read_cache(path: Path, key: str, source: str) -> Dataset | None:
         ignored=ignored,
         from_cache=True,
     )
-    return Dataset(splits, report)
+    return _warn_missing_classes(Dataset(splits, report))

@@ -30,6 +30,7 @@ from emotion.faces import (
     crop_faces,
     to_gray,
 )
+from emotion.images import decode_image
 from emotion.labels import CLASSES
 from emotion.preprocess import INPUT_SIZE, PREPROCESSING, TTA_MODES, predict_proba
 from minicnn.fuse import fold_batchnorm
@@ -74,22 +75,15 @@ class FaceResult:
 
 # ------------------------------------------------------------------------------- loading
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file to uint8 BGR (H, W, 3).
+    """Decode an image file to uint8 BGR (H, W, 3) with ``images.decode_image``, the reader
+    the training loader uses too.
 
     Raises FileNotFoundError naming the path when it does not exist (or is a folder), and
-    ValueError naming it when OpenCV cannot decode it (not an image, truncated, empty).
-    Reads the bytes with NumPy and decodes them with ``cv2.imdecode`` so that non-ASCII
+    ValueError naming it when OpenCV cannot decode it (not an image, truncated, empty) or
+    it is larger than ``images.MAX_IMAGE_PIXELS`` (checked before decoding). Non-ASCII
     paths work on every platform; IMREAD_COLOR applies the EXIF orientation of phone photos.
     """
-    path = Path(path)
-    if not path.is_file():
-        what = "is a folder, not an image file" if path.is_dir() else "no such file"
-        raise FileNotFoundError(f"{path}: {what}")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None or image.size == 0:
-        raise ValueError(f"{path}: not a readable image (OpenCV could not decode it)")
-    return image
+    return decode_image(path, cv2.IMREAD_COLOR)
 
 
 def load_weights(weights: str | os.PathLike | None = None):
@@ -114,7 +108,7 @@ def load_weights(weights: str | os.PathLike | None = None):
             raise FileNotFoundError(f"{path}: no such weights file")
     model = minicnn.load(path)
     meta = model.metadata
-    if list(meta.get("classes", [])) != list(CLASSES):
+    if not isinstance(meta.get("classes"), list) or meta["classes"] != list(CLASSES):
         raise minicnn.WeightsError(
             f"{path}: the model's classes {meta.get('classes')} are not {list(CLASSES)}; "
             f"was it trained with emotion.train?")

@@ -45,8 +45,18 @@ class Sequential:
     * ``parameters()``, ``gradients()`` and ``buffers()`` map dotted names
       ``"<layer index>.<name>"`` (e.g. "0.W", "1.gamma") to the LIVE arrays: writing into
       them changes the model, and an optimizer updates them in place.
-    * ``rng`` (a Generator or seed) initialises every parameter and drives dropout, so one
-      seed reproduces a run.
+    * ``rng`` (a Generator or seed) initialises the parameters and drives dropout, so one
+      seed reproduces a run. Each layer is (re)initialised from it, in order, with the
+      layer's own initialiser (``Conv2D(..., init=...)``; see ``minicnn.init``), EXCEPT
+      a layer whose parameters or buffers you have set yourself (assigned, written into,
+      cast or trained since the layer drew them; see ``Layer.parameters_set``) and a
+      layer built with ``init=None``: those keep their values. So weights you set before
+      building the model are never silently redrawn.
+    * Input must be float32 or float64, of the parameters' dtype (a float64 batch, what
+      ``x / 255.0`` gives, is refused by a float32 model with a message, as PyTorch does,
+      rather than silently run 1.7x slower in float64): cast it with
+      ``x.astype(np.float32)``. Each layer checks its input (``Layer.check_input``), so a
+      wrong dtype or shape is reported with the layer's name.
     """
 
     def __init__(self, layers: Iterable[Layer], rng: np.random.Generator | int | None = None,
@@ -58,7 +68,8 @@ class Sequential:
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self.metadata = dict(metadata or {})
         for layer in self.layers:
-            layer.reset_parameters(self.rng)
+            if getattr(layer, "init", "default") is not None and not layer.parameters_set():
+                layer.initialize(self.rng)
             layer.rng = self.rng
         self.training = True
         self._recording: Recording | None = None
@@ -66,6 +77,10 @@ class Sequential:
 
     # ------------------------------------------------------------------ computation
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """Run the layers in order: x (N, C, H, W) (or whatever the first layer takes) ->
+        the last layer's output, the logits (N, K) for a classifier. In training mode
+        each layer keeps what its backward needs; in eval mode (``eval()``) dropout is the
+        identity and batch norm uses its running statistics."""
         rec = self._recording
         if rec is not None:
             rec.inputs, rec.outputs, rec.output_grads, rec.input_grad = x.copy(), [], {}, None
@@ -132,9 +147,15 @@ class Sequential:
         return self
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Softmax probabilities (N, K) in eval mode, in batches; restores the mode after."""
+        """Softmax probabilities (N, K) in eval mode, ``batch_size`` samples at a time (which
+        bounds the memory); restores the mode after. N = 0 gives an empty (0, K) array."""
         from minicnn.functional.loss import softmax
 
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if self.layers and isinstance(x, np.ndarray) and len(x) == 0:
+            self.layers[0].check_input(x)
+            return np.zeros((0, *self.output_shape(x.shape[1:])), dtype=x.dtype)
         was_training = self.training
         self.eval()
         try:
@@ -177,16 +198,51 @@ class Sequential:
 
     # ------------------------------------------------------------------ description
     def spec(self) -> list[dict]:
+        """The architecture as JSON-able data: [{"type": "Conv2D", "config": {...}}, ...],
+        one entry per layer; ``minicnn.load`` rebuilds the layers from it."""
         return [{"type": type(layer).__name__, "config": layer.config()} for layer in self.layers]
+
+    def _trace(self, input_shape: tuple[int, ...]) -> Iterator[tuple[Layer, tuple, tuple]]:
+        """(layer, its input shape, its output shape) for one sample of ``input_shape``,
+        layer by layer; ValueError names the first layer the shape does not fit."""
+        shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+        if shape is None or not all(isinstance(n, (int, np.integer)) and n >= 0
+                                    for n in shape):
+            raise ValueError(f"input_shape must be a tuple of sizes, e.g. (1, 48, 48), got "
+                             f"{input_shape!r}")
+        for i, layer in enumerate(self.layers):
+            given = "the input is" if i == 0 else f"layer {i - 1} gives"
+            hint = ""
+            if i == 0 and layer.sample_ndim is not None and len(shape) == layer.sample_ndim + 1:
+                hint = "; the shape is one sample's, without the batch axis"
+            elif layer.sample_ndim == 1 and len(shape) > 1:
+                hint = "; put a Flatten() before it"
+            if not layer.accepts(shape):
+                raise ValueError(f"layer {i} {layer!r} takes {layer.expected_sample()} per "
+                                 f"sample, but {given} {shape}{hint}")
+            try:
+                out = tuple(layer.output_shape(shape))
+            except ValueError as exc:
+                raise ValueError(f"layer {i} {layer!r} does not fit {given} {shape}: "
+                                 f"{exc}") from None
+            yield layer, shape, out
+            shape = out
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The output shape of one sample of ``input_shape`` (no batch axis, e.g.
+        (1, 48, 48) -> (7,)); ValueError names the first layer that does not fit."""
+        traced = list(self._trace(input_shape))
+        return traced[-1][2] if traced else tuple(input_shape)
 
     def summary(self, input_shape: tuple[int, ...], print_fn=print) -> str:
         """Table of each layer's output shape, parameter count and multiply-accumulates for
-        one sample of ``input_shape`` (without the batch axis, e.g. (1, 48, 48))."""
+        one sample of ``input_shape`` (without the batch axis, e.g. (1, 48, 48)). The shapes
+        are traced through every layer first: ValueError names the first layer they do not
+        fit (a Dense whose in_features differ from what the layer before gives)."""
         rows = [("#", "layer", "output shape", "params", "MACs")]
-        shape, total_p, total_m = tuple(input_shape), 0, 0
-        for i, layer in enumerate(self.layers):
-            macs = layer.macs(shape)
-            shape = layer.output_shape(shape)
+        total_p, total_m = 0, 0
+        for i, (layer, shape_in, shape) in enumerate(self._trace(input_shape)):
+            macs = layer.macs(shape_in)
             p = sum(v.size for v in layer.params.values())
             total_p, total_m = total_p + p, total_m + macs
             rows.append((str(i), repr(layer), str(shape), f"{p:,}", f"{macs:,}"))
@@ -202,11 +258,8 @@ class Sequential:
         return text
 
     def macs(self, input_shape: tuple[int, ...]) -> int:
-        total, shape = 0, tuple(input_shape)
-        for layer in self.layers:
-            total += layer.macs(shape)
-            shape = layer.output_shape(shape)
-        return total
+        """Multiply-accumulates of one forward pass for one sample of ``input_shape``."""
+        return sum(layer.macs(shape_in) for layer, shape_in, _ in self._trace(input_shape))
 
     def __repr__(self) -> str:
         inner = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
@@ -220,22 +273,25 @@ class Sequential:
         save_model(self, path, metadata)
 
     def load_weights(self, path: str | os.PathLike) -> None:
-        """Load a file saved from the SAME architecture into this model, checking it first."""
+        """Load a file saved from the SAME architecture (same layer types and configs) into
+        this model's live arrays, checking it first as ``minicnn.load`` does; the file's
+        metadata replaces ``self.metadata``. WeightsError names the file and the problem."""
         from minicnn.serialize import (
             SPEC_KEY,
             WeightsError,
             check_arrays,
             model_arrays,
-            read_json_entry,
+            read_headers,
             read_npz,
+            read_spec,
         )
 
-        arrays = read_npz(path)
-        spec = read_json_entry(arrays, SPEC_KEY, path)
-        if isinstance(spec, dict) and spec.get("layers") != self.spec():
+        headers = read_headers(path)
+        spec = read_spec(path, headers)
+        if spec["layers"] != self.spec():
             raise WeightsError(f"{path}: saved from a different architecture than this model")
+        arrays = read_npz(path, expected=model_arrays(self), headers=headers)
         arrays.pop(SPEC_KEY)
         check_arrays(path, arrays, model_arrays(self))
         self.load_arrays(arrays)
-        if isinstance(spec, dict):
-            self.metadata = dict(spec.get("metadata") or {})
+        self.metadata = dict(spec.get("metadata") or {})

@@ -31,6 +31,12 @@ __all__ = ["SGD", "Adam", "AdamW", "Constant", "CosineWarmup", "OneCycle", "Opti
 
 
 class Optimizer:
+    """The base of SGD, Adam and AdamW: ``params`` maps names to the model's LIVE arrays
+    (``model.parameters()``); ``step(grads)`` updates them in place from the gradients of
+    the same names (``model.gradients()``). ``lr`` may be changed between steps (see
+    ``minicnn.schedules``); ``state_arrays()`` / ``load_state_arrays()`` save and restore
+    the per-parameter state for a checkpoint."""
+
     def __init__(self, params: dict[str, np.ndarray], lr: float, weight_decay: float = 0.0,
                  no_decay: Iterable[str] = ()) -> None:
         if lr < 0:
@@ -80,6 +86,14 @@ class Optimizer:
 
 
 class SGD(Optimizer):
+    """Stochastic gradient descent, with optional (Nesterov) momentum and L2 weight decay,
+    as ``torch.optim.SGD`` (see the module docstring for the update).
+
+    lr : step size; momentum : 0 for plain SGD, e.g. 0.9 for heavy-ball momentum;
+    nesterov : look-ahead momentum (needs momentum > 0); weight_decay : L2 penalty added to
+    the gradient; no_decay : parameter names exempt from it (e.g. biases).
+    """
+
     def __init__(self, params, lr: float, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0, no_decay: Iterable[str] = ()) -> None:
         super().__init__(params, lr, weight_decay, no_decay)
@@ -103,6 +117,15 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with the textbook bias correction, as ``torch.optim.Adam``
+    (see the module docstring for the update).
+
+    lr : step size (1e-3 is the usual start); betas : decay rates of the running mean of
+    the gradient and of its square; eps : added to the denominator for stability;
+    weight_decay : L2 penalty added to the gradient (for decoupled decay use AdamW);
+    no_decay : parameter names exempt from it.
+    """
+
     decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),

@@ -1,7 +1,7 @@
 """Learning-rate schedules: callables mapping a step number (0-based) to a learning rate.
 
-The training loop sets ``optimizer.lr = schedule(step)`` before each step. Each schedule
-has a ``config()`` so a checkpoint can record it.
+The training loop sets ``optimizer.lr = schedule(step)`` before each step (``OneCycle``
+shows the loop). Each schedule has a ``config()`` so a checkpoint can record it.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import math
 
 
 class Constant:
+    """The same learning rate at every step."""
+
     def __init__(self, lr: float) -> None:
         self.lr = lr
 
@@ -57,7 +59,19 @@ class CosineWarmup:
 class OneCycle:
     """Smith's one-cycle policy with cosine phases, as ``torch.optim.lr_scheduler.OneCycleLR``
     (three_phase=False): from max_lr/div_factor up to max_lr over pct_start of the steps,
-    then down to max_lr/(div_factor*final_div_factor)."""
+    then down to max_lr/(div_factor*final_div_factor).
+
+    Drive an optimizer with it by setting its ``lr`` before every step, for exactly
+    ``total_steps`` steps (epochs * batches per epoch)::
+
+        schedule = OneCycle(max_lr=0.01, total_steps=epochs * steps_per_epoch)
+        for step in range(schedule.total):
+            opt.lr = schedule(step)
+            ...  # forward, backward
+            opt.step(model.gradients())
+
+    (It does not change momentum, unlike PyTorch's cycle_momentum.)
+    """
 
     def __init__(self, max_lr: float, total_steps: int, pct_start: float = 0.3,
                  div_factor: float = 25.0, final_div_factor: float = 1e4) -> None:

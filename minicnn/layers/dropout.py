@@ -4,20 +4,25 @@
 from __future__ import annotations
 
 from minicnn.functional.dropout import dropout_backward, dropout_forward
-from minicnn.layers.base import Layer
+from minicnn.layers.base import Layer, float_arg
 
 
 class Dropout(Layer):
+    """Inverted dropout: in training, each value is zeroed with probability ``p`` (the
+    fraction DROPPED, as in ``torch.nn.Dropout``, not Keras's keep probability) and the
+    survivors are scaled by 1 / (1 - p), so the expected activation is unchanged; in eval
+    mode it is the identity. p must be in [0, 1)."""
+
     saved = ("mask",)
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-        self.p = p
+        self.p = float_arg("Dropout", "p (the dropout probability)", p, 0.0, 1.0,
+                           high_open=True)
         self.mask = None
 
     def forward(self, x):
+        self.check_input(x)
         out, self.mask = dropout_forward(x, self.p, self.rng, self.training)
         return out
 
