@@ -42,7 +42,7 @@ def randomize_batchnorm(model: Sequential, rng: np.random.Generator) -> Sequenti
 @st.composite
 def layer_stacks(draw, dtype=np.float64) -> tuple[Sequential, tuple[int, int, int]]:
     """(model in eval mode, one sample's input shape (C, H, W)): 1-3 conv blocks (conv with
-    any kernel 1-3, stride 1-2, padding 0/1/"same", bias or not, a fused ReLU or not;
+    any kernel 1-3, stride 1-2, padding 0/1/"valid"/"same", bias or not, a fused ReLU or not;
     optionally batch norm, ReLU, max-pool and dropout after it), then global average
     pooling or flatten, then 1-2 dense layers."""
     c, h, w = draw(st.integers(1, 3)), draw(st.integers(5, 10)), draw(st.integers(5, 10))
@@ -50,8 +50,8 @@ def layer_stacks(draw, dtype=np.float64) -> tuple[Sequential, tuple[int, int, in
     layers: list = []
     for _ in range(draw(st.integers(1, 3))):
         k, stride = draw(st.integers(1, 3)), draw(st.integers(1, 2))
-        padding = draw(st.sampled_from([0, 1, "same"] if k % 2 else [0, 1]))
-        pad = (k - 1) // 2 if padding == "same" else padding
+        padding = draw(st.sampled_from([0, 1, "valid", "same"] if k % 2 else [0, 1, "valid"]))
+        pad = (k - 1) // 2 if padding == "same" else 0 if padding == "valid" else padding
         assume(conv_output_size(h, k, stride, pad) > 0 and conv_output_size(w, k, stride, pad) > 0)
         f = draw(st.integers(1, 4))
         layers.append(Conv2D(c, f, k, stride=stride, padding=padding, bias=draw(st.booleans()),

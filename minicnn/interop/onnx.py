@@ -133,8 +133,9 @@ def to_onnx(model: Sequential, input_shape: tuple[int, ...], *, fold: bool = Tru
                              f"exportable layers: {', '.join(EMITTERS)}")
     src = fold_batchnorm(model, relu=False) if fold else model
     input_shape = tuple(int(d) for d in input_shape)
+    dtype = next(iter(src.parameters().values()), np.zeros(0, np.float32)).dtype
     try:  # the shapes must chain; predict_proba runs eval mode and restores the mode after
-        out_shape = src.predict_proba(np.zeros((1, *input_shape), np.float32)).shape[1:]
+        out_shape = src.predict_proba(np.zeros((1, *input_shape), dtype)).shape[1:]
     except Exception as exc:  # any shape error inside the network means the same thing
         raise ValueError(f"the model does not accept input of shape {input_shape}: {exc}") \
             from None

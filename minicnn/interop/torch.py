@@ -6,7 +6,7 @@
     model = from_torch(net)             # back, to study with model.record()
 
     minicnn                      torch.nn
-    Conv2D                       Conv2d (padding "same" at stride 1 -> padding="same")
+    Conv2D                       Conv2d (padding "valid", and "same" at stride 1, by name)
     BatchNorm2D                  BatchNorm2d (same momentum and eps)
     activation="relu"            (on a Conv2D or BatchNorm2D) + ReLU(inplace=True)
     ReLU                         ReLU()
@@ -62,7 +62,9 @@ def import_torch():
 def _modules_for(layer, nn) -> list:
     """The torch modules computing one minicnn layer; the first holds its arrays."""
     if isinstance(layer, Conv2D):
-        padding = ("same" if layer.padding == "same" and layer.stride == 1 else layer.pad)
+        # torch names "valid" too, and "same" at stride 1 only; otherwise the number
+        padding = (layer.padding if layer.padding == "valid"
+                   or (layer.padding == "same" and layer.stride == 1) else layer.pad)
         mods = [nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
                           stride=layer.stride, padding=padding, bias=layer.bias)]
     elif isinstance(layer, BatchNorm2D):
@@ -257,7 +259,7 @@ def _conv_from(m, activation: str | None, where: str) -> Conv2D:
             raise ValueError(f"{where}: padding='same' with an even kernel pads unevenly")
         padding: int | str = "same"
     elif m.padding == "valid":
-        padding = 0
+        padding = "valid"
     else:
         padding = _square(m.padding, where)
     return Conv2D(m.in_channels, m.out_channels, k, stride=s, padding=padding,
