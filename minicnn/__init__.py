@@ -10,12 +10,13 @@ engine (``minicnn.engine``, the default); ``minicnn.set_backend("reference" | "f
 or ``with minicnn.backend(...)`` picks one (``minicnn.backends``).
 """
 
+from minicnn import data, metrics
 from minicnn.backends import backend, get_backend, set_backend
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.model import Recording, Sequential
 from minicnn.serialize import WeightsError
 from minicnn.serialize import load_model as load
 
-__all__ = ["Recording", "Sequential", "SoftmaxCrossEntropy", "WeightsError", "backend",
-           "get_backend", "load", "set_backend"]
+__all__ = ["Recording", "Sequential", "SoftmaxCrossEntropy", "WeightsError", "backend", "data",
+           "get_backend", "load", "metrics", "set_backend"]
 __version__ = "0.1.0"

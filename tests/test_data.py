@@ -5,7 +5,9 @@ Real FER2013 checks are marked slow and skip when the data is not on this machin
 
 from __future__ import annotations
 
+import gzip
 import os
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -15,6 +17,7 @@ import pytest
 from emotion.data import (
     DataError,
     Dataset,
+    Split,
     batches,
     class_counts,
     load_csv,
@@ -360,3 +363,116 @@ def test_real_fer2013_folder(tmp_path):
     for split in data.values():
         assert split.images.shape[1:] == (48, 48)
         assert (class_counts(split.labels) > 0).all()  # all 7 classes present
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile and broken inputs (issue 17)
+
+
+def _two_good_rows() -> list[str]:
+    return [f"0,{_pixels(_gray(0))},Training", f"3,{_pixels(_gray(1))},PublicTest"]
+
+
+@pytest.mark.parametrize("bad_line, reason", [
+    ("3,7 7 \xff 7,Training".encode("latin-1"), r"not UTF-8 text \(byte 0xff at column 7\)"),
+    (("3," + "7 " * 70_000 + ",Training").encode(), r"malformed CSV line \(field larger than"),
+    (b'3,"7 7 7,Training', "unbalanced quote"),
+])
+def test_unreadable_csv_lines_are_data_errors_or_skipped(tmp_path, bad_line, reason):
+    path = tmp_path / "fer2013.csv"
+    good = _two_good_rows()
+    lines = [b"emotion,pixels,Usage", good[0].encode(), bad_line, good[1].encode()]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(DataError, match=rf"fer2013\.csv, line 3: {reason}"):
+        load_csv(path, progress=False)
+    data = load_csv(path, skip_bad=True, progress=False)
+    # the row after the bad one is still read: one bad quote cannot swallow the rest
+    assert data.report.counts == {"train": 1, "test": 1}
+    assert len(data.report.skipped) == 1 and "line 3" in data.report.skipped[0]
+
+
+def test_quoted_pixel_fields_still_parse(tmp_path):
+    path = _write_csv(tmp_path / "q.csv", [f'3,"{_pixels(_gray(0))}",Training'])
+    np.testing.assert_array_equal(load_csv(path, progress=False)["train"].images[0], _gray(0))
+
+
+def test_zip_download_is_read_or_explained(tmp_path):
+    csv_text = "\n".join(["emotion,pixels,Usage", *_two_good_rows()]) + "\n"
+    with zipfile.ZipFile(tmp_path / "fer2013.zip", "w") as z:  # the challenge download
+        z.writestr("fer2013/fer2013.csv", csv_text)
+    for skip_bad in (False, True):
+        data = _quiet(path=tmp_path / "fer2013.zip", cache_dir=None, skip_bad=skip_bad)
+        assert data.report.counts == {"train": 1, "test": 1}
+    with zipfile.ZipFile(tmp_path / "images.zip", "w") as z:  # the folder-layout download
+        z.writestr("train/angry/a.png", cv2.imencode(".png", _gray(0))[1].tobytes())
+    for skip_bad in (False, True):
+        with pytest.raises(DataError, match=r"images\.zip: is a zip archive .*unzip it"):
+            _quiet(path=tmp_path / "images.zip", cache_dir=None, skip_bad=skip_bad)
+
+
+@pytest.mark.parametrize("content, what", [
+    (gzip.compress(b"emotion,pixels,Usage\n"), "a gzip archive"),
+    (b"\x00\x01\x02binary\x00" * 10, "a binary file"),
+])
+def test_binary_files_are_data_errors_even_with_skip_bad(tmp_path, content, what):
+    path = tmp_path / "data.csv"
+    path.write_bytes(content)
+    for skip_bad in (False, True):
+        with pytest.raises(DataError, match=f"data.csv: is {what}, not a CSV file"):
+            load_csv(path, skip_bad=skip_bad, progress=False)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="symlinks")
+def test_symlink_loop_is_an_error_or_skipped(tmp_path):
+    root = _make_folder(tmp_path / "fer")
+    loop = root / "train/angry/loop.png"
+    loop.symlink_to(loop.name)
+    with pytest.raises(DataError, match=r"loop\.png: cannot read it .*pass skip_bad"):
+        load_folder(root, progress=False)
+    data = load_folder(root, skip_bad=True, progress=False)
+    assert data.report.counts == {"train": 5, "test": 2}
+    assert len(data.report.skipped) == 1 and "loop.png: cannot read it" in data.report.skipped[0]
+
+
+def test_truncated_jpeg_is_refused_by_the_loader_as_by_predict(tmp_path):
+    from emotion.recognizer import read_image
+
+    root = _make_folder(tmp_path / "fer")
+    face = _write(tmp_path / "face.jpg", _gray(9, size=96))
+    cut = root / "train/angry/cut.jpg"
+    cut.write_bytes(face.read_bytes()[: face.stat().st_size // 2])
+    assert cv2.imread(str(cut)) is not None  # what the loader used: the top half, grey below
+    with pytest.raises(ValueError, match="cut.jpg: not a readable image"):
+        read_image(cut)
+    with pytest.raises(DataError, match="cut.jpg: cannot read image: not a readable image"):
+        load_folder(root, progress=False)
+    assert load_folder(root, skip_bad=True, progress=False).report.counts["train"] == 5
+
+
+def test_class_without_training_images_is_warned_about(tmp_path):
+    root = _make_folder(tmp_path / "fer")  # train has angry, happy and surprise only
+    messages: list[str] = []
+    data = load_fer2013(root, cache_dir=None, progress=False, log=messages.append)
+    warning = "no training images of class(es) disgust, fear, neutral, sad"
+    assert warning in data.report.warnings[0]
+    assert any(m.startswith("warning: " + warning) for m in messages)
+    (root / "train/sad").mkdir()
+    (root / "train/sad/only.png").write_bytes(b"not an image")  # every file of it skipped
+    data = load_folder(root, skip_bad=True, progress=False)
+    assert "sad" in data.report.warnings[0]
+
+
+def test_cache_with_the_right_key_but_wrong_image_size_is_rebuilt(tmp_path):
+    root = _make_folder(tmp_path / "fer")
+    cache = tmp_path / "cache"
+    _quiet(path=root, cache_dir=cache)
+    (cache_file,) = cache.glob("*.npz")
+    with np.load(cache_file, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["images_0"] = np.zeros((5, 32, 32), np.uint8)  # e.g. from another tool's cache
+    with open(cache_file, "wb") as f:
+        np.savez(f, **arrays)
+    data = _quiet(path=root, cache_dir=cache)
+    assert not data.report.from_cache and data["train"].images.shape == (5, 48, 48)
+    with pytest.raises(ValueError, match=r"images must be uint8 \(N, 48, 48\)"):
+        Split(np.zeros((1, 32, 32), np.uint8), np.zeros(1, np.int64), "x")

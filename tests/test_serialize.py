@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import io
+import json
 import zipfile
 
 import numpy as np
 import pytest
 
 import minicnn
+from minicnn import serialize
 from minicnn.layers import BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 from minicnn.serialize import SPEC_KEY, WeightsError, atomic_savez, read_npz
 
@@ -181,3 +184,181 @@ def test_read_npz_on_truncated_zip(tmp_path):
     with pytest.raises(WeightsError, match=str(path.name)):
         read_npz(path)
     assert not zipfile.is_zipfile(path)
+
+
+# ------------------------------------------------------------------ malformed files and specs
+def tiny_model():
+    return minicnn.Sequential([Conv2D(1, 2, 3, padding="same"), BatchNorm2D(2), ReLU(),
+                               MaxPool2D(2), Dropout(0.2), Flatten(), Dense(2 * 2 * 2, 3)],
+                              rng=0)
+
+
+def save_with_spec(path, spec):
+    """A tiny model's arrays under a given (possibly malformed) spec."""
+    arrays = {f"param/{k}": v for k, v in tiny_model().parameters().items()}
+    arrays.update({f"buffer/{k}": v for k, v in tiny_model().buffers().items()})
+    with open(path, "wb") as f:
+        np.savez(f, **{SPEC_KEY: np.array(json.dumps(spec))}, **arrays)
+
+
+def spec_nodes(node, where=()):
+    """Every position in a JSON tree, as a tuple of keys and indices."""
+    yield where
+    children = node.items() if isinstance(node, dict) else enumerate(node) \
+        if isinstance(node, list) else ()
+    for key, child in children:
+        yield from spec_nodes(child, (*where, key))
+
+
+def replaced(tree, where, value):
+    tree = copy.deepcopy(tree)
+    if not where:
+        return value
+    node = tree
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    return tree
+
+
+WRONG_VALUES = [None, -1, 1e12, "x", [1, 2], {"a": 1}]
+
+
+def valid_spec(tmp_path):
+    path = tmp_path / "valid.npz"
+    tiny_model().save(path, metadata={"classes": ["a", "b", "c"]})
+    with np.load(path, allow_pickle=False) as f:
+        return json.loads(str(f[SPEC_KEY]))
+
+
+def test_every_malformed_spec_is_a_weights_error(tmp_path):
+    """Replace each node of a valid spec in turn with each wrong value: the file either
+    loads (the change was harmless, e.g. in metadata) or raises WeightsError naming it;
+    never another exception."""
+    spec = valid_spec(tmp_path)
+    path = tmp_path / "fuzz.npz"
+    refused = 0
+    for where in spec_nodes(spec):
+        for value in WRONG_VALUES:
+            save_with_spec(path, replaced(spec, where, value))
+            try:
+                minicnn.load(path)
+            except WeightsError as exc:
+                assert str(path) in str(exc)
+                refused += 1
+    assert refused > 250  # most changes break the file; the test really exercised them
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"layers": "abc"}, "'layers' is a str, not a list"),
+    ({"layers": [1, 2, 3]}, "layer 0 of the spec is 1, not an object"),
+    ({"arrays": [1, 2]}, "'arrays' is not an object"),
+    ({"metadata": "hello"}, "'metadata' is a str, not an object"),
+    ({"version": "1"}, "unsupported minicnn file version '1'"),
+])
+def test_malformed_spec_parts_have_their_own_message(tmp_path, change, message):
+    path = tmp_path / "m.npz"
+    save_with_spec(path, {**valid_spec(tmp_path), **change})
+    with pytest.raises(WeightsError, match=message):
+        minicnn.load(path)
+    with pytest.raises(WeightsError, match=message):
+        tiny_model().load_weights(path)
+
+
+@pytest.mark.parametrize("value, message", [
+    (1e12, "out_channels must be an int"),
+    (10**12, "more than the 134,217,728 one layer may have"),
+    ("8", "out_channels must be an int"),
+])
+def test_huge_or_mistyped_layer_sizes_are_refused_before_allocating(tmp_path, value, message):
+    spec = valid_spec(tmp_path)
+    spec["layers"][0]["config"]["out_channels"] = value
+    path = tmp_path / "m.npz"
+    save_with_spec(path, spec)
+    with pytest.raises(WeightsError, match=f"layer 0 \\(Conv2D\\) has a bad config: .*{message}"):
+        minicnn.load(path)
+
+
+def test_model_parameter_limit(tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+    tiny_model().save(path)
+    monkeypatch.setattr(serialize, "MAX_PARAMETERS", 20)
+    with pytest.raises(WeightsError, match="more than 20 parameters"):
+        minicnn.load(path)
+
+
+def test_spec_entry_that_is_not_npy_is_a_weights_error(tmp_path):
+    path = tmp_path / "m.npz"
+    tiny_model().save(path)
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    members[SPEC_KEY + ".npy"] = b"hello, not an array"
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    with pytest.raises(WeightsError, match=r"entry '__spec__' is not a \.npy array"):
+        minicnn.load(path)
+
+
+def write_zip_of_zeros(path, arrays, big_key, n_floats):
+    """An .npz whose entry big_key is n_floats float32 zeros, compressed, written in chunks:
+    a small file that would expand to n_floats * 4 bytes."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for key, value in arrays.items():
+            if key == big_key:
+                with z.open(key + ".npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array_header_1_0(
+                        f, {"descr": "<f4", "fortran_order": False, "shape": (n_floats,)})
+                    for _ in range(n_floats // 2**20):
+                        f.write(bytes(4 * 2**20))
+            else:
+                buf = io.BytesIO()
+                np.save(buf, value)
+                z.writestr(key + ".npy", buf.getvalue())
+
+
+def test_small_file_with_a_huge_array_is_refused_from_its_header(tmp_path, monkeypatch):
+    """The issue's 6.4 MB file holding a 2 GB array, scaled down: 64 MB of zeros in a
+    file of well under 1 MB is refused from the headers; no array is ever read."""
+    path = tmp_path / "bomb.npz"
+    tiny_model().save(path)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    write_zip_of_zeros(path, arrays, "param/6.W", 16 * 2**20)
+    assert path.stat().st_size < 2**20
+
+    read_array = np.lib.format.read_array
+
+    def only_small(f, **kwargs):
+        assert "6.W" not in f.name, "the big array was read before the sizes were checked"
+        return read_array(f, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "read_array", only_small)
+    with pytest.raises(WeightsError, match=r"'param/6\.W' is float32\(16777216,\) but the "
+                                           r"spec records float32\(3, 8\)"):
+        minicnn.load(path)
+    with pytest.raises(WeightsError, match=r"'param/6\.W' has shape \(16777216,\), the "
+                                           r"architecture needs \(3, 8\)"):
+        tiny_model().load_weights(path)
+    monkeypatch.setattr(serialize, "MAX_ARRAY_BYTES", 2**20)  # checkpoints have no spec
+    with pytest.raises(WeightsError, match=r"'param/6\.W' is a float32\(16777216,\) array of "
+                                           r"64 MiB, more than the 1 MiB allowed"):
+        read_npz(path)
+    monkeypatch.setattr(serialize, "MAX_ARRAY_BYTES", 2**30)
+    monkeypatch.setattr(serialize, "MAX_FILE_BYTES", 2**20)
+    with pytest.raises(WeightsError, match="more than the 1 MiB allowed per file"):
+        read_npz(path)
+
+
+def test_header_that_disagrees_with_the_entry_size_is_refused(tmp_path):
+    path = tmp_path / "m.npz"
+    tiny_model().save(path)
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    members["param/6.b.npy"] = members["param/6.b.npy"][:-4]  # one float short
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    with pytest.raises(WeightsError, match=r"'param/6\.b' declares a float32\(3,\) array "
+                                           r"\(12 bytes\) but holds 8"):
+        minicnn.load(path)

@@ -9,9 +9,12 @@ from minicnn.layers.base import Layer
 
 
 class ReLU(Layer):
+    """max(0, x), elementwise, on input of any shape."""
+
     saved = ("out",)
 
     def forward(self, x):
+        self.check_input(x)
         out, self.out = ops().relu_forward(x)
         return out
 
@@ -23,8 +26,10 @@ class Flatten(Layer):
     """(N, C, H, W) -> (N, C*H*W), in C-order (the same order as PyTorch's flatten)."""
 
     def forward(self, x):
+        self.check_input(x)
         self.x_shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        # the feature count spelled out: reshape(N, -1) is ambiguous for an empty batch
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
     def backward(self, dout, need_dx=True):
         return dout.reshape(self.x_shape)

@@ -3,10 +3,12 @@ variance, running statistics in eval mode). The maths is in ``functional.batchno
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from minicnn.backends import ops
-from minicnn.layers.base import Layer
+from minicnn.layers.base import Layer, check_size, float_arg, int_arg
 
 
 class BatchNorm2D(Layer):
@@ -20,15 +22,23 @@ class BatchNorm2D(Layer):
     """
 
     saved = ("cache",)
+    sample_ndim = 3
 
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5,
                  activation: str | None = None) -> None:
         super().__init__()
+        num_features = int_arg("BatchNorm2D", "num_features", num_features)
+        momentum = float_arg("BatchNorm2D", "momentum", momentum, 0.0, 1.0)
+        eps = float_arg("BatchNorm2D", "eps", eps, 0.0, math.inf)
+        if eps == 0:
+            raise ValueError("BatchNorm2D: eps must be > 0 (it keeps 1/sqrt(var + eps) finite)")
         if activation not in (None, "relu"):
-            raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+            raise ValueError(f"BatchNorm2D: activation must be None or 'relu', got "
+                             f"{activation!r}")
+        check_size("BatchNorm2D", [(num_features,)] * 4)
         self.num_features, self.momentum, self.eps = num_features, momentum, eps
         self.activation = activation
-        self.reset_parameters(np.random.default_rng())
+        self.initialize(np.random.default_rng())
         self.cache = None
 
     def reset_parameters(self, rng: np.random.Generator) -> None:
@@ -40,8 +50,7 @@ class BatchNorm2D(Layer):
         self._zero_grads()
 
     def forward(self, x):
-        if x.ndim != 4 or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm2D expects (N, {self.num_features}, H, W), got {x.shape}")
+        self.check_input(x)
         out, self.cache = ops().batchnorm2d_forward(
             x, self.params["gamma"], self.params["beta"], self.buffers["running_mean"],
             self.buffers["running_var"], self.momentum, self.eps, self.training,
@@ -52,6 +61,9 @@ class BatchNorm2D(Layer):
         dx, self.grads["gamma"], self.grads["beta"] = ops().batchnorm2d_backward(dout,
                                                                                  self.cache)
         return dx
+
+    def sample_size(self):
+        return self.num_features
 
     def macs(self, input_shape):
         return int(np.prod(input_shape))  # one multiply-add per value in eval mode

@@ -3,19 +3,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from minicnn.backends import ops
-from minicnn.init import he_normal
+from minicnn.init import check_init, draw
 from minicnn.kernels import output_hw
-from minicnn.layers.base import Layer
+from minicnn.layers.base import Layer, check_size, int_arg
 
 
 class Conv2D(Layer):
     """2-D convolution over NCHW input. W: (out_channels, in_channels, k, k), b: (out_channels,).
 
+    ``kernel_size`` is an int k or a square (k, k) (only square kernels are supported).
     ``padding`` is an int, "valid" (0) or "same" (odd kernels only: pads (k - 1) // 2 on
-    every side, so stride 1 keeps H and W). Weights start He-normal, biases at zero.
+    every side, so stride 1 keeps H and W). Output size:
+    OH = (H + 2 * pad - k) // stride + 1, and the same for OW.
+    ``init`` chooses the weights' initialiser (``minicnn.init``: "he_normal", the default,
+    "glorot_uniform", ``init.normal(std)``, a callable, or None for zeros); biases start at
+    zero.
 
     ``activation="relu"`` applies a ReLU to the output in the same pass that adds the bias
     (the same function as a separate ``ReLU`` layer after it, with one pass over the
@@ -24,38 +31,54 @@ class Conv2D(Layer):
 
     saved = ("cache", "out")
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int | str = 0, bias: bool = True, activation: str | None = None) -> None:
+    sample_ndim = 3
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int = 1, padding: int | str = 0, bias: bool = True,
+                 activation: str | None = None, init: str | Callable | None = "he_normal",
+                 ) -> None:
         super().__init__()
+        if isinstance(kernel_size, (tuple, list)):
+            if len(kernel_size) != 2 or kernel_size[0] != kernel_size[1]:
+                raise ValueError(f"Conv2D: only square kernels are supported; kernel_size "
+                                 f"must be an int k or (k, k), got {kernel_size!r}")
+            kernel_size = kernel_size[0]
+        in_channels = int_arg("Conv2D", "in_channels", in_channels)
+        out_channels = int_arg("Conv2D", "out_channels", out_channels)
+        kernel_size = int_arg("Conv2D", "kernel_size", kernel_size)
+        stride = int_arg("Conv2D", "stride", stride)
         if activation not in (None, "relu"):
-            raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+            raise ValueError(f"Conv2D: activation must be None or 'relu', got {activation!r}")
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"Conv2D: bias must be True or False, got {bias!r}")
         if padding == "same":
             if kernel_size % 2 == 0:
-                raise ValueError("padding='same' needs an odd kernel_size")
+                raise ValueError("Conv2D: padding='same' needs an odd kernel_size")
             pad = (kernel_size - 1) // 2
         elif padding == "valid":  # no padding, as PyTorch names it
             pad = 0
-        elif isinstance(padding, int) and padding >= 0:
-            pad = padding
+        elif isinstance(padding, str):
+            raise ValueError(f"Conv2D: padding must be a non-negative int, 'same' or 'valid', "
+                             f"got {padding!r}")
         else:
-            raise ValueError(f"padding must be a non-negative int, 'same' or 'valid', got "
-                             f"{padding!r}")
-        if min(in_channels, out_channels, kernel_size, stride) < 1:
-            raise ValueError("channels, kernel_size and stride must be positive")
+            pad = padding = int_arg("Conv2D", "padding", padding, minimum=0)
+        check_init(init, "Conv2D")
+        check_size("Conv2D", [(out_channels, in_channels, kernel_size, kernel_size)])
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding, self.pad = kernel_size, stride, padding, pad
-        self.bias, self.activation = bias, activation
-        self.reset_parameters(np.random.default_rng())
+        self.bias, self.activation, self.init = bool(bias), activation, init
+        self.initialize(np.random.default_rng())
         self.cache = None
 
     def reset_parameters(self, rng: np.random.Generator) -> None:
         k, C, F = self.kernel_size, self.in_channels, self.out_channels
-        self.params["W"] = he_normal((F, C, k, k), fan_in=C * k * k, rng=rng)
+        self.params["W"] = draw(self.init, (F, C, k, k), C * k * k, F * k * k, rng, repr(self))
         if self.bias:
             self.params["b"] = np.zeros(F, dtype=np.float32)
         self._zero_grads()
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        self.check_input(x)
         self.ops = ops()  # the active backend's functions, kept for backward
         out, self.cache = self.ops.conv2d_forward(x, self.params["W"], self.params.get("b"),
                                                   self.stride, self.pad,
@@ -72,6 +95,9 @@ class Conv2D(Layer):
         if self.bias:
             self.grads["b"] = db
         return dx
+
+    def sample_size(self):
+        return self.in_channels
 
     def output_shape(self, input_shape):
         C, H, W = input_shape

@@ -5,7 +5,7 @@ from __future__ import annotations
 from minicnn.backends import ops
 from minicnn.functional.pool import global_avgpool_backward, global_avgpool_forward
 from minicnn.kernels import output_hw
-from minicnn.layers.base import Layer
+from minicnn.layers.base import Layer, int_arg
 
 
 class MaxPool2D(Layer):
@@ -13,14 +13,17 @@ class MaxPool2D(Layer):
     Ties send the gradient to the first maximum in the window."""
 
     saved = ("cache",)
+    sample_ndim = 3
 
     def __init__(self, kernel_size: int = 2, stride: int | None = None) -> None:
         super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = kernel_size if stride is None else stride
+        self.kernel_size = int_arg("MaxPool2D", "kernel_size", kernel_size)
+        self.stride = self.kernel_size if stride is None else int_arg("MaxPool2D", "stride",
+                                                                       stride)
         self.cache = None
 
     def forward(self, x):
+        self.check_input(x)
         out, self.cache = ops().maxpool2d_forward(x, self.kernel_size, self.stride)
         return out
 
@@ -39,7 +42,10 @@ class MaxPool2D(Layer):
 class GlobalAvgPool2D(Layer):
     """(N, C, H, W) -> (N, C): the mean of each feature map."""
 
+    sample_ndim = 3
+
     def forward(self, x):
+        self.check_input(x)
         out, self.x_shape = global_avgpool_forward(x)
         return out
 
