@@ -37,8 +37,9 @@ import os
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -59,12 +60,18 @@ class WeightsError(ValueError):
 
 def atomic_savez(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     """``np.savez`` to a temp file next to ``path``, then atomically replace ``path``."""
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
+    """``write(f)`` into a temp file next to ``path``, then atomically replace ``path``: a
+    crash never leaves half a file behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         # mkstemp creates the file 0600; give it the permissions a plain open() would

@@ -26,7 +26,6 @@ when a function here is called, never by ``import minicnn``.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -191,18 +190,8 @@ def save_onnx(proto, path: str | os.PathLike) -> Path:
     """Write an ``onnx.ModelProto`` (or serialized bytes) atomically: a temp file in the
     same folder, then ``os.replace``, so a crash never leaves half a model. Returns the
     path."""
+    from minicnn.serialize import atomic_write
+
     data = proto if isinstance(proto, bytes) else proto.SerializeToString()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)  # mkstemp makes the file 0600; give it a plain open()'s mode
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    atomic_write(path, lambda f: f.write(data))
+    return Path(path)
