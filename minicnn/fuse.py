@@ -14,8 +14,8 @@ It is for inference only: training needs the batch statistics that folding remov
 A ReLU right after the convolution or after its batch norm, as a layer or as the batch
 norm's own ``activation="relu"``, is fused into it as well
 (``Conv2D(activation="relu")``): the convolution applies it in the same pass that adds
-the bias, which skips one more pass over the map. For the ``default`` model at batch 256
-on 2 cores, the separate ReLUs took 8-13% of the forward pass.
+the bias, which skips one more pass over the map (what that saves is measured in
+benchmarks/README.md, "Performance chapter").
 """
 
 from __future__ import annotations

@@ -308,3 +308,18 @@ def test_winograd_weight_transforms_tiers_agree(F, C, parts, m, dtype, flipped, 
     assert dw.dtype == dtype and dw.shape == (F, C, 3, 3)
     np.testing.assert_allclose(dw, kernels.winograd.winograd_weight_grad_numpy(dU.sum(axis=0), m),
                                rtol=tol, atol=tol)
+
+
+def test_numba_tier_without_numba_warns_once_and_runs_numpy(monkeypatch):
+    """Numba stays optional: without it the "numba" tier (the fast backend's) falls back
+    to NumPy with one RuntimeWarning, and the results are NumPy's."""
+    from minicnn.kernels import dispatch
+
+    monkeypatch.setattr(dispatch, "numba", None)
+    monkeypatch.setattr(dispatch, "_warned", False)
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 5))
+    with pytest.warns(RuntimeWarning, match="numba is not installed"):
+        cols = kernels.im2col(x, 3, 3, 1, 1, tier="numba")
+    np.testing.assert_array_equal(cols, kernels.im2col(x, 3, 3, 1, 1, tier="naive"))
+    assert dispatch.resolve("numba") == "numpy"
+    assert not dispatch.numba_available()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from minicnn.engine import algorithm
+from minicnn.engine.algorithm import algorithm
 
 
 @contextmanager

@@ -10,7 +10,7 @@ tests/test_backend_equality.py checks every op against the reference.
 """
 
 from minicnn.engine.activation import relu_backward, relu_forward
-from minicnn.engine.algorithm import algorithm, get_algorithm, set_algorithm
+from minicnn.engine.algorithm import get_algorithm, set_algorithm
 from minicnn.engine.batchnorm import batchnorm2d_backward, batchnorm2d_forward
 from minicnn.engine.conv import conv2d_backward, conv2d_forward
 from minicnn.engine.pool import maxpool2d_backward, maxpool2d_forward
@@ -20,7 +20,7 @@ from minicnn.functional.loss import log_softmax, softmax, softmax_cross_entropy
 from minicnn.functional.pool import global_avgpool_backward, global_avgpool_forward
 
 __all__ = [
-    "algorithm", "batchnorm2d_backward", "batchnorm2d_forward", "conv2d_backward",
+    "batchnorm2d_backward", "batchnorm2d_forward", "conv2d_backward",
     "conv2d_forward", "dense_backward", "dense_forward", "dropout_backward", "dropout_forward",
     "get_algorithm", "global_avgpool_backward", "global_avgpool_forward", "log_softmax",
     "maxpool2d_backward", "maxpool2d_forward", "relu_backward", "relu_forward",

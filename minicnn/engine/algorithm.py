@@ -35,7 +35,7 @@ F_HALF = 8          # output channels at which a GEMM runs at half its peak
 COPY = 1.5e9        # values per second written by a copy or transform kernel
 TRANSFORM = 2.0     # a tile transform's cost per value written, in copies
 CALL = 5e-6         # fixed cost of one GEMM call, seconds
-SETUP = 2e-4        # Winograd's fixed cost per layer call (buffers, thread counts), seconds
+SETUP = 4e-4        # Winograd's fixed cost per layer call (buffers, thread counts), seconds
 WEIGHT_RATE = 10e9  # multiply-adds per second of the filter transform
 
 ALGORITHMS = ("auto", "im2col", "winograd")

@@ -169,11 +169,8 @@ def _tap_ranges(K, stride, padding, size, out_size):
 
 @njit(parallel=True, nogil=True, cache=True)
 def im2col_numba(x, KH, KW, stride, padding, OH, OW, cols):
-    """Fill cols (C*KH*KW, N*OH*OW) from a C-contiguous x (N, C, H, W) (layout above).
-
-    Row k = (c, kh, kw) of cols holds, image after image, the input pixel under kernel
-    tap (kh, kw) for every output position, or 0 where the tap falls on the padding.
-    """
+    """Fill cols (C*KH*KW, N*OH*OW) from a C-contiguous x (N, C, H, W) (layout above);
+    one thread per KW rows, each row written contiguously, the padding's entries zeroed."""
     N, C, H, W = x.shape
     xf = x.reshape(x.size)
     cf = cols.reshape(cols.size)
@@ -197,9 +194,8 @@ def im2col_numba(x, KH, KW, stride, padding, OH, OW, cols):
                 s0 = (n * C + c) * H * W  # its input plane
                 if same:
                     off = (kh - padding) * W + (kw - padding)
-                    # the copied range: valid output rows, source kept inside the plane,
-                    # and 0 <= lo <= hi <= P (a tap that never lands on the image copies
-                    # nothing)
+                    # the copied range: valid output rows, source inside the plane,
+                    # 0 <= lo <= hi <= P (a tap off the image copies nothing)
                     lo = min(max(oh_lo * W, -off, 0), P)
                     hi = max(min(oh_hi * W, H * W - off, P), lo)
                     _zero(cf, r0, r0 + lo)

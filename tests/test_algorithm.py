@@ -1,0 +1,61 @@
+"""The engine's per-layer algorithm choice (``minicnn.engine.algorithm``): what the cost
+model decides on the shapes it was set against, and forcing an algorithm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from minicnn import engine
+from minicnn.engine import algorithm as A
+
+
+def test_only_3x3_stride_1_padding_0_or_1_convolutions_may_run_as_winograd():
+    with A.algorithm("winograd"):
+        assert A.choose(64, 64, 64, 3, 3, 1, 1, 24, 24).name == "winograd"
+        assert A.choose(64, 64, 64, 3, 3, 1, 0, 22, 22).name == "winograd"
+        for shape in [(5, 5, 1, 2), (3, 3, 2, 1), (3, 3, 1, 2), (1, 1, 1, 0)]:
+            KH, KW, stride, padding = shape
+            assert A.choose(64, 64, 64, KH, KW, stride, padding, 24, 24).name == "im2col"
+
+
+def test_the_cost_model_keeps_the_measured_decisions_on_the_default_model():
+    """Training at batch 64: the first layer (one input channel) by im2col, every other
+    layer by Winograd, 4x4 tiles on 24x24 and 12x12 outputs, 3x3 tiles on 6x6 ones; one
+    face (batch 1): im2col everywhere (benchmarks/README.md, "Performance chapter")."""
+    layers = [(1, 40, 48), (40, 80, 24), (80, 80, 24), (80, 160, 12), (160, 160, 12),
+              (160, 320, 6), (320, 320, 6)]
+    training = [tuple(A.choose(64, C, F, 3, 3, 1, 1, S, S)) for C, F, S in layers]
+    assert training == [("im2col", 0)] + [("winograd", 4)] * 4 + [("winograd", 3)] * 2
+    assert all(A.choose(1, C, F, 3, 3, 1, 1, S, S).name == "im2col" for C, F, S in layers)
+
+
+def test_cost_estimates_grow_with_the_work():
+    assert A.im2col_seconds(64, 32, 32, 3, 3, 24, 24) > A.im2col_seconds(8, 32, 32, 3, 3, 24, 24)
+    assert A.winograd_seconds(64, 32, 32, 24, 24, 4) > A.winograd_seconds(8, 32, 32, 24, 24, 4)
+
+
+@pytest.mark.parametrize("spec", ["im2col", "winograd", "winograd:2", "winograd:3",
+                                  "winograd:4", "auto"])
+def test_each_forced_algorithm_runs_and_gives_the_reference_output(spec):
+    from minicnn import functional as F
+
+    name, _, tile = spec.partition(":")
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((3, 8, 9, 9)), rng.standard_normal((6, 8, 3, 3))
+    with A.algorithm(name, int(tile) if tile else None):
+        out, cache = engine.conv2d_forward(x, w, None, 1, 1)
+    if name != "auto":
+        assert cache.choice.name == name
+    if tile:
+        assert cache.choice.tile == int(tile)
+    np.testing.assert_allclose(out, F.conv2d_forward(x, w, None, 1, 1)[0], atol=1e-10)
+    assert A.get_algorithm() == ("auto", None)  # restored after the block
+
+
+def test_the_environment_variable_spelling_is_checked():
+    assert A._parse("winograd:4") == ("winograd", 4)
+    assert A._parse("im2col") == ("im2col", None)
+    for bad in ("fft", "winograd:5", "im2col:x"):
+        with pytest.raises(ValueError, match="unknown convolution algorithm"):
+            A._parse(bad)
