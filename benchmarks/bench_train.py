@@ -1,7 +1,9 @@
-"""Case "train": one training step (forward + backward + Adam, float32) in images/s.
+"""Case "train": one training step (forward + backward + Adam, float32) in images/s, for
+each network of the zoo (``benchmarks/zoo.py``: the project's models and the networks of
+issue 16, each at its own input size and batch; the smoke run uses batch ``cfg.batch``).
 
 Both frameworks train the same architecture with the same initial weights on the same
-random batch (N, 1, 48, 48) with integer labels: minicnn's Sequential with
+random batch (N, C, H, W) with integer labels: minicnn's Sequential with
 SoftmaxCrossEntropy and Adam(lr=1e-3), against ``torch.nn`` built by
 ``benchmarks.torch_models.torch_sequential`` with ``F.cross_entropy`` and
 ``torch.optim.Adam(lr=1e-3)``. Neither computes the input gradient of the first layer,
@@ -20,17 +22,19 @@ GROUP = "train"
 TARGET = 1.0  # at least PyTorch's throughput
 
 
-def make_batch(batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def make_batch(batch: int, seed: int = 0, shape: tuple[int, int, int] = (1, 48, 48),
+               classes: int = 7) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, 1, 48, 48)).astype(np.float32)
-    y = rng.integers(0, 7, size=batch).astype(np.int64)
+    x = rng.standard_normal((batch, *shape)).astype(np.float32)
+    y = rng.integers(0, classes, size=batch).astype(np.int64)
     return x, y
 
 
 def build_model(name: str, seed: int = 0):
-    from emotion.models import build
+    """A zoo network (``benchmarks/zoo.py``) or an emotion architecture, by name."""
+    from benchmarks.zoo import net
 
-    return build(name, rng=seed)
+    return net(name).build(seed)
 
 
 def minicnn_step(model) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -73,17 +77,21 @@ def torch_step(model) -> Callable[[np.ndarray, np.ndarray], float]:
 
 def run(cfg: Config) -> list[Row]:
     torch = get_torch()
+    from benchmarks.zoo import net
+
     rows = []
-    x, y = make_batch(cfg.batch)
-    for name in cfg.models:
+    for name in cfg.zoo:
+        spec = net(name)
+        batch = cfg.batch if cfg.smoke else spec.batch
+        x, y = make_batch(batch, shape=spec.input_shape, classes=spec.classes)
         ours = minicnn_step(build_model(name))
         ours_s = measure(lambda: ours(x, y), cfg, number=cfg.train_steps)  # noqa: B023
         theirs = None
         if torch is not None:
             step = torch_step(build_model(name))
             theirs_s = measure(lambda: step(x, y), cfg, number=cfg.train_steps)  # noqa: B023
-            theirs = cfg.batch / theirs_s
-        rows.append(rate_row(GROUP, f"train step {name} (batch {cfg.batch})",
-                             cfg.batch / ours_s, theirs, "img/s", TARGET,
+            theirs = batch / theirs_s
+        rows.append(rate_row(GROUP, f"train step {name} (batch {batch})",
+                             batch / ours_s, theirs, "img/s", TARGET,
                              note=f"{ours_s * 1e3:.0f} ms/step"))
     return rows

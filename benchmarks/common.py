@@ -38,6 +38,8 @@ class Config:
     infer_batch: int = 256
     memory_steps: int = 3
     models: tuple[str, ...] = ("default", "seed")  # the first one: inference and memory
+    # the training-step zoo (benchmarks/zoo.py), each network at its own input and batch
+    zoo: tuple[str, ...] = ("default", "vggbn", "simpleconvnet", "s2bn", "seed")
 
     @classmethod
     def for_mode(cls, mode: str, threads: int) -> Config:
@@ -49,7 +51,8 @@ class Config:
         if mode == "smoke":
             # the "small" model (5.9 M MACs) stands in for the FER models
             return cls(mode, threads, batch=2, warmup=1, repeat=1, train_steps=1,
-                       latency_calls=2, infer_batch=4, memory_steps=1, models=("small",))
+                       latency_calls=2, infer_batch=4, memory_steps=1, models=("small",),
+                       zoo=("small", "vggbn", "simpleconvnet", "s2bn"))
         raise ValueError(f"unknown mode {mode!r}")
 
     @property
@@ -200,6 +203,27 @@ def numpy_blas() -> str:
         return ", ".join(libs) if libs else "unknown"
 
 
+def openblas_core() -> str | None:
+    """The CPU core type OpenBLAS chose its kernels for (e.g. "Haswell", "SkylakeX"), or
+    None where OpenBLAS cannot be reached. OPENBLAS_CORETYPE overrides its detection."""
+    import ctypes
+    import glob
+
+    libs_dir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(libs_dir, "*openblas*"))):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                     "openblas_get_corename64_", "openblas_get_corename"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                return fn().decode()
+    return None
+
+
 def machine_info() -> dict[str, Any]:
     try:
         usable = len(os.sched_getaffinity(0))
@@ -213,6 +237,7 @@ def machine_info() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "numpy_blas": numpy_blas(),
+        "openblas_core": openblas_core(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
     }
     try:

@@ -59,7 +59,8 @@ def header_lines(mode: str, machine: dict[str, Any], threads: dict[str, Any]) ->
         f"machine : {machine['cpu']}, {machine['cores']} cores "
         f"({machine['usable_cores']} usable), {machine['platform']}",
         f"software: Python {machine['python']}, NumPy {machine['numpy']} "
-        f"(BLAS: {machine['numpy_blas']}), Numba {machine.get('numba') or 'not installed'}, "
+        f"(BLAS: {machine['numpy_blas']}, core {machine.get('openblas_core') or '?'}), "
+        f"Numba {machine.get('numba') or 'not installed'}, "
         f"{torch_line}",
         "threads : " + ", ".join(f"{k} {v}" for k, v in threads.items())
         + f"; Numba threading layer {machine.get('numba_threading_layer') or '-'}"

@@ -116,6 +116,10 @@ def _run_side(side: str, mode: str, threads: int, only: list[str] | None,
               progress=None) -> dict[str, Any]:
     """``run_all`` in a fresh ``python -m benchmarks --side SIDE`` process; its result."""
     env = dict(os.environ)
+    # Some machines set these for old OpenBLAS builds (Haswell kernels, 512 kB L2), which
+    # makes NumPy run AVX2 kernels on an AVX-512 CPU, unlike a user's machine.
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        env.pop(var, None)
     if side == "minicnn":
         env[NO_TORCH_ENV] = "1"
     else:

@@ -1,0 +1,83 @@
+"""The networks of the training-step zoo (issue 16), written as a new user would with the
+README's layer API, each with the input and batch it is timed at:
+
+    default        the project's model (emotion.models)            batch 64, 1x48x48
+    vggbn          VGG-BN widths 16-32-64-128, two 3x3 convs (with bias) + batch norm + ReLU
+                   a stage, 2x2 max-pools, flatten, dense 256, ReLU, dense 7
+                                                                   batch 64, 1x48x48
+    simpleconvnet  Deep Learning from Scratch ch. 7: conv 30 5x5 valid, ReLU, 2x2 pool,
+                   dense 100, ReLU, dense 10                       batch 100, 1x28x28
+    s2bn           conv 3x3 stride 2 32, conv 64, conv 64 stride 2, conv 128 (each with
+                   batch norm and ReLU), global average pool, dense 10
+                                                                   batch 64, 3x32x32
+    seed           the reference notebook's CNN (emotion.models)   batch 64, 1x48x48
+    small          a small FER model (emotion.models), for smoke runs
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+
+class Net(NamedTuple):
+    build: Callable  # rng -> minicnn.Sequential
+    input_shape: tuple[int, int, int]  # (C, H, W) of one sample
+    batch: int
+    classes: int
+
+
+def _emotion(name: str) -> Callable:
+    def build(rng):
+        from emotion.models import build as build_emotion
+
+        return build_emotion(name, rng=rng)
+    return build
+
+
+def vgg_bn(rng):
+    from minicnn import Sequential
+    from minicnn.layers import BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU
+
+    layers, c = [], 1
+    for width in (16, 32, 64, 128):
+        for _ in range(2):
+            layers += [Conv2D(c, width, 3, padding="same"), BatchNorm2D(width), ReLU()]
+            c = width
+        layers.append(MaxPool2D(2))
+    layers += [Flatten(), Dense(128 * 3 * 3, 256), ReLU(), Dense(256, 7)]
+    return Sequential(layers, rng=rng)
+
+
+def simple_conv_net(rng):
+    from minicnn import Sequential
+    from minicnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+
+    return Sequential([Conv2D(1, 30, 5, padding="valid"), ReLU(), MaxPool2D(2), Flatten(),
+                       Dense(30 * 12 * 12, 100), ReLU(), Dense(100, 10)], rng=rng)
+
+
+def stride2_bn(rng):
+    from minicnn import Sequential
+    from minicnn.layers import BatchNorm2D, Conv2D, Dense, GlobalAvgPool2D, ReLU
+
+    layers, c = [], 3
+    for width, stride in ((32, 2), (64, 1), (64, 2), (128, 1)):
+        layers += [Conv2D(c, width, 3, stride=stride, padding=1), BatchNorm2D(width), ReLU()]
+        c = width
+    return Sequential(layers + [GlobalAvgPool2D(), Dense(128, 10)], rng=rng)
+
+
+ZOO: dict[str, Net] = {
+    "default": Net(_emotion("default"), (1, 48, 48), 64, 7),
+    "vggbn": Net(vgg_bn, (1, 48, 48), 64, 7),
+    "simpleconvnet": Net(simple_conv_net, (1, 28, 28), 100, 10),
+    "s2bn": Net(stride2_bn, (3, 32, 32), 64, 10),
+    "seed": Net(_emotion("seed"), (1, 48, 48), 64, 7),
+    "small": Net(_emotion("small"), (1, 48, 48), 64, 7),
+}
+
+
+def net(name: str) -> Net:
+    """The zoo entry of ``name``; any other emotion architecture at 1x48x48, batch 64."""
+    return ZOO.get(name) or Net(_emotion(name), (1, 48, 48), 64, 7)
