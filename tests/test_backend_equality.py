@@ -261,3 +261,21 @@ def test_conv_output_sizes_follow_the_formula():
     for k in (1, 3, 5, 7):
         assert conv_output_size(9, k, 1, pixels("same", k)) == 9
         assert conv_output_size(9, k, 1, pixels("valid", k)) == 9 - k + 1
+
+
+def test_conv2d_padding_valid_means_no_padding_and_survives_save_and_load(tmp_path):
+    """PyTorch's ``padding="valid"``: the same layer as padding 0, saved by name."""
+    from minicnn.serialize import save_model
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 9, 7)).astype(np.float32)
+    model = minicnn.Sequential([Conv2D(3, 4, 5, padding="valid")], rng=0)
+    zero = minicnn.Sequential([Conv2D(3, 4, 5, padding=0)], rng=0)
+    np.testing.assert_array_equal(model.forward(x), zero.forward(x))
+    assert model.forward(x).shape == (2, 4, 5, 3)
+    assert model.layers[0].output_shape((3, 9, 7)) == (4, 5, 3)
+    save_model(model, tmp_path / "valid.npz")
+    loaded = minicnn.load(tmp_path / "valid.npz")
+    assert loaded.layers[0].config()["padding"] == "valid"
+    np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
+    with pytest.raises(ValueError, match="'same' or 'valid'"):
+        Conv2D(3, 4, 5, padding="full")
