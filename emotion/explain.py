@@ -7,6 +7,10 @@ For each detected face, one PNG with four panels: the 48x48 face the network saw
 Grad-CAM heat map over it, a vanilla-gradient saliency map, and the class probabilities.
 The predicted class and its probabilities are also printed.
 
+The PNGs are named ``OUT_DIR/<stem>_face<i>.png``. When two inputs share a stem (``x/me.jpg``
+and ``y/me.png``), the later one's files get a number, ``me-2_face0.png``, ...; the same
+happens when a name would be one of the inputs, so an input is never overwritten.
+
 The two maps, both for the predicted class's score s (the logit, before softmax):
 
 * Grad-CAM (Selvaraju et al., 2017, "Grad-CAM: Visual Explanations from Deep Networks via
@@ -30,12 +34,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from emotion.faces import DEFAULT_MIN_SIZE, crop_faces, make_detector, to_gray
+from emotion.outputs import OutputNamer, training_checkpoint_hint
 from emotion.plots import plt, save_figure
 from emotion.preprocess import INPUT_SIZE, to_model_input
 from emotion.recognizer import EmotionRecognizer, read_image
@@ -170,6 +176,13 @@ def plot_explanation(face: np.ndarray, exp: Explanation, classes: Sequence[str],
 
 
 # --------------------------------------------------------------------------------- CLI
+def face_png_names(out_dir: Path, stem: str, n: int, k: int = 1) -> list[Path]:
+    """The PNG names for an input's n faces: ``<stem>_face<i>.png``, or with k > 1 (a name
+    taken by another input of the run, or an input itself) ``<stem>-<k>_face<i>.png``."""
+    prefix = stem if k == 1 else f"{stem}-{k}"
+    return [out_dir / f"{prefix}_face{i}.png" for i in range(n)]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m emotion.explain",
@@ -178,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--weights", metavar="W", help="model file (default: the shipped model)")
     p.add_argument("--out", metavar="DIR", default="explained",
-                   help="folder for the PNGs (default: explained/)")
+                   help="folder for the PNGs, named <stem>_face<i>.png (default: explained/); "
+                        "inputs with the same stem get <stem>-2_face<i>.png, ...; inputs are "
+                        "never overwritten")
     p.add_argument("--whole-image", action="store_true",
                    help="skip face detection: the whole image is one face (for crops such as "
                         "FER2013's 48x48 images)")
@@ -197,9 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         recognizer = EmotionRecognizer(args.weights, detector=detector,
                                        min_face_size=args.min_face)
     except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {training_checkpoint_hint(args.weights) or exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     out_dir = Path(args.out)
+    namer = OutputNamer(args.images)
     failed = 0
     for name in args.images:
         path = Path(name)
@@ -226,8 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         probs = recognizer.predict_faces(faces)
         exps = explain(recognizer.model, to_model_input(faces), probs.argmax(axis=1))
         out_dir.mkdir(parents=True, exist_ok=True)
-        for i, (face, exp, p, box) in enumerate(zip(faces, exps, probs, boxes)):
-            target = out_dir / f"{path.stem}_face{i}.png"
+        targets = namer.claim_group(partial(face_png_names, out_dir, path.stem, len(faces)))
+        for i, (face, exp, p, box, target) in enumerate(zip(faces, exps, probs, boxes, targets)):
             where = "whole image" if box is None else "box (" + ", ".join(map(str, box)) + ")"
             label = recognizer.classes[exp.class_index]
             plot_explanation(face, exp, recognizer.classes, target, probabilities=p,

@@ -3,6 +3,7 @@
     python -m emotion.predict photo.jpg holiday/ --annotate annotated/
     python -m emotion.predict photos/ --json > results.json
     python -m emotion.predict photos/ --csv --largest > faces.csv
+    python -m emotion.predict fer_face.png --whole-image    # an already-cropped face
 
 Folders are walked (recursively) for .jpg, .jpeg, .png, .bmp and .webp files; a file named
 on the command line is read whatever its extension. Results go to stdout; messages and
@@ -17,12 +18,24 @@ table : per image, one line per face: index, box, label, score and the 7 probabi
 --json : ``[{"file": ..., "faces": [{"box": [x, y, w, h], "label": ..., "score": ...,
          "probabilities": {"angry": ..., ...}}]}]``; files that failed are left out (see stderr).
 --csv : header ``file,face,x,y,w,h,label,score,angry,...,surprise``; one row per face.
+
+Annotated copies (--annotate OUT_DIR)
+-------------------------------------
+``IMAGE`` named on the command line -> ``OUT_DIR/<stem>_annotated.<ext>``; a file found in
+a folder ``F`` -> ``OUT_DIR/F/<path below F>/<stem>_annotated.<ext>`` (F is the folder's
+own name; PNG when OpenCV cannot write the extension). A name that another input of the
+same run already got (``x/me.jpg`` and ``y/me.jpg``, two folders both named ``photos``), or
+that is itself one of the run's inputs, gets a number: ``me_annotated-2.jpg``, ``-3``, ...
+So an input is never overwritten, even with OUT_DIR the inputs' own folder; an existing
+file of that name that is not an input is replaced (a rerun refreshes its own outputs).
+Each copy's path is printed on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import sys
@@ -36,6 +49,7 @@ from emotion.backends import BACKENDS, use_backend
 from emotion.draw import draw_results
 from emotion.faces import DEFAULT_MIN_SIZE, make_detector
 from emotion.labels import CLASSES
+from emotion.outputs import OutputNamer, training_checkpoint_hint
 from emotion.preprocess import TTA_MODES
 from emotion.recognizer import EmotionRecognizer, FaceResult, read_image
 
@@ -49,8 +63,8 @@ def find_images(inputs: Sequence[str | os.PathLike]) -> tuple[list[tuple[Path, P
     Returns
     -------
     files : (path, relative name) pairs; the relative name places an annotated copy under
-        OUT_DIR (a folder's files keep their path below that folder, so two ``a.jpg`` in
-        different subfolders do not overwrite each other).
+        OUT_DIR (``annotated_name``): a file's own name, or for a folder's files the
+        folder's name and their path below it.
     errors : messages for inputs that do not exist.
     """
     files: list[tuple[Path, Path]] = []
@@ -64,7 +78,9 @@ def find_images(inputs: Sequence[str | os.PathLike]) -> tuple[list[tuple[Path, P
             if not found:
                 print(f"{path}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in this "
                       f"folder", file=sys.stderr)
-            files += [(p, Path(path.name) / p.relative_to(path)) for p in found]
+            # the folder's own name, also for "." or "..": never a path that leaves OUT_DIR
+            folder = Path(os.path.abspath(path)).name
+            files += [(p, Path(folder) / p.relative_to(path)) for p in found]
         elif path.is_file():
             files.append((path, Path(path.name)))
         else:
@@ -110,6 +126,14 @@ def write_image_atomic(path: Path, image: np.ndarray) -> Path:
     return path
 
 
+def annotated_name(out_dir: Path, rel: Path) -> Path:
+    """Where the annotated copy of an input with relative name ``rel`` goes, before any
+    numbering: ``out_dir/<rel's folder>/<stem>_annotated<ext>``, ``.png`` when OpenCV
+    cannot write ``<ext>``."""
+    suffix = rel.suffix if rel.suffix and cv2.haveImageWriter(f"x{rel.suffix}") else ".png"
+    return out_dir / rel.parent / f"{rel.stem}_annotated{suffix}"
+
+
 def annotate(image: np.ndarray, faces: list[FaceResult]) -> np.ndarray:
     """A copy of a BGR image (H, W, 3) with boxes, tags and probability bars (same size)."""
     return draw_results(image.copy(), faces)
@@ -126,7 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="print one JSON document")
     fmt.add_argument("--csv", action="store_true", help="print CSV, one row per face")
     p.add_argument("--annotate", metavar="OUT_DIR",
-                   help="write annotated copies of the images into this folder")
+                   help="write annotated copies of the images into this folder, named "
+                        "<stem>_annotated.<ext> (a folder's files keep the folder's name "
+                        "and their path below it); a name taken by another input of the run "
+                        "or by an input itself gets -2, -3, ...: inputs are never overwritten")
+    p.add_argument("--whole-image", action="store_true",
+                   help="skip face detection: each image is one face (for crops such as "
+                        "FER2013's 48x48 images)")
     p.add_argument("--weights", metavar="W", help="model file (default: the shipped model)")
     p.add_argument("--yunet", metavar="MODEL.onnx",
                    help="use OpenCV's YuNet face detector with this model instead of Haar")
@@ -141,6 +171,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def analyze(recognizer: EmotionRecognizer, image: np.ndarray,
+            whole_image: bool = False) -> list[FaceResult]:
+    """The faces of a BGR image; with ``whole_image`` the image itself is the one face (no
+    detection), reported with the box (0, 0, width, height)."""
+    if not whole_image:
+        return recognizer.analyze(image)
+    (face,) = recognizer.classify_faces([image])
+    h, w = image.shape[:2]
+    return [dataclasses.replace(face, box=(0, 0, w, h))]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 user error)."""
     args = build_parser().parse_args(argv)
@@ -150,13 +191,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        min_face_size=args.min_face, largest_only=args.largest)
         use_backend(recognizer, args.backend)
     except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {training_checkpoint_hint(args.weights) or exc}", file=sys.stderr)
         return EXIT_USER_ERROR
 
     files, errors = find_images(args.inputs)
     for message in errors:
         print(f"error: {message}", file=sys.stderr)
     out_dir = Path(args.annotate) if args.annotate else None
+    namer = OutputNamer(path for path, _ in files)
+    written = 0
     documents: list[dict] = []
     writer = csv.writer(sys.stdout, lineterminator="\n") if args.csv else None
     if writer:
@@ -164,9 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path, rel in files:
         try:
             image = read_image(path)
-            faces = recognizer.analyze(image)
+            faces = analyze(recognizer, image, args.whole_image)
             if out_dir is not None:
-                write_image_atomic(out_dir / rel, annotate(image, faces))
+                target = namer.claim(annotated_name(out_dir, rel))
+                target = write_image_atomic(target, annotate(image, faces))
+                written += 1
+                print(f"{path}: annotated copy -> {target}", file=sys.stderr)
         except (OSError, ValueError) as exc:
             # One bad file must not stop a folder of good ones: report it and move on.
             message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
@@ -183,6 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         json.dump(documents, sys.stdout, indent=2)
         sys.stdout.write("\n")
+    if out_dir is not None:
+        print(f"wrote {written} annotated cop{'y' if written == 1 else 'ies'} under {out_dir}",
+              file=sys.stderr)
     if errors:
         print(f"{len(errors)} input(s) failed; see the errors above", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -58,6 +58,9 @@ VALIDATION_SPLITS = ("test", "val", "private")
 REAL_EPOCHS, SYNTHETIC_EPOCHS = 35, 10
 # Options that may differ between a run and its --resume without changing the result.
 RESUME_FREE = {"resume", "threads", "progress", "stop_after_epoch", "data", "cache"}
+# Any of these in --out means a run was started there: a new run refuses the folder.
+RUN_FILES = ("checkpoint.npz", "best.npz", "final.npz", "metrics.json", "curves.png",
+             "confusion.png", "config.json")
 
 
 class TrainingError(RuntimeError):
@@ -151,6 +154,24 @@ def find_data(explicit: str | None) -> Path | None:
         if candidate.expanduser().exists():
             return candidate.expanduser()
     return None
+
+
+def check_out_dir(out: Path, resume: bool) -> None:
+    """Refuse to start a new run where one was started (any of ``RUN_FILES``), and to resume
+    where there is no checkpoint; before any data is loaded or anything written."""
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    ckpt = out / "checkpoint.npz"
+    if resume and not ckpt.is_file():
+        if found:
+            raise TrainingError(f"nothing to resume: {ckpt} does not exist (the folder holds "
+                                f"{', '.join(found)} of an earlier run, which cannot continue "
+                                "without it); choose another --out")
+        raise TrainingError(f"nothing to resume: {ckpt} does not exist")
+    if not resume and found:
+        how = ("pass --resume to continue it" if ckpt.is_file() else
+               "it has no checkpoint.npz to continue from")
+        raise TrainingError(f"{out} already holds a run ({', '.join(found)}); {how}, or choose "
+                            "another --out (nothing was changed)")
 
 
 def load_data(cfg: dict, say) -> tuple[Dataset, str, str]:
@@ -259,6 +280,8 @@ def load_checkpoint(path: Path, model, opt, rng, cfg: dict) -> dict:
 def train(cfg: dict, say=print) -> dict:
     """Run (or resume) training as configured; returns the final metrics dict."""
     threads = set_num_threads(cfg["threads"])
+    out = Path(cfg["out"])
+    check_out_dir(out, cfg["resume"])
     ds, source, val_name = load_data(cfg, say)
     if cfg["arch"] is None:
         cfg["arch"] = "small" if cfg["synthetic"] else "default"
@@ -276,7 +299,6 @@ def train(cfg: dict, say=print) -> dict:
     batch = min(cfg["batch_size"], len(x_train))
     steps_per_epoch = len(x_train) // batch  # drop the ragged last batch: batch norm needs >1
 
-    out = Path(cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.npz"
     model = build(cfg["arch"], rng=cfg["seed"])
@@ -291,14 +313,10 @@ def train(cfg: dict, say=print) -> dict:
 
     state = {"epoch": 0, "history": [], "best_val_acc": -1.0, "best_epoch": 0,
              "train_seconds": 0.0}
+    check_out_dir(out, cfg["resume"])  # again: the folder may have changed while loading
     if cfg["resume"]:
-        if not ckpt_path.is_file():
-            raise TrainingError(f"nothing to resume: {ckpt_path} does not exist")
         state = load_checkpoint(ckpt_path, model, opt, rng, cfg)
         say(f"resuming {out} after epoch {state['epoch']} of {cfg['epochs']}")
-    elif ckpt_path.exists():
-        raise TrainingError(f"{out} already holds a run (checkpoint.npz); pass --resume to "
-                            "continue it or choose another --out")
     with open(out / "config.json", "w") as f:
         json.dump(cfg, f, indent=2)
 

@@ -55,6 +55,7 @@ from emotion.faces import (
     make_video_detector,
 )
 from emotion.labels import CLASSES
+from emotion.outputs import same_file, training_checkpoint_hint
 from emotion.recognizer import EmotionRecognizer
 from minicnn.threads import set_num_threads
 
@@ -388,9 +389,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def output_conflict(source: str, outputs: dict[str, str | None]) -> str | None:
+    """A message when an output would replace the source video or another output (the same
+    file by any spelling or link: ``same_file``), else None. ``outputs``: option -> path."""
+    given = [(opt, path) for opt, path in outputs.items() if path]
+    is_file = not source.strip().isdigit()  # a camera index has no file to protect
+    for i, (opt, path) in enumerate(given):
+        if is_file and same_file(path, source):
+            return (f"{opt} {path} is the source video (--source {source}): writing it would "
+                    f"replace the video; choose another path")
+        for other, other_path in given[:i]:
+            if same_file(path, other_path):
+                return f"{other} and {opt} name the same file ({path}); give each its own path"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 user error)."""
     args = build_parser().parse_args(argv)
+    conflict = output_conflict(args.source, {"--output": args.output, "--csv": args.csv,
+                                             "--timeline": args.timeline})
+    if conflict:
+        print(f"error: {conflict}", file=sys.stderr)
+        return EXIT_USER_ERROR
     if not 0.0 <= args.smoothing < 1.0:
         print(f"error: --smoothing must be in [0, 1), got {args.smoothing}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -422,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 csv_path=args.csv, timeline=args.timeline, display=display,
                                 max_frames=args.max_frames, smoothing=args.smoothing)
     except (OSError, ValueError, SourceError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {training_checkpoint_hint(args.weights) or exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     finally:
         cap.release()

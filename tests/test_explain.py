@@ -182,3 +182,38 @@ def test_cli_user_errors_exit_2_without_traceback(tmp_path, weights, capsys):
     assert "Traceback" not in err
     code = explain_cli.main([str(tmp_path / "bad.jpg"), "--weights", str(tmp_path / "no.npz")])
     assert code == 2 and "no.npz: no such weights file" in capsys.readouterr().err
+
+
+def test_cli_gives_equal_stems_distinct_names_and_never_overwrites_an_input(tmp_path, weights,
+                                                                           capsys):
+    rng = np.random.default_rng(0)
+    for folder in ("x", "y"):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "me.png"),
+                    (rng.random((48, 48)) * 255).astype(np.uint8))
+    out = tmp_path / "o"
+    out.mkdir()
+    # an input that sits where an output would go: out/crop_face0.png is "crop.png"'s name
+    cv2.imwrite(str(out / "crop_face0.png"), (rng.random((48, 48)) * 255).astype(np.uint8))
+    cv2.imwrite(str(tmp_path / "crop.png"), (rng.random((48, 48)) * 255).astype(np.uint8))
+    protected = (out / "crop_face0.png").read_bytes()
+    code = explain_cli.main([str(tmp_path / "x" / "me.png"), str(tmp_path / "y" / "me.png"),
+                             str(tmp_path / "crop.png"), str(out / "crop_face0.png"),
+                             "--whole-image", "--weights", str(weights), "--out", str(out)])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert sorted(p.name for p in out.glob("*.png")) == [
+        "crop-2_face0.png", "crop_face0.png", "crop_face0_face0.png", "me-2_face0.png",
+        "me_face0.png"]
+    assert (out / "crop_face0.png").read_bytes() == protected
+    assert f"-> {out / 'me-2_face0.png'}" in stdout and f"-> {out / 'crop-2_face0.png'}" in stdout
+
+
+def test_cli_names_a_training_checkpoint_and_suggests_best_npz(tmp_path, capsys):
+    np.savez(tmp_path / "checkpoint.npz", **{"model/param/0.W": np.zeros(3, np.float32),
+                                             "config": np.array("{}"), "state": np.array("{}")})
+    (tmp_path / "face.png").write_bytes(b"")
+    code = explain_cli.main([str(tmp_path / "face.png"), "--weights",
+                             str(tmp_path / "checkpoint.npz")])
+    err = capsys.readouterr().err
+    assert code == 2 and "training checkpoint" in err and str(tmp_path / "best.npz") in err

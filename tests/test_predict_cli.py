@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from face_helpers import (
     FER_TEST,
@@ -113,13 +114,98 @@ def test_annotate_writes_same_size_copies_keeping_subfolders(images, weights, tm
     out_dir = tmp_path / "annotated"
     code, _, err = run([root, "--annotate", out_dir, "--weights", weights], capsys)
     assert code == 0, err
-    for rel in ("photos/a.jpg", "photos/sub/b.png"):
+    for rel, copy in (("photos/a.jpg", "photos/a_annotated.jpg"),
+                      ("photos/sub/b.png", "photos/sub/b_annotated.png")):
         original = cv2.imread(str(root.parent / rel))
-        annotated = cv2.imread(str(out_dir / rel))
-        assert annotated is not None, rel
+        annotated = cv2.imread(str(out_dir / copy))
+        assert annotated is not None, copy
         assert annotated.shape == original.shape
         assert (annotated != original).any()  # something was drawn
+        assert f"annotated copy -> {out_dir / copy}" in err  # says where it went
+    assert f"wrote 2 annotated copies under {out_dir}" in err
     assert not list(out_dir.rglob(".*"))  # no temp files left behind
+
+
+def snapshot(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("faces_found", [True, False], ids=["faces", "no-face"])
+def test_annotate_into_the_inputs_own_folder_never_replaces_an_input(
+        images, weights, tmp_path, monkeypatch, capsys, faces_found):
+    # the repro: `predict photos/ --annotate .` with the photos below the cwd,
+    # and `--annotate photos` itself; with and without a face found
+    root, boxes = images
+    if not faces_found:
+        monkeypatch.setattr(predict, "make_detector", lambda *a, **k: FakeDetector([]))
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(root)
+    for out in (".", ".", "photos"):  # a second run sees the first run's copies as inputs
+        code, _, err = run(["photos", "--annotate", out, "--weights", weights], capsys)
+        assert code == 0, err
+        after = snapshot(root)
+        for path, data in before.items():
+            assert after[path] == data, f"{path} was overwritten"
+    assert (root / "a_annotated.jpg").is_file() and (root / "sub" / "b_annotated.png").is_file()
+    # the second run had photos/a_annotated.jpg as an input: a new name for a.jpg's copy
+    assert (root / "a_annotated-2.jpg").is_file()
+    assert (root / "photos" / "a_annotated.jpg").is_file()  # --annotate photos
+
+
+def test_annotate_gives_equal_basenames_distinct_outputs(weights, tmp_path, monkeypatch,
+                                                         capsys):
+    image, boxes = synthetic_canvas(1, canvas=(240, 480))
+    monkeypatch.setattr(predict, "make_detector", lambda *a, **k: FakeDetector(boxes))
+    for i, folder in enumerate(("x", "y")):
+        (tmp_path / folder / "photos").mkdir(parents=True)
+        marked = image.copy()
+        marked[:8, :8] = 40 * (i + 1)  # tell the two inputs apart
+        cv2.imwrite(str(tmp_path / folder / "me.png"), marked)
+        cv2.imwrite(str(tmp_path / folder / "photos" / "a.png"), marked)
+    out = tmp_path / "out"
+    code, _, err = run([tmp_path / "x" / "me.png", tmp_path / "y" / "me.png",
+                        tmp_path / "x" / "photos", tmp_path / "y" / "photos",
+                        "--annotate", out, "--weights", weights], capsys)
+    assert code == 0, err
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == [
+        "me_annotated-2.png", "me_annotated.png",
+        "photos/a_annotated-2.png", "photos/a_annotated.png"]
+    for first, second in (("me_annotated.png", "me_annotated-2.png"),
+                          ("photos/a_annotated.png", "photos/a_annotated-2.png")):
+        a, b = cv2.imread(str(out / first)), cv2.imread(str(out / second))
+        assert a[2, 2, 0] == 40 and b[2, 2, 0] == 80  # x's copy, then y's: none overwritten
+    # a rerun refreshes the same four files instead of adding more
+    code, _, err = run([tmp_path / "x" / "me.png", tmp_path / "y" / "me.png",
+                        tmp_path / "x" / "photos", tmp_path / "y" / "photos",
+                        "--annotate", out, "--weights", weights], capsys)
+    assert code == 0 and len(list(out.rglob("*.png"))) == 4
+
+
+def test_annotate_never_takes_the_name_of_another_input(images, weights, tmp_path, capsys):
+    root, _ = images
+    # an input that is named like the first input's annotated copy, in the output folder
+    cv2.imwrite(str(root / "a_annotated.jpg"), cv2.imread(str(root / "a.jpg")))
+    before = (root / "a_annotated.jpg").read_bytes()
+    code, _, err = run([root / "a.jpg", root / "a_annotated.jpg", "--annotate", root,
+                        "--weights", weights], capsys)
+    assert code == 0, err
+    assert (root / "a_annotated.jpg").read_bytes() == before
+    assert f"a.jpg: annotated copy -> {root / 'a_annotated-2.jpg'}" in err
+    assert (root / "a_annotated_annotated.jpg").is_file()
+
+
+def test_whole_image_classifies_the_image_as_one_face(weights, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(predict, "make_detector", lambda *a, **k: FakeDetector([]))
+    face = (np.random.default_rng(0).random((48, 48)) * 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "crop.png"), face)
+    code, out, err = run([tmp_path / "crop.png", "--json", "--weights", weights], capsys)
+    assert code == 0 and json.loads(out)[0]["faces"] == []  # the detector finds nothing
+    code, out, err = run([tmp_path / "crop.png", "--json", "--whole-image", "--weights",
+                          weights, "--annotate", tmp_path / "o"], capsys)
+    assert code == 0, err
+    (found,) = json.loads(out)[0]["faces"]
+    assert found["box"] == [0, 0, 48, 48] and found["label"] in CLASSES
+    assert cv2.imread(str(tmp_path / "o" / "crop_annotated.png")).shape[:2] == (48, 48)
 
 
 # ---------------------------------------------------------------------------- user errors
@@ -143,6 +229,18 @@ def test_bad_weights_exit_2_naming_the_file(images, tmp_path, capsys):
     assert code == 2 and "bad.npz" in err and out == ""
     code, _, err = run([root, "--weights", tmp_path / "none.npz"], capsys)
     assert code == 2 and "none.npz" in err
+
+
+def test_a_training_checkpoint_as_weights_points_to_best_npz(images, tmp_path, capsys):
+    root, _ = images
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    np.savez(run_dir / "checkpoint.npz", **{"model/param/0.W": np.zeros(3, np.float32),
+                                            "config": np.array("{}"), "state": np.array("{}")})
+    code, out, err = run([root, "--weights", run_dir / "checkpoint.npz"], capsys)
+    assert code == 2 and out == ""
+    assert "training checkpoint" in err and str(run_dir / "best.npz") in err
+    assert "__spec__" not in err
 
 
 def test_missing_default_weights_tell_how_to_train(images, tmp_path, monkeypatch, capsys):

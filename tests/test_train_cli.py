@@ -110,6 +110,28 @@ def test_user_mistakes_give_clear_errors(tmp_path, capsys):
     assert code == 2 and "nowhere" in err and "Traceback" not in err
 
 
+def test_a_finished_run_without_its_checkpoint_is_never_replaced(tmp_path, capsys):
+    assert run(QUICK + ["--epochs", "1", "--out", "r"], capsys)[0] == 0
+    (tmp_path / "r" / "checkpoint.npz").unlink()
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+    assert set(before) == {"best.npz", "final.npz", "metrics.json", "curves.png",
+                           "confusion.png", "config.json"}
+    for name in sorted(before):  # any one of a run's files is enough to recognise it
+        for other in (tmp_path / "r").iterdir():
+            if other.name != name:
+                other.unlink()
+        code, _, err = run(QUICK + ["--epochs", "1", "--out", "r"], capsys)
+        assert code == 2 and "already holds a run" in err and name in err, name
+        assert "--out" in err
+        assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == \
+            {name: before[name]}
+        (tmp_path / "r" / name).unlink()
+        for n, data in before.items():
+            (tmp_path / "r" / n).write_bytes(data)
+    code, _, err = run(QUICK + ["--epochs", "1", "--out", "r", "--resume"], capsys)
+    assert code == 2 and "nothing to resume" in err and "choose another --out" in err
+
+
 def test_help_lists_every_option(capsys):
     with pytest.raises(SystemExit) as exc:
         train_cli.main(["--help"])

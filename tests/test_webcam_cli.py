@@ -225,3 +225,35 @@ def test_haar_tracks_two_real_faces_through_a_video(tmp_path, weights, tracking)
     assert sorted(result.history) == [0, 1]  # two faces, two ids, kept for the whole video
     assert all(len(h) >= 5 for h in result.history.values())
 
+
+
+# ------------------------------------------------------------------ outputs vs the source
+def test_an_output_that_is_the_source_is_refused_before_anything_is_written(tmp_path, weights,
+                                                                            monkeypatch, capsys):
+    video = synthetic_video(tmp_path / "in.mp4")
+    original = video.read_bytes()
+    link = tmp_path / "link.mp4"
+    link.symlink_to(video)
+    monkeypatch.chdir(tmp_path)
+    for option in ("--output", "--csv", "--timeline"):
+        for spelling in (str(video), "in.mp4", "./sub/../in.mp4", str(link)):
+            code = webcam.main(["--source", str(video), "--no-display", "--weights",
+                                str(weights), option, spelling])
+            err = capsys.readouterr().err
+            assert code == 2, (option, spelling)
+            assert f"{option} {spelling} is the source video" in err
+            assert video.read_bytes() == original
+    code = webcam.main(["--source", str(video), "--no-display", "--weights", str(weights),
+                        "--output", "o.mp4", "--csv", "./o.mp4"])
+    assert code == 2 and "--output and --csv name the same file" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "link.mp4"]
+
+
+def test_a_training_checkpoint_as_weights_points_to_best_npz(tmp_path, capsys):
+    video = synthetic_video(tmp_path / "in.mp4")
+    np.savez(tmp_path / "checkpoint.npz", **{"model/param/0.W": np.zeros(3, np.float32),
+                                             "config": np.array("{}"), "state": np.array("{}")})
+    code = webcam.main(["--source", str(video), "--no-display", "--weights",
+                        str(tmp_path / "checkpoint.npz")])
+    err = capsys.readouterr().err
+    assert code == 2 and "training checkpoint" in err and "best.npz" in err

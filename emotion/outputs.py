@@ -1,0 +1,133 @@
+"""Output files of the command-line tools: never overwrite an input, never let two outputs
+of one run collide, and say so early.
+
+* ``same_file(a, b)``: do two paths name one file (a hard link, a symlink, ``x`` and
+  ``./x``, ``runs/x/..`` spellings)?
+* ``OutputNamer``: hands out output paths for a run. A name that is taken by an earlier
+  output of the same run, or that is (the same file as) one of the run's inputs, gets a
+  numeric suffix instead: ``a_annotated.jpg``, then ``a_annotated-2.jpg``, ... An existing
+  file that is neither is replaced: it is the path this naming gives for that input, so
+  rerunning a command refreshes its own outputs.
+* ``check_writable(path)``: create the parent folder and make sure a file can be written
+  there, before a long computation rather than after it.
+* ``training_checkpoint_hint(path)``: a sentence for a ``--weights`` file that is an
+  ``emotion.train`` checkpoint rather than a model file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+
+def _key(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(device, inode) of an existing file (symlinks followed), else None."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` name the same file: the same inode when both exist (hard
+    links and symlinks included), else the same absolute path once resolved."""
+    ka, kb = _key(a), _key(b)
+    if ka is not None and kb is not None:
+        return ka == kb
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def numbered(path: Path, k: int) -> Path:
+    """``path`` with ``-k`` before its suffix (``a_annotated.jpg`` -> ``a_annotated-2.jpg``);
+    ``path`` itself for k = 1."""
+    return path if k == 1 else path.with_name(f"{path.stem}-{k}{path.suffix}")
+
+
+class OutputNamer:
+    """Distinct output paths for one run that never name one of the run's inputs.
+
+    inputs : every input file of the run (the paths as given; they are compared by inode
+        and by resolved path, so another spelling or a link of an input is recognised).
+    """
+
+    def __init__(self, inputs: Iterable[str | os.PathLike] = ()) -> None:
+        self._input_keys: set[tuple[int, int]] = set()
+        self._input_paths: set[Path] = set()
+        for p in inputs:
+            self.add_input(p)
+        self._taken: set[Path] = set()
+
+    def add_input(self, path: str | os.PathLike) -> None:
+        key = _key(path)
+        if key is not None:
+            self._input_keys.add(key)
+        self._input_paths.add(Path(path).resolve())
+
+    def is_input(self, path: str | os.PathLike) -> bool:
+        key = _key(path)
+        return (key is not None and key in self._input_keys) or \
+            Path(path).resolve() in self._input_paths
+
+    def _free(self, path: Path) -> bool:
+        return Path(path).resolve() not in self._taken and not self.is_input(path)
+
+    def claim_group(self, make: Callable[[int], list[Path]]) -> list[Path]:
+        """The first group ``make(k)``, k = 1, 2, 3, ..., whose paths are all free (not
+        taken earlier in this run, not an input); the paths are then taken."""
+        k = 1
+        while True:
+            paths = make(k)
+            resolved = [Path(p).resolve() for p in paths]
+            if len(set(resolved)) == len(paths) and all(self._free(p) for p in paths):
+                self._taken.update(resolved)
+                return paths
+            k += 1
+
+    def claim(self, path: str | os.PathLike) -> Path:
+        """``path``, or ``numbered(path, k)`` for the first free k >= 2."""
+        path = Path(path)
+        return self.claim_group(lambda k: [numbered(path, k)])[0]
+
+
+def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
+    """Make sure a file can be written at ``path`` before the work that produces it:
+    create its folder, refuse a folder in its place, and write and remove a probe file
+    next to it. Raises OSError with a message naming the path and the option."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {path} is a folder; give a file name")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OSError(f"{what} {path}: cannot write in {parent} "
+                      f"({exc.strerror or exc})") from None
+    return path
+
+
+def training_checkpoint_hint(path: str | os.PathLike | None) -> str | None:
+    """When ``path`` is an ``emotion.train`` checkpoint (weights + optimizer state for
+    ``--resume``, no model spec), a sentence saying so and naming the model files next to
+    it; else None. Reads only the zip's table of contents."""
+    if path is None:
+        return None
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+    if "__spec__.npy" in names or not {"config.npy", "state.npy"} <= names:
+        return None
+    nearby = [p for p in (path.parent / "best.npz", path.parent / "final.npz") if p.is_file()]
+    use = (" or ".join(str(p) for p in nearby) if nearby
+           else f"{path.parent / 'best.npz'} (written next to it after each epoch)")
+    return (f"{path}: this is a training checkpoint (emotion.train's checkpoint.npz, the "
+            f"state for --resume), not a model file; use {use}")
