@@ -323,3 +323,38 @@ def test_numba_tier_without_numba_warns_once_and_runs_numpy(monkeypatch):
     np.testing.assert_array_equal(cols, kernels.im2col(x, 3, 3, 1, 1, tier="naive"))
     assert dispatch.resolve("numba") == "numpy"
     assert not dispatch.numba_available()
+
+
+def test_minicnn_runs_without_numba(tmp_path):
+    """With Numba absent (its import fails), minicnn imports, warns that the fast backend
+    runs NumPy kernels, and trains a network to the reference backend's numbers."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "no_numba.py"
+    script.write_text(textwrap.dedent('''
+        import sys, warnings
+        sys.modules["numba"] = None  # import numba -> ImportError
+        import numpy as np
+        import minicnn
+        from minicnn.layers import BatchNorm2D, Conv2D, Dense, GlobalAvgPool2D, MaxPool2D
+        model = minicnn.Sequential([Conv2D(1, 4, 3, padding="same"),
+                                    BatchNorm2D(4, activation="relu"), MaxPool2D(2),
+                                    GlobalAvgPool2D(), Dense(4, 3)], rng=0)
+        x = np.random.default_rng(0).standard_normal((4, 1, 12, 12)).astype(np.float32)
+        y = np.arange(4) % 3
+        loss_fn = minicnn.SoftmaxCrossEntropy()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fast = loss_fn(model.forward(x), y)
+            model.backward(loss_fn.backward())
+        with minicnn.backend("reference"):
+            reference = loss_fn(model.forward(x), y)
+        assert any("numba is not installed" in str(w.message) for w in caught), caught
+        assert abs(fast - reference) < 1e-5, (fast, reference)
+        print("ok")
+    '''))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -16,7 +16,7 @@ import warnings
 from minicnn.kernels._numba import numba
 
 TIERS = ("naive", "numpy", "numba")
-_tier = "numba" if numba is not None else "numpy"
+_tier = "numba"  # the fast backend's; without Numba the first kernel call warns (resolve)
 _warned = False
 
 # A Numba kernel whose largest array is smaller than this runs on the calling thread
