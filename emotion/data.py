@@ -518,24 +518,27 @@ def load_csv(
         col_usage = names.index("usage") if "usage" in names else None
         n_cols = len(names)
 
-        lines = tqdm(f, desc="parsing CSV", unit="row", disable=not progress, leave=False)
-        for line_num, line in enumerate(lines, start=2):
-            if not line.strip():
-                continue  # blank line, e.g. at the end of the file
-            try:
-                row = _split_line(line.decode("utf-8"))
-                split, label, image = _parse_row(row, n_cols, col_emotion, col_pixels,
-                                                 col_usage, n_pixels)
-            except ValueError as err:  # UnicodeDecodeError is a ValueError too
-                if isinstance(err, UnicodeDecodeError):
-                    err = f"not UTF-8 text (byte 0x{line[err.start]:02x} at column {err.start + 1})"
-                where = f"{path}, line {line_num}"
-                if not skip_bad:
-                    raise DataError(f"{where}: {err}") from None
-                report.skipped.append(f"{where}: {err}")
-                continue
-            images.setdefault(split, []).append(image)
-            labels.setdefault(split, []).append(int(csv_to_ours[label]))
+        # a context manager: an error clears the progress bar before its message is shown
+        with tqdm(f, desc="parsing CSV", unit="row", disable=not progress,
+                  leave=False) as lines:
+            for line_num, line in enumerate(lines, start=2):
+                if not line.strip():
+                    continue  # blank line, e.g. at the end of the file
+                try:
+                    row = _split_line(line.decode("utf-8"))
+                    split, label, image = _parse_row(row, n_cols, col_emotion, col_pixels,
+                                                     col_usage, n_pixels)
+                except ValueError as err:  # UnicodeDecodeError is a ValueError too
+                    if isinstance(err, UnicodeDecodeError):
+                        err = (f"not UTF-8 text (byte 0x{line[err.start]:02x} at column "
+                               f"{err.start + 1})")
+                    where = f"{path}, line {line_num}"
+                    if not skip_bad:
+                        raise DataError(f"{where}: {err}") from None
+                    report.skipped.append(f"{where}: {err}")
+                    continue
+                images.setdefault(split, []).append(image)
+                labels.setdefault(split, []).append(int(csv_to_ours[label]))
     if not images:
         raise DataError(f"{path}: no usable rows")
     splits: dict[str, Split] = {}
