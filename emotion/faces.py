@@ -4,7 +4,9 @@ Two detectors share one small interface, ``FaceDetector.detect(image) -> [(x, y,
 
 ``HaarDetector``  OpenCV's frontal-face Haar cascade (Viola & Jones 2001), shipped inside
                   opencv-python, so it works with no download. Fast on a CPU, but it
-                  misses turned heads and, at loose settings, finds faces in wallpaper.
+                  misses turned heads and finds "faces" in jerseys, hands and wallpaper;
+                  so each box it reports is first checked again on its own (``verify``,
+                  below).
 ``YuNetDetector`` OpenCV's ``cv2.FaceDetectorYN`` (YuNet, Wu et al. 2023), a small CNN
                   detector, used when the user passes its ``.onnx`` model file (e.g.
                   ``face_detection_yunet_2023mar.onnx`` from the OpenCV model zoo). More
@@ -17,7 +19,17 @@ image, sorted left to right so that "face 0" is the leftmost face.
 between a search only around the faces it already has (``HaarDetector.detect_near``),
 about a sixth of the time per frame.
 
-``crop_face`` turns a box into the network's input: a square uint8 (48, 48) gray crop.
+Verification: the cascade's search is loose (3 neighbours, down to 36-px faces) and every
+candidate box is then looked at alone, resized to ``VERIFY_SIDE`` px: it is kept when the
+frontal cascade fires on it from many nearby windows (``face_support`` >= ``VERIFY_SUPPORT``)
+or when an eye lies where an eye should be (``find_eyes``). Of the surviving boxes, one
+that overlaps a better-supported box is dropped (``suppress_overlaps``). The measurements
+behind each choice (other cascades, level weights, equalisation, the thresholds) are in
+benchmarks/README.md, "Faces in real photos".
+
+``crop_face`` turns a box into the network's input: a square uint8 (48, 48) gray crop;
+with ``angle`` (``eye_angle``: the tilt of the line through the eyes) it is rotated about
+the face's centre first, so that the eyes are level as in FER2013's faces.
 Why a margin, and why this one: FER2013's faces were themselves found by a face detector and
 cropped, so the best crop is the one that reproduces FER2013's framing. Running this module's
 ``HaarDetector`` on FER2013 test faces (150 random faces upscaled to 180 px on an
@@ -43,11 +55,15 @@ from emotion.preprocess import INPUT_SIZE
 Box = tuple[int, int, int, int]  # (x, y, w, h) in pixels; (x, y) is the top-left corner
 
 DEFAULT_MARGIN = 0.02  # fraction of the box side added on each side; see the module docstring
-DEFAULT_MIN_SIZE = 48  # px: a face smaller than the network's input holds little to classify
+# px: smallest face reported. Below the network's 48-px input, but a 37-px face in a
+# football photo is still a face to classify (upscaled), and verification keeps the looser
+# search from adding false boxes. 36 px is also about the smallest face the 24-px cascade
+# window sees in video, where frames are searched at 400 px (VIDEO_MAX_SIDE).
+DEFAULT_MIN_SIZE = 36
 DEFAULT_MIN_FRACTION = 0.05  # of the shorter image side: fewer tiny false faces in big photos
 DEFAULT_MAX_SIDE = 1280  # px: larger images are shrunk for detection only (speed)
 DEFAULT_SCALE_FACTOR = 1.1  # Haar: step between scales (photos)
-DEFAULT_MIN_NEIGHBORS = 5  # Haar: overlapping raw hits a face needs (photos)
+DEFAULT_MIN_NEIGHBORS = 3  # Haar: overlapping raw hits a candidate needs (photos); see verify
 # Video: detect on a 400-px copy with 20% scale steps and 4 neighbours. On a 640x480 frame
 # with one face a 320-px copy took Haar from 59 ms to 16 ms here (2 cores), which is what
 # makes 30 frames/s possible, but it lost faces under ~128 px. A grid of sizes, steps and
@@ -64,6 +80,20 @@ VIDEO_MAX_SIDE, VIDEO_SCALE_FACTOR, VIDEO_MIN_NEIGHBORS = 400, 1.2, 4
 # off and the cascade collects too few overlapping hits; 2x in size cost 2.5x the time.
 TRACK_SEARCH, TRACK_SIZE_CHANGE, TRACK_RESCAN_EVERY = 1.0, 1.5, 5
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
+EYE_CASCADE = "haarcascade_eye.xml"
+# Verification of a candidate box, on the box alone resized so the face is VERIFY_SIDE px:
+# the number of raw frontal-cascade windows (scale step 1.05, sizes within 1.3x) that land
+# on it with IoU >= 0.5. On the real-photo set, false boxes reached 24 and frontal faces
+# without a findable eye had 46 or more (benchmarks/README.md).
+VERIFY_SIDE, VERIFY_SUPPORT = 96, 35
+EYE_SIDE = 128  # px: a face box is resized to this before looking for eyes in it
+# An eye (its centre, as a fraction of the box side) must lie in the upper half, off the
+# vertical midline (dogs' collars and noses gave single "eyes" on it), and be 0.1-0.4 of
+# the face wide.
+EYE_Y, EYE_DX, EYE_SIZE = (0.2, 0.55), (0.08, 0.42), (0.1, 0.4)
+# Alignment: an eye line steeper than this is more likely a wrong pair of "eyes" (an
+# eyebrow, a frame of glasses) than a head tilt the frontal cascade would have found.
+MAX_ALIGN_ANGLE = 25.0
 
 
 # --------------------------------------------------------------------------------- images
@@ -72,10 +102,14 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
     Inputs
     ------
-    image : (H, W), (H, W, 1), (H, W, 3) BGR or (H, W, 4) BGRA; uint8, or another integer
-        type scaled by its maximum (16-bit PNG: 65535 -> 255), or float taken to be in [0, 1].
+    image : (H, W), (H, W, 1), (H, W, 3) BGR or (H, W, 4) BGRA, with values read as
+        uint8 : 0..255;  uint16 : 0..65535 (a 16-bit PNG or TIFF), scaled to 0..255;
+        other integers : must hold 0..255 (e.g. an int64 copy of an 8-bit image);
+        float : [0, 1] when the maximum is at most 1, else 0..255 (``img / 255`` and
+        ``img.astype(float)`` both work); bool : False/True -> 0/255.
 
-    Raises ValueError for an empty array or an unsupported shape.
+    Raises ValueError for an empty array, an unsupported shape or dtype, or values outside
+    those ranges (negative, NaN, above 255), naming the range found.
     """
     image = np.asarray(image)
     if image.size == 0:
@@ -83,13 +117,7 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.dtype != np.uint8:
-        if np.issubdtype(image.dtype, np.integer):
-            scale = 255.0 / np.iinfo(image.dtype).max
-        elif np.issubdtype(image.dtype, np.floating) or image.dtype == np.bool_:
-            scale = 255.0
-        else:
-            raise ValueError(f"unsupported image dtype {image.dtype}")
-        image = np.clip(np.rint(image.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+        image = _to_uint8(image)
     if image.ndim == 3 and image.shape[2] == 3:
         return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     if image.ndim == 3 and image.shape[2] == 4:
@@ -100,6 +128,24 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """The value rules of ``to_gray`` for a non-uint8 array."""
+    if image.dtype == np.bool_:
+        return image.astype(np.uint8) * np.uint8(255)
+    if image.dtype == np.uint16:
+        scale = 255.0 / 65535
+    elif np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating):
+        lo, hi = image.min(), image.max()
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo >= 0 and hi <= 255):
+            raise ValueError(f"image values {lo}..{hi} ({image.dtype}) are outside 0..255; "
+                             "expected 8-bit values (0..255), floats in [0, 1] or a uint16 "
+                             "image")
+        scale = 255.0 if np.issubdtype(image.dtype, np.floating) and hi <= 1 else 1.0
+    else:
+        raise ValueError(f"unsupported image dtype {image.dtype}")
+    return np.clip(np.rint(image.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+
+
 def to_bgr(image: np.ndarray) -> np.ndarray:
     """Any decoded image -> uint8 BGR (H, W, 3) (for drawing and for YuNet, which wants colour)."""
     image = np.asarray(image)
@@ -108,6 +154,100 @@ def to_bgr(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 4 and image.dtype == np.uint8:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return cv2.cvtColor(to_gray(image), cv2.COLOR_GRAY2BGR)
+
+
+# ---------------------------------------------------------------------- verification
+_CASCADES: dict[str, cv2.CascadeClassifier] = {}
+
+
+def _shipped_cascade(name: str) -> cv2.CascadeClassifier:
+    """One of the cascades shipped with opencv-python, loaded once per process."""
+    if name not in _CASCADES:
+        path = str(Path(cv2.data.haarcascades) / name)
+        cascade = cv2.CascadeClassifier(path)
+        if cascade.empty():
+            raise ValueError(f"could not load the Haar cascade {path}")
+        _CASCADES[name] = cascade
+    return _CASCADES[name]
+
+
+def face_support(gray: np.ndarray, box: Box) -> int:
+    """How strongly the frontal cascade sees a face in ``box`` when it looks at it alone.
+
+    The box's square, grown by a quarter of its side on every side, is resized so the box
+    is ``VERIFY_SIDE`` px, and the cascade's raw windows (no grouping) at sizes within 1.3x
+    of it are counted where they overlap the box with IoU >= 0.5. A real face fires
+    dozens of neighbouring windows; texture that passed the loose search fires a few. The
+    count does not depend on the image's size or on the search's own settings.
+    """
+    pad = VERIFY_SIDE // 4
+    patch = _square_crop(gray, box, 0.25, VERIFY_SIDE + 2 * pad)
+    lo, hi = int(VERIFY_SIDE / 1.3), int(VERIFY_SIDE * 1.3)
+    hits = _shipped_cascade(HAAR_CASCADE).detectMultiScale(
+        patch, scaleFactor=1.05, minNeighbors=0, minSize=(lo, lo), maxSize=(hi, hi))
+    centre = (pad, pad, VERIFY_SIDE, VERIFY_SIDE)
+    return sum(iou(tuple(int(v) for v in hit), centre) >= 0.5
+               for hit in np.asarray(hits).reshape(-1, 4))
+
+
+def find_eyes(gray: np.ndarray, box: Box) -> list[tuple[float, float, float]]:
+    """Eyes where eyes belong in a face box: [(x, y, size), ...] as fractions of its side.
+
+    OpenCV's eye cascade searches the upper 60 % of the box resized to ``EYE_SIDE`` px;
+    only hits in the places ``EYE_Y``, ``EYE_DX`` and ``EYE_SIZE`` allow are returned
+    (centres; x from the left edge), left to right.
+    """
+    patch = _square_crop(gray, box, 0.0, EYE_SIDE)[: int(EYE_SIDE * 0.6)]
+    found = _shipped_cascade(EYE_CASCADE).detectMultiScale(
+        patch, scaleFactor=1.1, minNeighbors=3, minSize=(EYE_SIDE // 8,) * 2,
+        maxSize=(EYE_SIDE // 2,) * 2)
+    eyes = []
+    for x, y, w, h in np.asarray(found).reshape(-1, 4):
+        cx, cy, size = (x + w / 2) / EYE_SIDE, (y + h / 2) / EYE_SIDE, w / EYE_SIDE
+        if (EYE_Y[0] <= cy <= EYE_Y[1] and EYE_DX[0] <= abs(cx - 0.5) <= EYE_DX[1]
+                and EYE_SIZE[0] <= size <= EYE_SIZE[1]):
+            eyes.append((float(cx), float(cy), float(size)))
+    return sorted(eyes)
+
+
+def eye_angle(gray: np.ndarray, box: Box, max_angle: float = MAX_ALIGN_ANGLE) -> float | None:
+    """The tilt of the line through a face's eyes, in degrees; None when there is no pair.
+
+    Positive when the eye on the image's right is lower (the head leans to the image's
+    right): ``crop_face(..., angle=eye_angle(...))`` then turns it level. Of all
+    (left-half, right-half) pairs from ``find_eyes`` the most level one is taken, and a
+    pair steeper than ``max_angle`` is not trusted (None).
+    """
+    eyes = find_eyes(gray, box)
+    pairs = [(np.degrees(np.arctan2(r[1] - l[1], r[0] - l[0])))
+             for l in eyes if l[0] < 0.5 for r in eyes if r[0] >= 0.5]
+    if not pairs:
+        return None
+    angle = float(min(pairs, key=abs))
+    return angle if abs(angle) <= max_angle else None
+
+
+def suppress_overlaps(scored: list[tuple[float, Box]], max_iou: float = 0.3,
+                      max_cover: float = 0.6) -> list[Box]:
+    """Non-maximum suppression: best score first, drop a box that overlaps a kept one.
+
+    Overlap is IoU > ``max_iou``, or more than ``max_cover`` of the smaller box inside the
+    other (a face box nested in a larger false box on the same head, a box across two
+    faces). Faces side by side in a group photo overlap by far less.
+    """
+    kept: list[Box] = []
+    for _, box in sorted(scored, key=lambda sb: -sb[0]):
+        if all(iou(box, k) <= max_iou and _cover(box, k) <= max_cover for k in kept):
+            kept.append(box)
+    return kept
+
+
+def _cover(a: Box, b: Box) -> float:
+    """Intersection of two boxes over the smaller one's area."""
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    smaller = min(a[2] * a[3], b[2] * b[3])
+    return ix * iy / smaller if smaller > 0 else 0.0
 
 
 # ------------------------------------------------------------------------------ detectors
@@ -156,6 +296,20 @@ def _shrink_for_detection(image: np.ndarray, max_side: int | None) -> tuple[np.n
     return small, scale
 
 
+def stretch_levels(gray: np.ndarray) -> np.ndarray:
+    """uint8 gray with its darkest value mapped to 0 and its brightest to 255 (linearly).
+
+    The exact minimum and maximum, not percentiles: a photo that already spans 0-255 comes
+    back unchanged, so only under-exposed images are touched. A flat image is returned as
+    it is.
+    """
+    lo, hi = int(gray.min()), int(gray.max())
+    if (lo, hi) == (0, 255) or hi <= lo:
+        return gray
+    lut = np.clip((np.arange(256) - lo) * (255.0 / (hi - lo)), 0, 255)
+    return cv2.LUT(gray, np.rint(lut).astype(np.uint8))
+
+
 class HaarDetector:
     """OpenCV's frontal-face Haar cascade.
 
@@ -165,22 +319,34 @@ class HaarDetector:
     min_fraction : also at least this fraction of the image's shorter side; the larger of the
         two limits applies. Small "faces" in big photos are mostly texture.
     scale_factor : step between the cascade's scales; 1.1 checks every 10 % of size.
-    min_neighbors : how many overlapping raw hits a face needs. 5 (OpenCV's samples use
-        3-5) removes most false faces at little cost in recall on frontal faces.
+    min_neighbors : how many overlapping raw hits a candidate needs (OpenCV's samples use
+        3-5). 3 finds every frontal face of the real-photo set; ``verify`` then removes
+        the false boxes a loose search adds.
     largest_only : return only the largest face (one-person webcam use).
     max_side : detect on a copy shrunk so its longer side is at most this (None: never).
-    equalize : histogram-equalise first, as OpenCV's facedetect sample does; it helps under
-        dim or uneven light, which is most webcam light.
+    equalize : histogram equalisation before the search, as OpenCV's facedetect sample
+        does. True always, False never, "auto" (default) only when the plain image gives
+        no face: equalising helps under dim or uneven light but costs faces on plain
+        backgrounds and adds false boxes in ordinary photos (benchmarks/README.md).
+    verify : check each candidate alone (``face_support``, ``find_eyes``) and suppress
+        overlapping boxes (``suppress_overlaps``); False reports the cascade's boxes as
+        they come, as before.
+    stretch : map the image's darkest gray to 0 and its brightest to 255 before anything
+        else (``stretch_levels``): nothing changes in a well-exposed photo, but a dark one
+        gets the contrast that the search and the verification need.
     """
 
     def __init__(self, min_size: int = DEFAULT_MIN_SIZE,
                  min_fraction: float = DEFAULT_MIN_FRACTION,
                  scale_factor: float = DEFAULT_SCALE_FACTOR,
                  min_neighbors: int = DEFAULT_MIN_NEIGHBORS, largest_only: bool = False,
-                 max_side: int | None = DEFAULT_MAX_SIDE, equalize: bool = True,
-                 cascade_path: str | os.PathLike[str] | None = None) -> None:
+                 max_side: int | None = DEFAULT_MAX_SIDE, equalize: bool | str = "auto",
+                 cascade_path: str | os.PathLike[str] | None = None,
+                 verify: bool = True, stretch: bool = True) -> None:
         if scale_factor <= 1.0:
             raise ValueError(f"scale_factor must be > 1, got {scale_factor}")
+        if equalize not in (True, False, "auto"):
+            raise ValueError(f"equalize must be True, False or 'auto', got {equalize!r}")
         path = str(cascade_path or Path(cv2.data.haarcascades) / HAAR_CASCADE)
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():
@@ -188,15 +354,29 @@ class HaarDetector:
         self.min_size, self.min_fraction = min_size, min_fraction
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
         self.largest_only, self.max_side, self.equalize = largest_only, max_side, equalize
+        self.verify, self.stretch = verify, stretch
+        self._equalized = equalize is True  # what the last full search found faces in
 
     def _prepare(self, image: np.ndarray) -> tuple[tuple[int, ...], np.ndarray, float, int]:
         """(image shape, the gray copy Haar searches, its scale, min face side in px)."""
         gray = to_gray(image)
         min_side = _min_side(gray.shape, self.min_size, self.min_fraction)
         small, scale = _shrink_for_detection(gray, self.max_side)
-        if self.equalize:
-            small = cv2.equalizeHist(small)
+        if self.stretch:
+            small = stretch_levels(small)
         return gray.shape, small, scale, min_side
+
+    def _confirmed(self, small: np.ndarray, hits: np.ndarray) -> list[Box]:
+        """The candidates that pass verification, overlaps suppressed (see ``verify``)."""
+        boxes = [tuple(float(v) for v in hit) for hit in hits]
+        if not self.verify:
+            return boxes
+        scored = []
+        for box in boxes:
+            support = face_support(small, box)
+            if support >= VERIFY_SUPPORT or find_eyes(small, box):
+                scored.append((support, box))
+        return suppress_overlaps(scored)
 
     def _search(self, small: np.ndarray, min_side: float,
                 max_side: float | None = None) -> np.ndarray:
@@ -211,7 +391,15 @@ class HaarDetector:
     def detect(self, image: np.ndarray) -> list[Box]:
         """Faces in a uint8 gray (H, W) or BGR (H, W, 3) image, as sorted (x, y, w, h)."""
         shape, small, scale, min_side = self._prepare(image)
-        boxes = [tuple(b / scale) for b in self._search(small, min_side * scale)]
+        passes = {True: (True,), False: (False,), "auto": (False, True)}[self.equalize]
+        boxes: list[Box] = []
+        for equalized in passes:
+            searched = cv2.equalizeHist(small) if equalized else small
+            boxes = self._confirmed(small, self._search(searched, min_side * scale))
+            if boxes:
+                self._equalized = equalized
+                break
+        boxes = [tuple(v / scale for v in b) for b in boxes]
         return _finish(boxes, shape, min_side, self.largest_only)
 
     def detect_near(self, image: np.ndarray, boxes: list[Box],
@@ -226,8 +414,13 @@ class HaarDetector:
         merged, in the image's coordinates, filtered and sorted as ``detect`` does. A face
         that moved or grew beyond that window is not found; ``TrackingDetector`` then
         falls back to ``detect``.
+
+        The boxes are not verified again (each follows a face a full search verified), and
+        the image is equalised if the last full search found its faces in an equalised one.
         """
         shape, small, scale, min_side = self._prepare(image)
+        if self._equalized:
+            small = cv2.equalizeHist(small)
         found: list[tuple[float, ...]] = []
         for x, y, w, h in boxes:
             side = max(w, h) * scale  # the face's side in the searched copy
@@ -388,27 +581,12 @@ def square_box(box: Box, margin: float = DEFAULT_MARGIN) -> tuple[int, int, int]
     return x0, y0, side
 
 
-def crop_face(image: np.ndarray, box: Box, margin: float = DEFAULT_MARGIN) -> np.ndarray:
-    """Cut one face out and make it the network's input size.
+def _square_crop(gray: np.ndarray, box: Box, margin: float, size: int) -> np.ndarray:
+    """``square_box``'s square cut from a gray image and resized to (size, size).
 
-    Inputs
-    ------
-    image : uint8 gray (H, W) or BGR/BGRA colour; colour is converted to gray first.
-    box : (x, y, w, h) from a detector.
-    margin : fraction of the box's longer side added on each side (see the module docstring
-        for why ``DEFAULT_MARGIN``).
-
-    Returns
-    -------
-    uint8 (48, 48). Pixels of the square crop outside the image are filled by replicating the
-    edge (as training's augmentation does), so a face at the border is not framed by black.
-    Shrinking uses INTER_AREA (averages pixels, no aliasing, as ``data.to_gray48`` does for
-    the training set); enlarging a face smaller than 48 px uses INTER_LINEAR, because
-    INTER_AREA enlarges like nearest-neighbour.
-
-    Raises ValueError when the box does not overlap the image.
+    Pixels outside the image are filled by replicating the edge; shrinking uses INTER_AREA,
+    enlarging INTER_LINEAR. Raises ValueError when the box does not overlap the image.
     """
-    gray = to_gray(image)
     h_img, w_img = gray.shape
     x0, y0, side = square_box(box, margin)
     x1, y1 = x0 + side, y0 + side
@@ -419,17 +597,58 @@ def crop_face(image: np.ndarray, box: Box, margin: float = DEFAULT_MARGIN) -> np
     pads = (cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1)  # top, bottom, left, right
     if any(pads):
         crop = cv2.copyMakeBorder(crop, *pads, cv2.BORDER_REPLICATE)
-    interp = cv2.INTER_AREA if side >= INPUT_SIZE else cv2.INTER_LINEAR
-    return cv2.resize(crop, (INPUT_SIZE, INPUT_SIZE), interpolation=interp)
+    interp = cv2.INTER_AREA if side >= size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interp)
 
 
-def crop_faces(image: np.ndarray, boxes: list[Box],
-               margin: float = DEFAULT_MARGIN) -> np.ndarray:
-    """``crop_face`` for every box: uint8 (N, 48, 48), (0, 48, 48) when there are none."""
+def crop_face(image: np.ndarray, box: Box, margin: float = DEFAULT_MARGIN,
+              angle: float | None = None) -> np.ndarray:
+    """Cut one face out and make it the network's input size.
+
+    Inputs
+    ------
+    image : uint8 gray (H, W) or BGR/BGRA colour; colour is converted to gray first.
+    box : (x, y, w, h) from a detector.
+    margin : fraction of the box's longer side added on each side (see the module docstring
+        for why ``DEFAULT_MARGIN``).
+    angle : degrees to turn the face counter-clockwise about the box's centre first
+        (``eye_angle`` gives the one that levels the eyes); None or 0: no rotation.
+
+    Returns
+    -------
+    uint8 (48, 48). Pixels of the square crop outside the image are filled by replicating the
+    edge (as training's augmentation does), so a face at the border is not framed by black.
+    Shrinking uses INTER_AREA (averages pixels, no aliasing, as ``data.to_gray48`` does for
+    the training set); enlarging a face smaller than 48 px uses INTER_LINEAR, because
+    INTER_AREA enlarges like nearest-neighbour.
+
+    A rotated crop is cut 1.5x as large (so its turned corners are image, not padding),
+    shrunk to 72 px, turned (bilinear), and its middle 48 px kept.
+
+    Raises ValueError when the box does not overlap the image.
+    """
+    gray = to_gray(image)
+    if not angle:
+        return _square_crop(gray, box, margin, INPUT_SIZE)
+    big = INPUT_SIZE * 3 // 2
+    # the margin that makes the square 1.5x as large: 1 + 2 * m' = 1.5 * (1 + 2 * m)
+    patch = _square_crop(gray, box, (1.5 * (1 + 2 * margin) - 1) / 2, big)
+    turn = cv2.getRotationMatrix2D((big / 2 - 0.5, big / 2 - 0.5), float(angle), 1.0)
+    patch = cv2.warpAffine(patch, turn, (big, big), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+    lo = (big - INPUT_SIZE) // 2
+    return np.ascontiguousarray(patch[lo:lo + INPUT_SIZE, lo:lo + INPUT_SIZE])
+
+
+def crop_faces(image: np.ndarray, boxes: list[Box], margin: float = DEFAULT_MARGIN,
+               align: bool = False) -> np.ndarray:
+    """``crop_face`` for every box: uint8 (N, 48, 48), (0, 48, 48) when there are none.
+    With ``align``, each face is turned so its eyes are level where ``eye_angle`` finds
+    them (faces without a pair of eyes are cropped as they are)."""
     gray = to_gray(image)
     out = np.empty((len(boxes), INPUT_SIZE, INPUT_SIZE), dtype=np.uint8)
     for i, box in enumerate(boxes):
-        out[i] = crop_face(gray, box, margin)
+        out[i] = crop_face(gray, box, margin, eye_angle(gray, box) if align else None)
     return out
 
 

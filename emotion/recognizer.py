@@ -5,7 +5,8 @@
     for face in rec.analyze("group.jpg"):      # a path, or a BGR / gray ndarray
         print(face.box, face.label, round(face.score, 2))
 
-The pipeline is the one training used: detect (``faces``) -> square crop with the FER margin
+The pipeline is the one training used: detect (``faces``) -> square crop with the FER margin,
+turned so the eyes are level when both are found (``faces.eye_angle``)
 -> uint8 (N, 48, 48) -> per-image standardisation and TTA (``preprocess.predict_proba``) ->
 model in eval mode. All faces of one image go through the network as one batch.
 """
@@ -143,30 +144,34 @@ class EmotionRecognizer:
         the detector.
     largest_only : keep only the largest face of each image.
     margin : crop margin, see ``faces.crop_face``.
+    align : turn each face so that its eyes are level before the network, when the eye
+        cascade finds both (``faces.crop_faces(align=True)``); FER2013's faces are
+        upright, and tilted faces lose accuracy (benchmarks/README.md).
     """
 
     def __init__(self, weights: str | os.PathLike | None = None,
                  detector: FaceDetector | None = None, tta: str = "flip",
                  min_face_size: int = DEFAULT_MIN_SIZE, largest_only: bool = False,
-                 margin: float = DEFAULT_MARGIN) -> None:
-        self._setup(load_weights(weights), detector, tta, min_face_size, largest_only, margin)
+                 margin: float = DEFAULT_MARGIN, align: bool = True) -> None:
+        self._setup(load_weights(weights), detector, tta, min_face_size, largest_only, margin,
+                    align)
         self.weights_path = DEFAULT_WEIGHTS if weights is None else Path(weights)
 
     @classmethod
     def from_model(cls, model, detector: FaceDetector | None = None, tta: str = "flip",
                    min_face_size: int = DEFAULT_MIN_SIZE, largest_only: bool = False,
-                   margin: float = DEFAULT_MARGIN) -> EmotionRecognizer:
+                   margin: float = DEFAULT_MARGIN, align: bool = True) -> EmotionRecognizer:
         """Wrap a model already in memory (fresh from training, or untrained for a
         benchmark) instead of loading a file. Its metadata is not checked: the caller vouches
         that it maps (N, 1, 48, 48) to the 7 ``CLASSES`` scores. The recognizer works on an
         inference copy (``self.model``), so later changes to ``model`` do not reach it."""
         self = cls.__new__(cls)
-        self._setup(model, detector, tta, min_face_size, largest_only, margin)
+        self._setup(model, detector, tta, min_face_size, largest_only, margin, align)
         self.weights_path = None
         return self
 
     def _setup(self, model, detector: FaceDetector | None, tta: str, min_face_size: int,
-               largest_only: bool, margin: float) -> None:
+               largest_only: bool, margin: float, align: bool = True) -> None:
         if tta not in TTA_MODES:
             raise ValueError(f"unknown test-time augmentation {tta!r}; choose from {TTA_MODES}")
         # Inference copy: batch norm folded into the convolutions (minicnn.fuse), the same
@@ -176,7 +181,7 @@ class EmotionRecognizer:
         self.detector = detector if detector is not None else HaarDetector(
             min_size=min_face_size, largest_only=largest_only)
         self.tta, self.min_face_size = tta, min_face_size
-        self.largest_only, self.margin = largest_only, margin
+        self.largest_only, self.margin, self.align = largest_only, margin, align
         self.classes: tuple[str, ...] = CLASSES
 
     # -- the two steps, exposed separately so that callers can time them (benchmarks)
@@ -219,7 +224,7 @@ class EmotionRecognizer:
         boxes = self.detect(image if image.ndim == 3 and image.dtype == np.uint8 else gray)
         if not boxes:
             return []
-        probs = self.predict_faces(crop_faces(gray, boxes, self.margin))
+        probs = self.predict_faces(crop_faces(gray, boxes, self.margin, align=self.align))
         return [FaceResult.from_probs(p, box) for p, box in zip(probs, boxes)]
 
     def classify_faces(self, crops: np.ndarray | Sequence[np.ndarray]) -> list[FaceResult]:

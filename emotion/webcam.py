@@ -92,6 +92,12 @@ class FaceTracker:
     at webcam frame rates a face barely moves between frames). Unmatched detections start
     new tracks; a track unmatched for more than ``max_missed`` frames in a row is dropped.
 
+    One face is one track: an unmatched detection that overlaps a known face (IoU above
+    ``iou_threshold`` or either box's centre inside the other) is not a new face. If that
+    face's track found no detection this frame, the detection continues it (a face that
+    moved or changed size more than IoU matching allows); if the track already has its
+    detection, the second box on the same face is dropped (``suppressed`` counts them).
+
     Smoothing is an exponential moving average, ``p = smoothing * p + (1 - smoothing) * new``:
     ``smoothing`` is the weight of the past; 0 disables it, 0.6 halves a change's effect
     every ~1.4 frames (steady, yet quick to follow a real change in expression).
@@ -104,12 +110,17 @@ class FaceTracker:
         self.smoothing, self.iou_threshold, self.max_missed = smoothing, iou_threshold, max_missed
         self.tracks: list[Track] = []
         self._next_id = 0
+        self.suppressed = 0
+
+    def _same_face(self, a: Box, b: Box) -> bool:
+        """Do two boxes cover the same face? IoU above the threshold, or a centre inside."""
+        return iou(a, b) > self.iou_threshold or _centre_inside(a, b) or _centre_inside(b, a)
 
     def update(self, boxes: Sequence[Box], probs: np.ndarray) -> list[Track]:
         """Feed one frame's detections: boxes (M,) and their probabilities (M, 7).
 
-        Returns the tracks matched or started this frame, in the order of ``boxes`` (so the
-        i-th returned track belongs to the i-th box).
+        Returns the tracks matched or started this frame, in the order of ``boxes``; a box
+        dropped as a second box on a known face has none, so the list can be shorter.
         """
         pairs = sorted(((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks)
                         for bi, b in enumerate(boxes)), reverse=True)
@@ -122,46 +133,86 @@ class FaceTracker:
                 continue
             used.add(ti)
             track_of[bi] = self.tracks[ti]
-        for bi, box in enumerate(boxes):
-            new = np.asarray(probs[bi], dtype=np.float64)
-            track = track_of.get(bi)
-            if track is None:  # a new face starts from its own first prediction
-                track = Track(self._next_id, tuple(box), new.copy())
+        # Unmatched boxes, largest first: continue a free track on the same face, drop a
+        # second box on a face that already has one, else start a new face.
+        dropped: set[int] = set()
+        started: set[int] = set()
+        for bi in sorted(set(range(len(boxes))) - set(track_of),
+                         key=lambda i: -boxes[i][2] * boxes[i][3]):
+            box = tuple(boxes[bi])
+            free = [ti for ti, t in enumerate(self.tracks)
+                    if ti not in used and self._same_face(t.box, box)]
+            if free:
+                ti = max(free, key=lambda i: iou(self.tracks[i].box, box))
+                used.add(ti)
+                track_of[bi] = self.tracks[ti]
+            elif any(self._same_face(t.box, box) for t in track_of.values()):
+                dropped.add(bi)
+                self.suppressed += 1
+            else:  # a new face starts from its own first prediction
+                track_of[bi] = Track(self._next_id, box, np.asarray(probs[bi], np.float64).copy())
                 self._next_id += 1
-                self.tracks.append(track)
-                track_of[bi] = track
-            else:
-                track.box, track.missed = tuple(box), 0
+                self.tracks.append(track_of[bi])
+                used.add(len(self.tracks) - 1)
+                started.add(bi)
+        for bi, track in track_of.items():
+            if bi not in started:
+                new = np.asarray(probs[bi], dtype=np.float64)
+                track.box, track.missed = tuple(boxes[bi]), 0
                 track.probs = self.smoothing * track.probs + (1 - self.smoothing) * new
         matched = {id(t) for t in track_of.values()}
         for track in self.tracks:
             if id(track) not in matched:
                 track.missed += 1
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
-        return [track_of[bi] for bi in range(len(boxes))]
+        return [track_of[bi] for bi in range(len(boxes)) if bi not in dropped]
+
+
+def _centre_inside(a: Box, b: Box) -> bool:
+    """Is the centre of box ``a`` inside box ``b``?"""
+    cx, cy = a[0] + a[2] / 2, a[1] + a[3] / 2
+    return b[0] <= cx <= b[0] + b[2] and b[1] <= cy <= b[1] + b[3]
 
 
 # ------------------------------------------------------------------------------ timeline
 def plot_timeline(history: dict[int, list[tuple[float, np.ndarray]]], path: str | os.PathLike,
-                  max_faces: int = 12) -> None:
-    """PNG of smoothed probabilities over time: one subplot per face id, a line per class.
+                  max_faces: int = 12, min_seconds: float = 1.0) -> None:
+    """Write ``timeline_figure(history, max_faces, min_seconds)`` as a PNG, atomically."""
+    fig = timeline_figure(history, max_faces, min_seconds)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    os.replace(tmp, path)
 
-    history : face id -> [(time_s, probs (7,)), ...]. With more than ``max_faces`` ids, the
-        ones seen in the most frames are drawn (brief false detections make short tracks).
-    Written atomically with matplotlib's Agg canvas (no display, no global pyplot state).
+
+def timeline_figure(history: dict[int, list[tuple[float, np.ndarray]]], max_faces: int = 12,
+                    min_seconds: float = 1.0):
+    """Smoothed probabilities over time: one subplot per face id, a line per class.
+
+    history : face id -> [(time_s, probs (7,)), ...].
+    min_seconds : tracks seen for less than this (last time minus first) are left out: a
+        brief false detection or a face passing by would otherwise get a panel of its own.
+        They stay in the CSV; the figure says how many were left out.
+    max_faces : with more long tracks than this, the ones seen in the most frames are drawn.
+    All panels share one time axis, so faces can be compared at a glance. Returns a
+    matplotlib Figure on an Agg canvas (no display, no global pyplot state).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     from emotion.draw import CLASS_COLORS
 
-    ids = sorted(sorted(history, key=lambda k: -len(history[k]))[:max_faces])
+    long = [k for k, pts in history.items() if pts and pts[-1][0] - pts[0][0] >= min_seconds]
+    ids = sorted(sorted(long, key=lambda k: -len(history[k]))[:max_faces])
+    short = len(history) - len(long)
     rows = max(1, len(ids))
     fig = Figure(figsize=(10, 2.2 * rows + 0.6))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, 1, squeeze=False)[:, 0]
+    axes = fig.subplots(rows, 1, squeeze=False, sharex=True)[:, 0]
     if not ids:
-        axes[0].text(0.5, 0.5, "no faces detected", ha="center", va="center")
+        axes[0].text(0.5, 0.5, f"no face tracked for {min_seconds:g} s or more"
+                     + (f" ({short} shorter track(s) left out)" if short else ""),
+                     ha="center", va="center")
         axes[0].set_axis_off()
     for ax, face_id in zip(axes, ids):
         times = np.array([t for t, _ in history[face_id]])
@@ -172,14 +223,15 @@ def plot_timeline(history: dict[int, list[tuple[float, np.ndarray]]], path: str 
                     color=(r / 255, g / 255, b / 255), label=name)
         ax.set(ylim=(0, 1), ylabel="probability", title=f"face #{face_id}")
         ax.grid(alpha=0.3)
-    axes[-1].set_xlabel("time (s)")
     if ids:
+        first = min(history[k][0][0] for k in ids)
+        last = max(history[k][-1][0] for k in ids)
+        axes[0].set_xlim(first, max(last, first + min_seconds))
+        axes[-1].set_xlabel("time (s)" + (f"; {short} track(s) shorter than {min_seconds:g} s "
+                                          f"left out (they are in the CSV)" if short else ""))
         axes[0].legend(loc="upper right", ncol=len(CLASSES), fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    return fig
 
 
 # ------------------------------------------------------------------------------- session

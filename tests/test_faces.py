@@ -291,9 +291,9 @@ def test_yunet_detects_on_a_shrunk_copy_and_scales_boxes_back(fake_yunet):
     detector, fake, _ = fake_yunet([yunet_row(50, 40, 30, 31)], max_side=320)
     assert detector.detect(np.zeros((480, 640, 3), np.uint8)) == [(100, 80, 60, 62)]
     assert fake.input_sizes == [(320, 240)]
-    # The min-size filter applies in the full frame's pixels: a 20-px box there is 40 px
-    # here, under the default 48 px.
-    detector, _, _ = fake_yunet([yunet_row(50, 40, 20, 20)], max_side=320)
+    # The min-size filter applies in the full frame's pixels: a 16-px box there is 32 px
+    # here, under the default 36 px (it would pass if the filter saw the shrunk copy).
+    detector, _, _ = fake_yunet([yunet_row(50, 40, 16, 16)], max_side=320)
     assert detector.detect(np.zeros((480, 640, 3), np.uint8)) == []
 
 
