@@ -21,10 +21,14 @@ from emotion.faces import (
     YuNetDetector,
     crop_face,
     crop_faces,
+    eye_angle,
+    find_eyes,
     iou,
     make_detector,
     make_video_detector,
     square_box,
+    stretch_levels,
+    suppress_overlaps,
     to_bgr,
     to_gray,
 )
@@ -127,6 +131,174 @@ def test_yunet_missing_or_bad_model_file_gives_a_clear_error(tmp_path):
     missing.write_bytes(b"this is not an onnx model")
     with pytest.raises(ValueError, match="YuNet"):
         YuNetDetector(missing)
+
+
+def test_haar_rejects_a_bad_equalize_setting():
+    with pytest.raises(ValueError, match="equalize"):
+        HaarDetector(equalize="sometimes")
+
+
+# ------------------------------------------------------- verification, levels, alignment
+def test_stretch_levels_leaves_full_range_images_alone_and_stretches_dark_ones():
+    full = np.tile(np.arange(256, dtype=np.uint8), (4, 1))
+    assert stretch_levels(full) is full
+    dark = (full // 4 + 10).astype(np.uint8)  # 10..73
+    out = stretch_levels(dark)
+    assert out.min() == 0 and out.max() == 255
+    assert np.all(np.diff(out[0].astype(int)) >= 0)  # order kept
+    flat = np.full((5, 5), 77, np.uint8)
+    np.testing.assert_array_equal(stretch_levels(flat), flat)
+
+
+def test_suppress_overlaps_keeps_the_best_of_nested_or_overlapping_boxes():
+    face, nested, shifted = (100, 100, 80, 80), (110, 115, 50, 50), (120, 100, 80, 80)
+    neighbour = (190, 100, 80, 80)  # side by side, 10 px apart: another face
+    kept = suppress_overlaps([(5, nested), (40, face), (30, shifted), (20, neighbour)])
+    assert kept == [face, neighbour]
+    # The score decides which of two overlapping boxes stays.
+    assert suppress_overlaps([(50, shifted), (40, face)]) == [shifted]
+    assert suppress_overlaps([]) == []
+
+
+class _FakeCascade:
+    """Stands in for a cv2.CascadeClassifier: fixed hits, whatever the image."""
+
+    def __init__(self, hits):
+        self.hits = np.array(hits, np.int32).reshape(-1, 4)
+        self.images = []
+
+    def detectMultiScale(self, image, *args, **kwargs):  # noqa: N802 (OpenCV's name)
+        self.images.append(image)
+        return self.hits
+
+
+def test_find_eyes_keeps_only_eyes_where_eyes_belong(monkeypatch):
+    # Hits in the 128-px face patch: a left and a right eye, one on the midline (a nose or
+    # a dog's collar), one too low, one too small.
+    hits = [(24, 32, 32, 32), (74, 36, 32, 32), (54, 30, 20, 20), (20, 66, 24, 24),
+            (90, 40, 8, 8)]
+    monkeypatch.setitem(faces_module._CASCADES, faces_module.EYE_CASCADE, _FakeCascade(hits))
+    eyes = find_eyes(np.zeros((200, 200), np.uint8), (50, 50, 100, 100))
+    assert eyes == [(0.3125, 0.375, 0.25), (0.703125, 0.40625, 0.25)]
+
+
+def test_eye_angle_takes_the_most_level_pair_and_refuses_steep_ones(monkeypatch):
+    gray, box = np.zeros((100, 100), np.uint8), (0, 0, 100, 100)
+    def with_eyes(eyes):
+        monkeypatch.setattr(faces_module, "find_eyes", lambda g, b: eyes)
+        return eye_angle(gray, box)
+    # Right eye 0.1 lower than the left, 0.4 apart: atan(0.25) = 14.0 degrees.
+    assert with_eyes([(0.3, 0.3, 0.2), (0.7, 0.4, 0.2)]) == pytest.approx(14.036, abs=1e-3)
+    assert with_eyes([(0.3, 0.4, 0.2), (0.7, 0.3, 0.2)]) == pytest.approx(-14.036, abs=1e-3)
+    # Two candidates for the right eye: the more level pair wins.
+    assert with_eyes([(0.3, 0.3, 0.2), (0.7, 0.5, 0.2), (0.7, 0.32, 0.2)]) == pytest.approx(
+        np.degrees(np.arctan2(0.02, 0.4)))
+    assert with_eyes([(0.3, 0.25, 0.2), (0.7, 0.5, 0.2)]) is None  # 32 degrees: not trusted
+    assert with_eyes([(0.3, 0.3, 0.2)]) is None  # one eye
+    assert with_eyes([(0.2, 0.3, 0.2), (0.35, 0.3, 0.2)]) is None  # both on one side
+
+
+def _two_dots(left_y: int, right_y: int) -> np.ndarray:
+    img = np.zeros((200, 200), np.uint8)
+    cv2.circle(img, (70, left_y), 6, 255, -1)
+    cv2.circle(img, (130, right_y), 6, 255, -1)
+    return img
+
+
+def _dot_rows(crop: np.ndarray) -> tuple[float, float]:
+    """Row of the bright blob's centre in the left and in the right half of a crop."""
+    rows = np.arange(crop.shape[0])[:, None]
+    halves = crop[:, : crop.shape[1] // 2], crop[:, crop.shape[1] // 2:]
+    return tuple(float((rows * h).sum() / h.sum()) for h in halves)
+
+
+def test_crop_face_turned_by_the_eye_angle_levels_the_eyes():
+    img = _two_dots(80, 110)  # the right "eye" 30 px lower, 60 px apart: 26.6 degrees
+    box = (50, 50, 100, 100)
+    angle = float(np.degrees(np.arctan2(30, 60)))
+    left, right = _dot_rows(crop_face(img, box, margin=0.0))
+    assert right - left > 10  # as cut: tilted
+    left, right = _dot_rows(crop_face(img, box, margin=0.0, angle=angle))
+    assert abs(right - left) < 0.5  # turned: level
+    left, right = _dot_rows(crop_face(img, box, margin=0.0, angle=-angle))
+    assert right - left > 20  # the other way doubles the tilt
+    # The turned crop keeps the framing: the eyes' midpoint stays at the same place.
+    assert (left + right) / 2 == pytest.approx(sum(_dot_rows(crop_face(img, box, 0.0))) / 2,
+                                               abs=1.0)
+    assert np.array_equal(crop_face(img, box, angle=0.0), crop_face(img, box))
+
+
+def test_crop_faces_aligns_only_when_asked(monkeypatch):
+    img = _two_dots(80, 110)
+    calls = []
+    monkeypatch.setattr(faces_module, "eye_angle",
+                        lambda g, b: calls.append(b) or float(np.degrees(np.arctan2(30, 60))))
+    plain = crop_faces(img, [(50, 50, 100, 100)], margin=0.0)
+    assert calls == []
+    aligned = crop_faces(img, [(50, 50, 100, 100)], margin=0.0, align=True)
+    assert calls == [(50, 50, 100, 100)]
+    assert abs(np.subtract(*_dot_rows(aligned[0]))) < 0.5 < abs(np.subtract(*_dot_rows(plain[0])))
+
+
+def _scripted_haar(monkeypatch, support: dict, eyes: set, **kwargs) -> HaarDetector:
+    """A HaarDetector whose search returns the boxes in ``support`` (in the shrunk copy's
+    pixels) and whose checks are scripted: face_support -> support[box], find_eyes ->
+    one eye for boxes in ``eyes``."""
+    detector = HaarDetector(max_side=None, min_size=10, min_fraction=0, **kwargs)
+    monkeypatch.setattr(detector, "_search",
+                        lambda img, lo, hi=None: np.array(list(support), float).reshape(-1, 4))
+    monkeypatch.setattr(faces_module, "face_support",
+                        lambda g, b: support[tuple(int(v) for v in b)])
+    monkeypatch.setattr(faces_module, "find_eyes",
+                        lambda g, b: [(0.3, 0.4, 0.2)] if tuple(int(v) for v in b) in eyes
+                        else [])
+    return detector
+
+
+def test_haar_keeps_candidates_with_support_or_an_eye_and_drops_overlaps(monkeypatch):
+    strong, eyed, weak = (10, 10, 60, 60), (100, 10, 60, 60), (200, 10, 60, 60)
+    nested = (20, 20, 40, 40)  # inside the strong one, also strong: suppressed
+    support = {strong: 80, eyed: 5, weak: 20, nested: 50}
+    image = np.zeros((120, 300), np.uint8)
+    detector = _scripted_haar(monkeypatch, support, eyes={eyed})
+    assert detector.detect(image) == [strong, eyed]
+    # verify=False reports every candidate as before.
+    unchecked = _scripted_haar(monkeypatch, support, eyes={eyed}, verify=False)
+    assert unchecked.detect(image) == sorted(support)
+
+
+def test_haar_equalises_only_when_the_plain_image_gives_no_face(monkeypatch):
+    image = np.tile(np.arange(0, 250, 2, dtype=np.uint8), (120, 1))  # not equalised already
+    searched = []
+
+    def run(equalize, found_in_plain):
+        detector = HaarDetector(max_side=None, min_size=10, min_fraction=0, equalize=equalize,
+                                stretch=False)
+        plain = image.copy()
+
+        def search(img, lo, hi=None):
+            is_plain = np.array_equal(img, plain)
+            searched.append("plain" if is_plain else "equalised")
+            hit = found_in_plain == is_plain
+            return np.array([[10, 10, 60, 60]] if hit else [], float).reshape(-1, 4)
+
+        monkeypatch.setattr(detector, "_search", search)
+        monkeypatch.setattr(faces_module, "face_support", lambda g, b: 99)
+        searched.clear()
+        return detector, detector.detect(image)
+
+    detector, boxes = run("auto", found_in_plain=True)
+    assert boxes == [(10, 10, 60, 60)] and searched == ["plain"]
+    detector, boxes = run("auto", found_in_plain=False)
+    assert boxes == [(10, 10, 60, 60)] and searched == ["plain", "equalised"]
+    # Between full searches a video looks near its faces in the image that found them.
+    searched.clear()
+    detector.detect_near(image, boxes)
+    assert searched == ["equalised"]
+    _, boxes = run(True, found_in_plain=False)
+    assert searched == ["equalised"]
+    _, boxes = run(False, found_in_plain=False)
+    assert boxes == [] and searched == ["plain"]
 
 
 # ----------------------------------------------------------- real faces (FER2013 folder)

@@ -20,6 +20,7 @@ from face_helpers import (
     synthetic_canvas,
 )
 
+import emotion.faces as faces_module
 import emotion.recognizer as recognizer_module
 import minicnn
 from emotion.faces import HaarDetector, crop_faces, iou
@@ -73,6 +74,24 @@ def test_analyze_uses_the_training_preprocessing_and_one_batch(weights, monkeypa
     expected = predict_proba(rec.model, crop_faces(image, boxes, align=True), tta="flip")
     got = np.array([[r.probabilities[c] for c in CLASSES] for r in results])
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_analyze_levels_the_eyes_unless_told_not_to(weights, monkeypatch):
+    image, boxes = synthetic_canvas(2, color=False)
+    asked = []
+    monkeypatch.setattr(faces_module, "eye_angle", lambda g, b: asked.append(b) or 15.0)
+    plain = EmotionRecognizer(weights, detector=FakeDetector(boxes), tta="none", align=False)
+    aligned = EmotionRecognizer(weights, detector=FakeDetector(boxes), tta="none")
+    assert aligned.align and not plain.align
+    unturned = plain.analyze(image)
+    assert asked == []
+    turned = aligned.analyze(image)
+    assert asked == boxes  # one eye search per face
+    expected = plain.predict_faces(np.stack([faces_module.crop_face(image, b, angle=15.0)
+                                             for b in boxes]))
+    got = np.array([[r.probabilities[c] for c in CLASSES] for r in turned])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert [r.probabilities for r in turned] != [r.probabilities for r in unturned]
 
 
 def test_analyze_accepts_paths_gray_bgr_and_bgra(weights, tmp_path):
