@@ -19,6 +19,10 @@ image, sorted left to right so that "face 0" is the leftmost face.
 between a search only around the faces it already has (``HaarDetector.detect_near``),
 about a sixth of the time per frame.
 
+Haar's defaults for photos: the gray levels are stretched to the full 0-255 range (a no-op
+for a well-exposed photo), the search runs on the image as it is and, only when that finds
+no face, again on a histogram-equalised copy.
+
 Verification: the cascade's search is loose (3 neighbours, down to 36-px faces) and every
 candidate box is then looked at alone, resized to ``VERIFY_SIDE`` px: it is kept when the
 frontal cascade fires on it from many nearby windows (``face_support`` >= ``VERIFY_SUPPORT``)
@@ -30,6 +34,7 @@ benchmarks/README.md, "Faces in real photos".
 ``crop_face`` turns a box into the network's input: a square uint8 (48, 48) gray crop;
 with ``angle`` (``eye_angle``: the tilt of the line through the eyes) it is rotated about
 the face's centre first, so that the eyes are level as in FER2013's faces.
+
 Why a margin, and why this one: FER2013's faces were themselves found by a face detector and
 cropped, so the best crop is the one that reproduces FER2013's framing. Running this module's
 ``HaarDetector`` on FER2013 test faces (150 random faces upscaled to 180 px on an

@@ -68,20 +68,19 @@ def test_analyze_uses_the_training_preprocessing_and_one_batch(weights, monkeypa
     monkeypatch.setattr(rec.model, "predict_proba", spy)
     results = rec.analyze(image)
     assert batch_sizes == [6]  # one call: every face and its mirror image in one batch
-    # Same numbers as cropping by hand (eyes levelled, the default) and calling the shared
-    # training-time function.
+    # Same numbers as cropping by hand and calling the shared training-time function.
     monkeypatch.undo()
-    expected = predict_proba(rec.model, crop_faces(image, boxes, align=True), tta="flip")
+    expected = predict_proba(rec.model, crop_faces(image, boxes), tta="flip")
     got = np.array([[r.probabilities[c] for c in CLASSES] for r in results])
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_analyze_levels_the_eyes_unless_told_not_to(weights, monkeypatch):
+def test_analyze_levels_the_eyes_when_asked(weights, monkeypatch):
     image, boxes = synthetic_canvas(2, color=False)
     asked = []
     monkeypatch.setattr(faces_module, "eye_angle", lambda g, b: asked.append(b) or 15.0)
-    plain = EmotionRecognizer(weights, detector=FakeDetector(boxes), tta="none", align=False)
-    aligned = EmotionRecognizer(weights, detector=FakeDetector(boxes), tta="none")
+    plain = EmotionRecognizer(weights, detector=FakeDetector(boxes), tta="none")
+    aligned = EmotionRecognizer(weights, detector=FakeDetector(boxes), tta="none", align=True)
     assert aligned.align and not plain.align
     unturned = plain.analyze(image)
     assert asked == []
@@ -126,7 +125,7 @@ def test_min_face_size_and_largest_only_apply_to_any_detector(weights):
 def test_classify_faces_takes_crops_of_any_size_and_colour(weights):
     image, boxes = synthetic_canvas(2, color=False)
     rec = EmotionRecognizer(weights, detector=FakeDetector(boxes), tta="none")
-    faces48 = crop_faces(image, boxes, align=True)  # as analyze() crops them
+    faces48 = crop_faces(image, boxes)
     crops = [cv2.resize(faces48[0], (130, 130), interpolation=cv2.INTER_CUBIC),
              cv2.cvtColor(faces48[1], cv2.COLOR_GRAY2BGR)]
     results = rec.classify_faces(crops)
