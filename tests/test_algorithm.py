@@ -30,6 +30,16 @@ def test_the_cost_model_keeps_the_measured_decisions_on_the_default_model():
     assert all(A.choose(1, C, F, 3, 3, 1, 1, S, S).name == "im2col" for C, F, S in layers)
 
 
+def test_few_channels_run_as_im2col_and_many_as_winograd():
+    """At batch 64, 3x3 "same": with 8 or 16 channels the tile transforms cost more than
+    Winograd's GEMMs save (vggbn's 16 -> 16 at 48x48 measured 1.9x slower forward +
+    backward than im2col), from 32 channels Winograd wins (benchmarks/README.md)."""
+    for C, F, S in [(8, 8, 48), (16, 16, 48), (16, 32, 24), (16, 16, 24)]:
+        assert A.choose(64, C, F, 3, 3, 1, 1, S, S).name == "im2col", (C, F, S)
+    for C, F, S in [(32, 32, 48), (32, 64, 16), (48, 48, 24), (64, 128, 8), (128, 128, 6)]:
+        assert A.choose(64, C, F, 3, 3, 1, 1, S, S).name == "winograd", (C, F, S)
+
+
 def test_cost_estimates_grow_with_the_work():
     assert A.im2col_seconds(64, 32, 32, 3, 3, 24, 24) > A.im2col_seconds(8, 32, 32, 3, 3, 24, 24)
     assert A.winograd_seconds(64, 32, 32, 24, 24, 4) > A.winograd_seconds(8, 32, 32, 24, 24, 4)

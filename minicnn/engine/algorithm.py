@@ -9,7 +9,8 @@ seconds on one core:
 
     GEMM      multiply-adds / (PEAK * k / (k + K_HALF) * F / (F + F_HALF))   k: the
               GEMM's inner dimension (C*KH*KW for im2col, C for Winograd)
-    copies    values written by im2col or the tile transforms / COPY
+    copies    values written by im2col / COPY; by the tile transforms, a C- or F-vector
+              per tile position, (C + CHANNEL_HALF) * TRANSFORM / COPY for C (and so for F)
     calls     GEMM calls * CALL (Winograd: alpha^2 per chunk of images), + SETUP
     weights   alpha^2 * C * F * 9 / WEIGHT_RATE (Winograd's filter transform)
 
@@ -34,6 +35,8 @@ K_HALF = 24         # inner dimension at which a GEMM runs at half its peak
 F_HALF = 8          # output channels at which a GEMM runs at half its peak
 COPY = 1.5e9        # values per second written by a copy or transform kernel
 TRANSFORM = 2.0     # a tile transform's cost per value written, in copies
+CHANNEL_HALF = 12   # a transform's fixed cost per tile position, in values: short channel
+                    # vectors (C = 8 or 16) make the transforms, not the GEMMs, the cost
 CALL = 5e-6         # fixed cost of one GEMM call, seconds
 SETUP = 4e-4        # Winograd's fixed cost per layer call (buffers, thread counts), seconds
 WEIGHT_RATE = 10e9  # multiply-adds per second of the filter transform
@@ -96,7 +99,8 @@ def im2col_seconds(N: int, C: int, F: int, KH: int, KW: int, OH: int, OW: int) -
 
 def winograd_seconds(N: int, C: int, F: int, OH: int, OW: int, m: int) -> float:
     A2, T = (m + 2) ** 2, N * tile_count(OH, OW, m)
-    return (_gemm_seconds(T * A2 * C * F, C, F) + T * A2 * (C + F) * TRANSFORM / COPY
+    values = T * A2 * (C + F + 2 * CHANNEL_HALF)  # input tiles (C) and output tiles (F)
+    return (_gemm_seconds(T * A2 * C * F, C, F) + values * TRANSFORM / COPY
             + A2 * CALL + SETUP + A2 * C * F * 9 / WEIGHT_RATE)
 
 
