@@ -208,6 +208,27 @@ def test_maxpool_and_relu_fast_equal_reference(case, k, stride, ties):
                                   F.relu_backward(dx, relu_cache))
 
 
+@given(st.integers(1, 70), st.integers(1, 300), st.integers(1, 40), st.integers(1, 3),
+       st.sampled_from([0, 2**21]), dtypes, seeds)
+def test_dense_fast_equals_reference(N, D, M, parts, split_macs, dtype, seed):
+    """Dense forward and backward with the rows split between 1 to 3 threads (every
+    product split, or only those of at least ``SPLIT_MACS``)."""
+    from minicnn.engine import dense
+
+    rng = np.random.default_rng(seed)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in ((N, D), (M, D), (M,)))
+    dout = rng.standard_normal((N, M)).astype(dtype)
+    want = F.dense_forward(x, w, b)[0], *F.dense_backward(dout, x, w)
+    old, old_split = threads.parallel_parts, dense.SPLIT_MACS
+    threads.parallel_parts, dense.SPLIT_MACS = lambda n: max(1, min(n, parts)), split_macs
+    try:
+        got = engine.dense_forward(x, w, b)[0], *engine.dense_backward(dout, x, w)
+    finally:
+        threads.parallel_parts, dense.SPLIT_MACS = old, old_split
+    for g, r in zip(got, want):
+        close(g, r)
+
+
 @given(st.integers(1, 6), st.sampled_from([0, 1, 2, "same", "valid"]),
        st.sampled_from([1, 3, 5]), st.integers(1, 2), dtypes, seeds)
 def test_layers_run_the_active_backend_and_agree(N, padding, k, stride, dtype, seed):

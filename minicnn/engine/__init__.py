@@ -5,7 +5,8 @@ same results faster: convolutions in chunks of images split between threads, in 
 memory, as im2col + GEMM or Winograd as a cost model chooses per layer
 (``engine.algorithm``); batch norm, its fused ReLU, max-pool and ReLU in single parallel
 passes of the Numba kernels. Ops that the reference already runs at the speed of one
-NumPy call (dense, dropout, global average pooling, the loss) are the reference's own.
+NumPy call (dropout, global average pooling, the loss) are the reference's own; dense
+layers split their GEMMs between the engine's threads.
 tests/test_backend_equality.py checks every op against the reference.
 """
 
@@ -13,8 +14,8 @@ from minicnn.engine.activation import relu_backward, relu_forward
 from minicnn.engine.algorithm import get_algorithm, set_algorithm
 from minicnn.engine.batchnorm import batchnorm2d_backward, batchnorm2d_forward
 from minicnn.engine.conv import conv2d_backward, conv2d_forward
+from minicnn.engine.dense import dense_backward, dense_forward
 from minicnn.engine.pool import maxpool2d_backward, maxpool2d_forward
-from minicnn.functional.dense import dense_backward, dense_forward
 from minicnn.functional.dropout import dropout_backward, dropout_forward
 from minicnn.functional.loss import log_softmax, softmax, softmax_cross_entropy
 from minicnn.functional.pool import global_avgpool_backward, global_avgpool_forward

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from minicnn.functional.dense import dense_backward, dense_forward
+from minicnn.backends import ops
 from minicnn.init import check_init, draw
 from minicnn.layers.base import Layer, check_size, int_arg
 
@@ -42,11 +42,13 @@ class Dense(Layer):
 
     def forward(self, x):
         self.check_input(x)
-        out, self.x = dense_forward(x, self.params["W"], self.params["b"])
+        self.ops = ops()  # the active backend's functions, kept for backward
+        out, self.x = self.ops.dense_forward(x, self.params["W"], self.params["b"])
         return out
 
     def backward(self, dout, need_dx=True):
-        dx, self.grads["W"], self.grads["b"] = dense_backward(dout, self.x, self.params["W"])
+        dx, self.grads["W"], self.grads["b"] = self.ops.dense_backward(dout, self.x,
+                                                                       self.params["W"])
         return dx
 
     def sample_size(self):
