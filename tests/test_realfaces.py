@@ -83,6 +83,6 @@ def test_clip_without_people_gives_no_box():
 def test_talking_head_clip_has_one_box_per_face():
     frames, doubled, seen = _run_clip("hamilton.mp4")
     assert frames == 275 and doubled == 0
-    # Cuts between shots start new tracks; the measured run had 5, 3 of them >= 1 s
+    # Cuts between shots start new tracks; the measured run had 4, 3 of them >= 1 s
     # (benchmarks/README.md). Far more would mean false boxes or broken tracks.
     assert len(seen) <= 6, {k: (v[0], v[-1]) for k, v in seen.items()}
