@@ -194,24 +194,31 @@ def overlapping(boxes: list) -> bool:
     return False
 
 
-def clip_row(path: Path, detector, label: str) -> str:
+def run_clip(path: Path, detector) -> tuple[int, int, int, dict[int, list[float]]]:
+    """Run a clip as the webcam does (detector, then ``FaceTracker``): (frames, boxes,
+    frames with two boxes on one face, track id -> the times it was seen)."""
     cap = cv2.VideoCapture(str(path))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    tracker, seen, frames, dup, boxes_total = FaceTracker(), {}, 0, 0, 0
+    tracker, seen, frames, doubled, boxes_total = FaceTracker(), {}, 0, 0, 0
     while True:
         ok, frame = cap.read()
         if not ok:
             break
         boxes = detector.detect(frame)
         boxes_total += len(boxes)
-        dup += overlapping(boxes)
+        doubled += overlapping(boxes)
         for track in tracker.update(boxes, np.full((len(boxes), 7), 1 / 7)):
             seen.setdefault(track.id, []).append(frames / fps)
         frames += 1
     cap.release()
+    return frames, boxes_total, doubled, seen
+
+
+def clip_row(path: Path, detector, label: str) -> str:
+    frames, boxes_total, doubled, seen = run_clip(path, detector)
     long = sum(1 for t in seen.values() if t[-1] - t[0] >= 1.0)
     return (f"| {path.name} | {label} | {frames} | {boxes_total} | {len(seen)} | {long} | "
-            f"{dup} |")
+            f"{doubled} |")
 
 
 def clip_table() -> None:

@@ -11,12 +11,10 @@ import json
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
-from benchmarks.bench_detect_real import REQUIRED_SIDE, overlapping, score
+from benchmarks.bench_detect_real import REQUIRED_SIDE, run_clip, score
 from emotion.faces import HaarDetector, TrackingDetector, iou, make_video_detector
-from emotion.webcam import FaceTracker
 
 pytestmark = pytest.mark.slow
 
@@ -55,21 +53,8 @@ def test_football_photo_gives_the_small_face_not_the_shoulder(detector):
 
 def _run_clip(name: str) -> tuple[int, int, dict[int, list[float]]]:
     """(frames, frames with two boxes on one face, track id -> times) as the webcam runs."""
-    cap = cv2.VideoCapture(str(SET / "clips" / name))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    detector, tracker = TrackingDetector(make_video_detector()), FaceTracker()
-    frames = doubled = 0
-    seen: dict[int, list[float]] = {}
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        boxes = detector.detect(frame)
-        doubled += overlapping(boxes)
-        for track in tracker.update(boxes, np.full((len(boxes), 7), 1 / 7)):
-            seen.setdefault(track.id, []).append(frames / fps)
-        frames += 1
-    cap.release()
+    frames, _, doubled, seen = run_clip(SET / "clips" / name,
+                                        TrackingDetector(make_video_detector()))
     return frames, doubled, seen
 
 
