@@ -6,7 +6,9 @@
 
 Prints accuracy, per-class precision / recall / F1, macro-F1 and the confusion matrix as a
 table (or JSON with --json -), and can save the confusion matrix as a PNG. The faces go
-through exactly the preprocessing and test-time augmentation the recognizer uses.
+through exactly the preprocessing and test-time augmentation the recognizer uses. The
+folders of --json and --confusion are created, and checked to be writable, before the
+evaluation starts.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from emotion.data import DataError, load_fer2013
 from emotion.labels import CLASSES
 from emotion.metrics import classification_report, format_report
+from emotion.outputs import check_writable, same_file, training_checkpoint_hint
 from emotion.plots import plot_confusion
 from emotion.preprocess import TTA_MODES, predict_proba
 from emotion.recognizer import DEFAULT_WEIGHTS, load_weights
@@ -56,8 +59,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test-time augmentation: none, flip (2 views) or crops (10 views)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON ('-': stdout)")
     p.add_argument("--confusion", metavar="PNG", help="save the confusion matrix as a PNG")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--threads", type=threads_type, default=os.cpu_count() or 1,
+                   help="threads for the network (at least 1)")
     return p
+
+
+def threads_type(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Fail before the evaluation, not after it: the output folders exist (created if
+    needed) and take a file, and the two outputs are not one file. OSError otherwise."""
+    outputs = [(opt, path) for opt, path in (("--json", args.json),
+                                             ("--confusion", args.confusion))
+               if path and path != "-"]
+    for opt, path in outputs:
+        check_writable(path, opt)
+    if len(outputs) == 2 and same_file(outputs[0][1], outputs[1][1]):
+        raise OSError(f"--json and --confusion name the same file ({args.json})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,9 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     set_num_threads(args.threads)
     quiet = args.json == "-"
     try:
+        check_outputs(args)
         report = evaluate(args.weights, args.data, args.split, args.tta,
                           log=(lambda m: print(m, file=sys.stderr)) if quiet else print)
-    except (DataError, WeightsError, OSError) as err:  # FileNotFoundError is an OSError
+    except WeightsError as err:
+        print(f"error: {training_checkpoint_hint(args.weights) or err}", file=sys.stderr)
+        return 2
+    except (DataError, OSError) as err:  # FileNotFoundError is an OSError
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.json == "-":
@@ -76,13 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"{args.weights} on '{args.split}' of {args.data}, TTA {args.tta}")
         print(format_report(report))
-        if args.json:
+    try:
+        if args.json and args.json != "-":
             tmp = Path(args.json).with_name(f".{Path(args.json).name}.tmp")
             tmp.write_text(json.dumps(report, indent=2))
             os.replace(tmp, args.json)
-    if args.confusion:
-        plot_confusion(np.array(report["confusion"]), CLASSES, args.confusion,
-                       title=f"{Path(args.weights).name}, '{args.split}', TTA {args.tta}")
+        if args.confusion:
+            plot_confusion(np.array(report["confusion"]), CLASSES, args.confusion,
+                           title=f"{Path(args.weights).name}, '{args.split}', TTA {args.tta}")
+    except OSError as err:
+        print(f"error: cannot write the report: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def save_figure(fig, path: str | os.PathLike) -> None:
@@ -21,22 +22,41 @@ def save_figure(fig, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def plot_curves(history: list[dict], path: str | os.PathLike, title: str = "") -> None:
-    """Loss and accuracy per epoch, train vs validation, side by side in one figure."""
+def curves_figure(history: list[dict], title: str = "",
+                  train_loss_label: str = "train") -> plt.Figure:
+    """The figure ``plot_curves`` saves (returned for tests and notebooks)."""
     epochs = [h["epoch"] for h in history]
+    # Markers when there are few points (one epoch is a single point per curve), lines only
+    # for long runs; ticks on whole epochs, with half an epoch of room at both ends.
+    style = "o-" if len(epochs) <= 40 else "-"
+    val_label = "validation (plain cross-entropy)"
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    ax_loss.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], style, ms=4, label=train_loss_label)
+    ax_loss.plot(epochs, [h["val_loss"] for h in history], style, ms=4, label=val_label)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
-    ax_acc.plot(epochs, [100 * h["train_acc"] for h in history], "o-", label="train")
-    ax_acc.plot(epochs, [100 * h["val_acc"] for h in history], "o-", label="validation")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    ax_loss.set_ylim(bottom=0)
+    ax_acc.plot(epochs, [100 * h["train_acc"] for h in history], style, ms=4, label="train")
+    ax_acc.plot(epochs, [100 * h["val_acc"] for h in history], style, ms=4, label="validation")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy", ylim=(0, 100))
     for ax in (ax_loss, ax_acc):
+        if epochs:
+            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    save_figure(fig, path)
+    return fig
+
+
+def plot_curves(history: list[dict], path: str | os.PathLike, title: str = "",
+                train_loss_label: str = "train") -> None:
+    """Loss and accuracy per epoch, train vs validation, side by side in one PNG.
+
+    ``train_loss_label`` names the training loss in the legend; emotion.train says there
+    what it includes beyond the validation loss's plain cross-entropy (label smoothing,
+    class weights, augmented images)."""
+    save_figure(curves_figure(history, title, train_loss_label), path)
 
 
 def plot_confusion(cm: np.ndarray, classes, path: str | os.PathLike, title: str = "") -> None:

@@ -8,12 +8,28 @@ Every epoch writes, atomically, into the output folder:
 
     checkpoint.npz   weights, optimizer state, epoch, RNG state, config and history; --resume
                      continues from it and reaches the same result as an uninterrupted run
+                     (bit for bit with the same --threads; see below)
     best.npz         the weights with the best validation accuracy so far (a model file)
     metrics.json     per-epoch history, then the final evaluation
     curves.png       loss and accuracy, train vs validation
 
-and at the end final.npz (last weights) and confusion.png (best weights, validation set).
-A NaN or infinite loss stops the run with a message; the last good checkpoint is kept.
+and at the end final.npz (last weights) and confusion.png (best weights, validation set);
+config.json holds the settings from the start. A folder holding any of these files is a
+run: a new run refuses it (--resume continues it). Temporary files an interrupted write
+left behind (``.checkpoint.npz.*.tmp`` and the like) are removed at the start.
+
+Safeguards. Every option is range-checked (argparse exits 2 with a message). A NaN or
+infinite loss, or a NaN or infinite value in any weight or batch-norm statistic (checked
+after every step, cheaply: one sum per array), stops the run at once with a message naming
+the array; no weights file is ever written with a non-finite value, so the last checkpoint
+stays loadable. --resume refuses a checkpoint whose settings, epoch or optimizer state do
+not fit. Ctrl-C stops with a message saying exactly which epoch is saved.
+
+Threads. --threads does not change what is computed, only the order of some floating-point
+sums (each thread sums its share of a convolution's weight gradient), so results differ in
+the last bits between thread counts, and these differences grow over an epoch. A resume
+with the same --threads is bit-exact; with another --threads it continues correctly but is
+not bit-exact (it says so).
 """
 
 from __future__ import annotations
@@ -22,6 +38,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -56,8 +73,9 @@ DEFAULT_DATA_LOCATIONS = (Path("data/fer2013"), Path("~/data/fer2013"),
                           Path("~/.cache/minicnn-emotion/fer2013"))
 VALIDATION_SPLITS = ("test", "val", "private")
 REAL_EPOCHS, SYNTHETIC_EPOCHS = 35, 10
-# Options that may differ between a run and its --resume without changing the result.
-RESUME_FREE = {"resume", "threads", "progress", "stop_after_epoch", "data", "cache"}
+# Options that may differ between a run and its --resume without changing the result
+# (threads: only in the last bits, see the module docstring; out: the folder may move).
+RESUME_FREE = {"resume", "threads", "progress", "stop_after_epoch", "data", "cache", "out"}
 # Any of these in --out means a run was started there: a new run refuses the folder.
 RUN_FILES = ("checkpoint.npz", "best.npz", "final.npz", "metrics.json", "curves.png",
              "confusion.png", "config.json")
@@ -67,13 +85,94 @@ class TrainingError(RuntimeError):
     """A run that cannot continue (NaN loss, nothing to resume, mismatched resume)."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C during training; the message says what is saved and how to continue."""
+
+
 # ----------------------------------------------------------------------------- options
+class Bounded:
+    """An argparse ``type`` for a number in a range: ``Bounded(float, low=0, low_open=True)``
+    accepts x > 0. Floats must be finite. ``check`` applies the same rule to a value
+    already parsed (``resolve_config`` on a config built in code)."""
+
+    def __init__(self, kind: type, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, high_open: bool = False) -> None:
+        self.kind, self.low, self.high = kind, low, high
+        self.low_open, self.high_open = low_open, high_open
+        self.__name__ = kind.__name__  # argparse names the type in some messages
+
+    def describe(self) -> str:
+        if self.low is not None and self.high is not None:
+            return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                    f"{')' if self.high_open else ']'}")
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"{'<' if self.high_open else '<='} {self.high:g}"
+
+    def check(self, value) -> str | None:
+        """None when ``value`` is allowed, else the reason."""
+        if self.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"must be an integer, got {value!r}"
+        if self.kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"must be a number, got {value!r}"
+            if not math.isfinite(value):
+                return f"must be a finite number, got {value}"
+        too_low = self.low is not None and (value < self.low or
+                                            (self.low_open and value == self.low))
+        too_high = self.high is not None and (value > self.high or
+                                              (self.high_open and value == self.high))
+        return f"must be {self.describe()}, got {value:g}" if too_low or too_high else None
+
+    def __call__(self, text: str):
+        try:
+            value = self.kind(text)
+        except ValueError:
+            what = "an integer" if self.kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        problem = self.check(value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+
+# The allowed range of every numeric option (argparse applies them; resolve_config again).
+RANGES = {
+    "limit": Bounded(int, low=0),
+    "epochs": Bounded(int, low=1),
+    "batch_size": Bounded(int, low=1),
+    "lr": Bounded(float, low=0, low_open=True),
+    "momentum": Bounded(float, low=0, high=1, high_open=True),
+    "warmup_epochs": Bounded(float, low=0),
+    "step_epochs": Bounded(int, low=1),
+    "gamma": Bounded(float, low=0, low_open=True),
+    "weight_decay": Bounded(float, low=0),
+    "label_smoothing": Bounded(float, low=0, high=1, high_open=True),
+    "seed": Bounded(int, low=0),
+    "threads": Bounded(int, low=1),
+    "stop_after_epoch": Bounded(int, low=0),
+}
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to an option's help, except for on/off flags, options whose
+    default depends on others (None: the help text says what it is) and help text that
+    already states its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.nargs == 0 or action.default is None or action.default is argparse.SUPPRESS
+                or not action.option_strings or "default" in text.lower()):
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m emotion.train",
         description="Train a 7-class facial-emotion CNN (angry, disgust, fear, happy, neutral, "
                     "sad, surprise) on FER2013 with minicnn, on the CPU.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     d = p.add_argument_group("data")
     d.add_argument("--data", metavar="PATH",
                    help="FER2013 as a Kaggle folder (train/<class>/*.jpg, test/<class>/*.jpg) "
@@ -84,62 +183,85 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train on procedurally drawn synthetic faces (quickstart, no download)")
     d.add_argument("--skip-bad", action="store_true",
                    help="skip unreadable images or malformed CSV rows instead of stopping")
-    d.add_argument("--limit", type=int, default=0, metavar="N",
-                   help="use only N training images (0: all), for quick experiments")
+    d.add_argument("--limit", type=RANGES["limit"], default=0, metavar="N",
+                   help="use only N training images, a seeded random subset (0: all), for "
+                        "quick experiments")
     d.add_argument("--no-cache", dest="cache", action="store_false",
                    help="do not read or write the decoded-image cache")
     m = p.add_argument_group("model and optimisation")
     m.add_argument("--arch", default=None, choices=sorted(ARCHITECTURES),
                    help="architecture (see emotion/models.py); default: 'default' on FER2013, "
                         "'small' on the synthetic set")
-    m.add_argument("--epochs", type=int, default=None,
-                   help=f"default: {REAL_EPOCHS} on FER2013 (the shipped model's recipe), "
-                        f"{SYNTHETIC_EPOCHS} on the synthetic set")
-    m.add_argument("--batch-size", type=int, default=64)
-    m.add_argument("--optimizer", default="adamw", choices=["sgd", "adam", "adamw"])
-    m.add_argument("--lr", type=float, default=None,
-                   help="peak learning rate (default: 0.05 for sgd, 2e-3 for adam/adamw)")
-    m.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov)")
+    m.add_argument("--epochs", type=RANGES["epochs"], default=None, metavar="N",
+                   help=f"at least 1; default: {REAL_EPOCHS} on FER2013 (the shipped model's "
+                        f"recipe), {SYNTHETIC_EPOCHS} on the synthetic set")
+    m.add_argument("--batch-size", type=RANGES["batch_size"], default=64, metavar="N",
+                   help="images per step (at least 1)")
+    m.add_argument("--optimizer", default="adamw", choices=["sgd", "adam", "adamw"],
+                   help="sgd (Nesterov momentum), adam, or adamw (decoupled weight decay)")
+    m.add_argument("--lr", type=RANGES["lr"], default=None,
+                   help="peak learning rate, > 0 (default: 0.05 for sgd, 2e-3 for adam/adamw)")
+    m.add_argument("--momentum", type=RANGES["momentum"], default=0.9,
+                   help="SGD momentum (Nesterov), in [0, 1); 0 for plain SGD")
     m.add_argument("--schedule", default="onecycle",
                    choices=["onecycle", "cosine", "step", "constant"],
                    help="learning-rate schedule, stepped every batch")
-    m.add_argument("--warmup-epochs", type=float, default=1.0,
+    m.add_argument("--warmup-epochs", type=RANGES["warmup_epochs"], default=1.0,
                    help="linear warm-up length for the cosine schedule")
-    m.add_argument("--step-epochs", type=int, default=10,
+    m.add_argument("--step-epochs", type=RANGES["step_epochs"], default=10,
                    help="step schedule: multiply the lr by --gamma every this many epochs")
-    m.add_argument("--gamma", type=float, default=0.1)
-    m.add_argument("--weight-decay", type=float, default=None,
-                   help="weight decay, not applied to biases or batch norm: decoupled for "
-                        "adamw (default 0.05), an L2 penalty for sgd (default 5e-4) and adam "
-                        "(default 0)")
-    m.add_argument("--label-smoothing", type=float, default=0.1)
+    m.add_argument("--gamma", type=RANGES["gamma"], default=0.1,
+                   help="step schedule: the lr's factor every --step-epochs (> 0)")
+    m.add_argument("--weight-decay", type=RANGES["weight_decay"], default=None,
+                   help="weight decay (>= 0), not applied to biases or batch norm: decoupled "
+                        "for adamw (default 0.05), an L2 penalty for sgd (default 5e-4) and "
+                        "adam (default 0)")
+    m.add_argument("--label-smoothing", type=RANGES["label_smoothing"], default=0.1,
+                   help="share of each target spread evenly over the classes, in [0, 1)")
     m.add_argument("--class-weights", default="sqrt", choices=["none", "sqrt", "balanced"],
                    help="loss weight per class: none, 1/sqrt(frequency), or 1/frequency "
                         "(helps the rare 'disgust' class)")
     m.add_argument("--no-augment", dest="augment", action="store_false",
                    help="turn off training-time augmentation")
     r = p.add_argument_group("run")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=RANGES["seed"], default=0,
+                   help="seeds the initial weights, the --limit subset, shuffling, "
+                        "augmentation and dropout (>= 0)")
     r.add_argument("--out", default="runs/default", metavar="DIR", help="output folder")
     r.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint")
-    r.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                   help="threads for the Numba kernels and the BLAS matrix products")
+                   help="continue the run in --out from its last checkpoint (the folder may "
+                        "have moved; the other settings must be the run's own)")
+    r.add_argument("--threads", type=RANGES["threads"], default=os.cpu_count() or 1,
+                   help="threads for the Numba kernels and the BLAS matrix products; changes "
+                        "results in the last bits (the order of sums), so a resume with "
+                        "another --threads continues but is not bit-exact")
     r.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bars (one summary line per epoch is still printed)")
-    r.add_argument("--stop-after-epoch", type=int, default=0, help=argparse.SUPPRESS)
+    r.add_argument("--stop-after-epoch", type=RANGES["stop_after_epoch"], default=0,
+                   help=argparse.SUPPRESS)
     return p
 
 
-def resolve_config(args: argparse.Namespace) -> dict:
-    cfg = dict(vars(args))
+def option_defaults() -> dict:
+    """{setting: its default} as the parser declares them (None where resolved later)."""
+    parser = build_parser()
+    return {a.dest: a.default for a in parser._actions if a.dest != "help"}
+
+
+def resolve_config(args: argparse.Namespace | dict) -> dict:
+    """The run's settings: the options with the optimizer-dependent defaults filled in.
+    TrainingError when a value is out of its range (argparse already refuses those; this
+    guards a config built in code)."""
+    cfg = dict(vars(args) if isinstance(args, argparse.Namespace) else args)
     if cfg["lr"] is None:
         cfg["lr"] = 0.05 if cfg["optimizer"] == "sgd" else 2e-3
     if cfg["weight_decay"] is None:
         cfg["weight_decay"] = {"sgd": 5e-4, "adam": 0.0, "adamw": 0.05}[cfg["optimizer"]]
-    for name in ("epochs", "batch_size"):
-        if cfg[name] is not None and cfg[name] < 1:
-            raise TrainingError(f"--{name.replace('_', '-')} must be at least 1")
+    for name, rule in RANGES.items():
+        if cfg.get(name) is not None:
+            problem = rule.check(cfg[name])
+            if problem:
+                raise TrainingError(f"--{name.replace('_', '-')} {problem}")
     return cfg
 
 
@@ -172,6 +294,28 @@ def check_out_dir(out: Path, resume: bool) -> None:
                "it has no checkpoint.npz to continue from")
         raise TrainingError(f"{out} already holds a run ({', '.join(found)}); {how}, or choose "
                             "another --out (nothing was changed)")
+
+
+# The temporary names of this module's atomic writes: atomic_savez's
+# ".<name>.<random>.tmp", write_metrics' and write_config's ".<name>.tmp" and
+# plots.save_figure's ".<name>.tmp.png".
+TEMP_FILE = re.compile(r"^\.(?:(?:checkpoint|best|final)\.npz\.[^/]+\.tmp"
+                       r"|(?:metrics|config)\.json\.tmp"
+                       r"|(?:curves|confusion)\.png\.tmp\.png)$")
+
+
+def remove_temp_files(out: Path) -> list[str]:
+    """Delete the temporary files an interrupted atomic write left in ``out`` (a kill
+    during a checkpoint write leaves a ``.checkpoint.npz.*.tmp`` as large as the
+    checkpoint); returns their names."""
+    if not out.is_dir():
+        return []
+    removed = []
+    for path in sorted(out.iterdir()):
+        if TEMP_FILE.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
 
 
 def load_data(cfg: dict, say) -> tuple[Dataset, str, str]:
@@ -248,6 +392,118 @@ def model_metadata(cfg: dict, extra: dict | None = None) -> dict:
     return meta
 
 
+# ----------------------------------------------------------------------------- checks
+def _describe(key: str, model) -> str:
+    """'param/3.W' -> "weight W of layer 3 (Conv2D)", for messages."""
+    kind, _, name = key.partition("/")
+    index, _, slot = name.partition(".")
+    try:
+        layer = f"layer {index} ({type(model.layers[int(index)]).__name__})"
+    except (ValueError, IndexError):
+        return key
+    if slot.startswith("running_"):
+        what = {"running_mean": "running mean", "running_var": "running variance"}.get(
+            slot, slot)
+        return f"batch-norm {what} of {layer}"
+    return f"{'parameter' if kind == 'param' else kind} {slot} of {layer}"
+
+
+def first_nonfinite(arrays: dict[str, np.ndarray]) -> str | None:
+    """The key of the first float array holding a NaN or an infinity, else None. Cheap
+    enough for every step: one sum per array (a NaN or inf makes the sum non-finite), and
+    the exact element check only for an array whose sum is not finite (which can also be
+    an overflow of large finite values)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        for key, a in arrays.items():
+            if a.dtype.kind == "f" and not math.isfinite(float(a.sum())) \
+                    and not np.isfinite(a).all():
+                return key
+    return None
+
+
+def divergence_hint(cfg: dict) -> str:
+    """What to change after a NaN or inf, naming the setting most likely at fault."""
+    step = cfg["lr"] * cfg["weight_decay"]
+    if step >= 1:
+        return (f"--weight-decay {cfg['weight_decay']:g} times --lr {cfg['lr']:g} is {step:g}: "
+                "each step shrinks a weight by more than its size; lower --weight-decay")
+    return (f"The training diverged at --lr {cfg['lr']:g} ({cfg['optimizer']}); try a lower "
+            "--lr")
+
+
+def _type_name(value) -> str:
+    return type(value).__name__
+
+
+def check_state(path: Path, state, cfg: dict) -> dict:
+    """The checkpoint's training state (epoch, history, best epoch, ...), checked against
+    the run's settings: TrainingError saying what is wrong."""
+    def bad(what: str) -> TrainingError:
+        return TrainingError(f"{path}: {what}; the checkpoint is damaged or was not written by "
+                             "emotion.train; start a new run with another --out")
+
+    if not isinstance(state, dict):
+        raise bad(f"its state is a JSON {_type_name(state)}, not an object")
+    epoch = state.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise bad(f"its epoch is {epoch!r}, not a count of epochs")
+    if epoch > cfg["epochs"]:
+        raise TrainingError(f"{path}: the checkpoint is at epoch {epoch}, beyond --epochs "
+                            f"{cfg['epochs']}; the run cannot continue to fewer epochs than it "
+                            "has done (a longer run is a new run: use another --out)")
+    history = state.get("history")
+    if not isinstance(history, list) or len(history) != epoch or \
+            not all(isinstance(h, dict) for h in history):
+        raise bad(f"its history is not a list of {epoch} epoch records")
+    for key in ("best_val_acc", "train_seconds"):
+        value = state.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not math.isfinite(value):
+            raise bad(f"its {key} is {value!r}, not a finite number")
+    best = state.get("best_epoch")
+    if isinstance(best, bool) or not isinstance(best, int) or not 0 <= best <= epoch:
+        raise bad(f"its best_epoch is {best!r}, not an epoch up to {epoch}")
+    if not isinstance(state.get("rng"), dict):
+        raise bad("its random-number-generator state is missing")
+    return state
+
+
+def optimizer_slots(cfg: dict) -> set[str]:
+    """The per-parameter state the configured optimizer keeps after its first step."""
+    if cfg["optimizer"] == "sgd":
+        return {"momentum"} if cfg["momentum"] > 0 else set()
+    return {"m", "v"}
+
+
+def check_optimizer_state(path: Path, arrays: dict[str, np.ndarray], model, cfg: dict) -> None:
+    """The optimizer part of a checkpoint: its step count, and for every parameter exactly
+    the slots this optimizer keeps, of the parameter's shape, float and finite."""
+    def bad(what: str) -> TrainingError:
+        return TrainingError(f"{path}: the optimizer state {what}; the checkpoint is damaged "
+                             "(or from another --optimizer); start a new run with another --out")
+
+    t = arrays.get("__t__")
+    if t is None or t.shape != () or t.dtype.kind not in "iu" or int(t) < 0:
+        raise bad("has no valid step count ('opt/__t__')")
+    params = model.parameters()
+    slots = optimizer_slots(cfg) if int(t) > 0 else set()
+    expected = {f"{name}/{slot}" for name in params for slot in slots}
+    found = set(arrays) - {"__t__"}
+    if found != expected:
+        missing, extra = sorted(expected - found), sorted(found - expected)
+        raise bad("does not match the model and optimizer"
+                  + (f": missing {missing[:3]}{' ...' if len(missing) > 3 else ''}"
+                     if missing else "")
+                  + (f": unexpected {extra[:3]}{' ...' if len(extra) > 3 else ''}"
+                     if extra else ""))
+    for key in sorted(found):
+        arr, want = arrays[key], params[key.rsplit("/", 1)[0]]
+        if arr.shape != want.shape or arr.dtype.kind != "f":
+            raise bad(f"entry {key!r} is {arr.dtype}{arr.shape}, expected float{want.shape}")
+        if not np.isfinite(arr).all():
+            raise bad(f"entry {key!r} holds NaN or infinite values")
+
+
 # ----------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path: Path, model, opt, rng, cfg: dict, state: dict) -> None:
     arrays = {f"model/{k}": v for k, v in model_arrays(model).items()}
@@ -258,30 +514,113 @@ def save_checkpoint(path: Path, model, opt, rng, cfg: dict, state: dict) -> None
     atomic_savez(path, arrays)
 
 
-def load_checkpoint(path: Path, model, opt, rng, cfg: dict) -> dict:
+_MISSING = object()
+
+
+def changed_settings(cfg: dict, saved_cfg: dict) -> list[str]:
+    """The settings that differ between this run and the checkpoint's: every key but
+    ``RESUME_FREE`` ones. A key the checkpoint does not have (an option added since) counts
+    as unchanged when this run uses that option's default."""
+    defaults = option_defaults()
+    changed = []
+    for key in sorted(set(cfg) | set(saved_cfg)):
+        if key in RESUME_FREE:
+            continue
+        saved = saved_cfg.get(key, _MISSING)
+        if saved is _MISSING and key in defaults and cfg.get(key) == defaults[key]:
+            continue
+        if cfg.get(key) != saved:
+            changed.append(key)
+    return changed
+
+
+def load_checkpoint(path: Path, model, opt, rng, cfg: dict, say=print) -> dict:
     arrays = read_npz(path)
     saved_cfg = read_json_entry(arrays, "config", path)
-    state = read_json_entry(arrays, "state", path)
-    changed = sorted(k for k in set(cfg) | set(saved_cfg)
-                     if k not in RESUME_FREE and cfg.get(k) != saved_cfg.get(k))
+    if not isinstance(saved_cfg, dict):
+        raise TrainingError(f"{path}: its config is a JSON {_type_name(saved_cfg)}, not an "
+                            "object; not a checkpoint of emotion.train")
+    changed = changed_settings(cfg, saved_cfg)
     if changed:
-        diffs = ", ".join(f"{k}: {saved_cfg.get(k)!r} -> {cfg.get(k)!r}" for k in changed)
+        diffs = ", ".join(f"{k}: {saved_cfg.get(k, '(not set)')!r} -> {cfg.get(k)!r}"
+                          for k in changed)
         raise TrainingError(f"{path}: the run was started with different settings ({diffs}); "
                             "resume with the original options or use a new --out")
+    state = check_state(path, read_json_entry(arrays, "state", path), cfg)
     model_part = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
     check_arrays(path, model_part, model_arrays(model))
+    opt_part = {k[len("opt/"):]: v for k, v in arrays.items() if k.startswith("opt/")}
+    check_optimizer_state(path, opt_part, model, cfg)
     model.load_arrays(model_part)
-    opt.load_state_arrays({k[len("opt/"):]: v for k, v in arrays.items() if k.startswith("opt/")})
-    rng.bit_generator.state = state.pop("rng")
+    opt.load_state_arrays(opt_part)
+    try:
+        rng.bit_generator.state = state.pop("rng")
+    except (TypeError, ValueError, KeyError) as exc:
+        raise TrainingError(f"{path}: its random-number-generator state is invalid ({exc}); "
+                            "start a new run with another --out") from None
+    if saved_cfg.get("threads") not in (None, cfg["threads"]):
+        say(f"note: the run used --threads {saved_cfg['threads']}, this resume --threads "
+            f"{cfg['threads']}: it continues correctly, but not bit for bit as an "
+            "uninterrupted run would (thread counts change the order of some sums)")
     return state
+
+
+def write_config(out: Path, cfg: dict) -> None:
+    tmp = out / ".config.json.tmp"
+    tmp.write_text(json.dumps(cfg, indent=2))
+    os.replace(tmp, out / "config.json")
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C, also when it arrives inside a compiled Numba function: the dispatcher then
+    raises ``SystemError(... returned a result with an exception set)`` with the
+    KeyboardInterrupt as its context."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        if not isinstance(exc, SystemError):
+            return False
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 # ----------------------------------------------------------------------------- the loop
 def train(cfg: dict, say=print) -> dict:
-    """Run (or resume) training as configured; returns the final metrics dict."""
+    """Run (or resume) training as configured; returns the final metrics dict.
+
+    Raises TrainingError / DataError / WeightsError for a run that cannot start or
+    continue, and ``Interrupted`` (its message says what is saved) on Ctrl-C. A new run
+    that stops before its first epoch is saved removes what it wrote (config.json), so
+    the same command can simply be run again."""
+    progress = {"started": False, "saved": 0, "epoch": 1, "written": []}
+    try:
+        return _train(cfg, say, progress)
+    except BaseException as exc:
+        if progress["saved"] == 0:
+            for path in progress["written"]:
+                path.unlink(missing_ok=True)
+        if is_interrupt(exc):
+            raise Interrupted(interrupt_message(cfg, progress)) from exc
+        raise
+
+
+def _train(cfg: dict, say, progress: dict) -> dict:
+    """``train``'s body; ``progress`` tells ``train`` what is saved when it stops:
+    "started" (the folder is in use), "saved" (the checkpoint's epoch), "epoch" (the one
+    running) and "written" (files this process created)."""
     threads = set_num_threads(cfg["threads"])
     out = Path(cfg["out"])
     check_out_dir(out, cfg["resume"])
+    progress["out"] = out
+    removed = remove_temp_files(out)
+    if removed:
+        say(f"removed {plural(len(removed), 'temporary file')} an interrupted write left in "
+            f"{out}: {', '.join(removed)}")
     ds, source, val_name = load_data(cfg, say)
     if cfg["arch"] is None:
         cfg["arch"] = "small" if cfg["synthetic"] else "default"
@@ -315,51 +654,73 @@ def train(cfg: dict, say=print) -> dict:
              "train_seconds": 0.0}
     check_out_dir(out, cfg["resume"])  # again: the folder may have changed while loading
     if cfg["resume"]:
-        state = load_checkpoint(ckpt_path, model, opt, rng, cfg)
+        state = load_checkpoint(ckpt_path, model, opt, rng, cfg, say)
         say(f"resuming {out} after epoch {state['epoch']} of {cfg['epochs']}")
-    with open(out / "config.json", "w") as f:
-        json.dump(cfg, f, indent=2)
-
+    progress.update(started=True, saved=state["epoch"], epoch=state["epoch"] + 1)
+    written = progress["written"]
+    if not cfg["resume"]:
+        write_config(out, cfg)
+        written.append(out / "config.json")
     say(f"train {len(x_train)} faces, validation '{val_name}' {len(val_split)} faces; "
         f"arch {cfg['arch']}: {model.num_parameters():,} parameters, "
         f"{model.macs((1, INPUT_SIZE, INPUT_SIZE)) / 1e6:.1f} M MACs per face; "
-        f"threads {threads}; {cfg['epochs']} epochs x {steps_per_epoch} steps of {batch}")
+        f"threads {threads}; {plural(cfg['epochs'], 'epoch')} x "
+        f"{plural(steps_per_epoch, 'step')} of {batch}")
     if weights is not None:
         say("class weights: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(CLASSES, weights)))
 
+    def stop(what: str, epoch: int, step: int) -> TrainingError:
+        kept = (f"the last good checkpoint (epoch {progress['saved']}) is kept in {ckpt_path}"
+                if progress["saved"] else "no epoch had finished, so nothing is saved")
+        return TrainingError(f"{what} at epoch {epoch}, batch {step} (lr {opt.lr:.3g}); "
+                             f"stopping. {kept[0].upper()}{kept[1:]}. {divergence_hint(cfg)}.")
+
     history = state["history"]
     for epoch in range(state["epoch"] + 1, cfg["epochs"] + 1):
+        progress["epoch"] = epoch
         started = time.perf_counter()
         model.train()
         order = rng.permutation(len(x_train))
         loss_sum, correct, seen = 0.0, 0, 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg['epochs']}", leave=False,
                    disable=not cfg["progress"], unit="batch", dynamic_ncols=True)
-        for i in bar:
-            idx = order[i * batch:(i + 1) * batch]
-            faces = augment_batch(x_train[idx], rng, aug) if aug.enabled else x_train[idx]
-            x, y = to_model_input(faces), y_train[idx]
-            step = (epoch - 1) * steps_per_epoch + i
-            opt.lr = schedule(step)
-            logits = model.forward(x)
-            loss, dlogits = softmax_cross_entropy(logits, y, cfg["label_smoothing"], weights)
-            if not math.isfinite(loss) or not np.isfinite(logits).all():
-                bar.close()
-                raise TrainingError(
-                    f"the loss became {loss} at epoch {epoch}, batch {i + 1} (lr {opt.lr:.3g}); "
-                    f"stopping. The last good checkpoint (epoch {state['epoch']}) is kept in "
-                    f"{ckpt_path}. Try a lower --lr.")
-            model.backward(dlogits, need_input_grad=False)
-            opt.step(model.gradients())
-            loss_sum += loss * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-            if i % 10 == 0 or i == steps_per_epoch - 1:
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
-                                lr=f"{opt.lr:.2g}")
-        bar.close()
+        try:
+            for i in bar:
+                idx = order[i * batch:(i + 1) * batch]
+                faces = augment_batch(x_train[idx], rng, aug) if aug.enabled else x_train[idx]
+                x, y = to_model_input(faces), y_train[idx]
+                step = (epoch - 1) * steps_per_epoch + i
+                opt.lr = schedule(step)
+                logits = model.forward(x)
+                loss, dlogits = softmax_cross_entropy(logits, y, cfg["label_smoothing"], weights)
+                if not math.isfinite(loss) or not np.isfinite(logits).all():
+                    what = (f"the loss became {loss}" if not math.isfinite(loss)
+                            else "the network's outputs became NaN or infinite")
+                    raise stop(what, epoch, i + 1)
+                model.backward(dlogits, need_input_grad=False)
+                opt.step(model.gradients())
+                bad = first_nonfinite(model_arrays(model))
+                if bad is not None:
+                    raise stop(f"the {_describe(bad, model)} became NaN or infinite", epoch,
+                               i + 1)
+                loss_sum += loss * len(y)
+                correct += int((logits.argmax(1) == y).sum())
+                seen += len(y)
+                if i % 10 == 0 or i == steps_per_epoch - 1:
+                    bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                                    lr=f"{opt.lr:.2g}")
+        finally:
+            bar.close()
         train_seconds = time.perf_counter() - started
         val_loss, val_acc, _ = evaluate_split(model, val_split.images, val_split.labels)
+        if len(val_split) and not math.isfinite(val_loss):
+            raise stop(f"the validation loss became {val_loss}", epoch, steps_per_epoch)
+        # Nothing non-finite is ever saved: the previous checkpoint stays the good one.
+        bad = first_nonfinite({**model_arrays(model),
+                               **{f"opt/{k}": v for k, v in opt.state_arrays().items()}})
+        if bad is not None:
+            raise stop(f"the {_describe(bad, model)} became NaN or infinite", epoch,
+                       steps_per_epoch)
         seconds = time.perf_counter() - started
         record = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                   "val_loss": val_loss, "val_acc": val_acc, "lr": opt.lr,
@@ -371,10 +732,13 @@ def train(cfg: dict, say=print) -> dict:
             state["best_val_acc"], state["best_epoch"] = val_acc, epoch
             model.save(out / "best.npz", metadata=model_metadata(
                 cfg, {"epoch": epoch, "val_acc": val_acc, "val_split": val_name}))
+            written.append(out / "best.npz")
         state["epoch"] = epoch
         save_checkpoint(ckpt_path, model, opt, rng, cfg, state)
+        progress["saved"] = epoch
         write_metrics(out, cfg, history, state, None)
-        plot_curves(history, out / "curves.png", title=f"{cfg['arch']} on {Path(source).name}")
+        plot_curves(history, out / "curves.png", title=f"{cfg['arch']} on {Path(source).name}",
+                    train_loss_label=train_loss_label(cfg))
         say(f"epoch {epoch:3d}/{cfg['epochs']}  train loss {record['train_loss']:.4f} "
             f"acc {100 * record['train_acc']:.2f}%  val loss {val_loss:.4f} "
             f"acc {100 * val_acc:.2f}%  {seconds:.0f}s" + ("  *best" if improved else ""))
@@ -382,6 +746,7 @@ def train(cfg: dict, say=print) -> dict:
             say(f"stopping after epoch {epoch} as asked; continue with --resume")
             return {"stopped_at": epoch}
 
+    progress["epoch"] = cfg["epochs"] + 1
     model.save(out / "final.npz", metadata=model_metadata(cfg, {"epoch": cfg["epochs"]}))
     best = minicnn.load(out / "best.npz")
     final = {"source": source, "val_split": val_name, "best_epoch": state["best_epoch"],
@@ -397,6 +762,34 @@ def train(cfg: dict, say=print) -> dict:
         f"({100 * final['tta_flip']['accuracy']:.2f}% with flip TTA) at epoch "
         f"{state['best_epoch']}; outputs in {out}")
     return final
+
+
+def interrupt_message(cfg: dict, progress: dict) -> str:
+    """What an interrupted run has saved, and how to go on."""
+    saved, epoch, out = progress["saved"], progress["epoch"], progress.get("out")
+    if not progress["started"]:
+        return "interrupted before training started; no run files were written"
+    if saved == 0:
+        return (f"interrupted during epoch 1 of {cfg['epochs']}, before any epoch finished: "
+                "nothing is saved (the run's config.json was removed again); run the same "
+                "command to start again")
+    during = (f"during epoch {epoch} of {cfg['epochs']}" if epoch <= cfg["epochs"]
+              else "after the last epoch, during the final evaluation")
+    return (f"interrupted {during}; {out / 'checkpoint.npz'} holds epoch {saved} "
+            f"(best.npz the best epoch so far): continue with --resume --out {out}")
+
+
+def train_loss_label(cfg: dict) -> str:
+    """The legend entry of the training loss in curves.png: what it includes beyond the
+    plain cross-entropy the validation loss is."""
+    extras = []
+    if cfg["label_smoothing"]:
+        extras.append(f"label smoothing {cfg['label_smoothing']:g}")
+    if cfg["class_weights"] != "none":
+        extras.append(f"{cfg['class_weights']} class weights")
+    if cfg["augment"]:
+        extras.append("augmented")
+    return "train" + (f" ({', '.join(extras)})" if extras else "")
 
 
 def write_metrics(out: Path, cfg: dict, history: list, state: dict, final: dict | None) -> None:
@@ -416,12 +809,17 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         train(resolve_config(args), say)
+    except Interrupted as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        return 130
     except (DataError, WeightsError, TrainingError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; the last finished epoch is saved: continue with --resume "
-              f"--out {args.out}", file=sys.stderr)
+    except (KeyboardInterrupt, SystemError) as exc:
+        if not is_interrupt(exc):
+            raise
+        print("\ninterrupted before training started; no run files were written",
+              file=sys.stderr)
         return 130
     return 0
 

@@ -157,15 +157,38 @@ def test_evaluate_cli_json_and_confusion(tmp_path, capsys):
             folder = tmp_path / "kaggle" / split / CLASSES[label]
             folder.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(folder / f"{i}.png"), face)
+    # the outputs' folders do not exist yet: they are created
     code = evaluate_cli.main(["--weights", "r/best.npz", "--data", "kaggle", "--json",
-                              "report.json", "--confusion", "cm.png", "--tta", "crops"])
+                              "reports/new/report.json", "--confusion", "figs/cm.png",
+                              "--tta", "crops"])
     out = capsys.readouterr().out
     assert code == 0 and "macro-F1" in out
-    report = json.loads((tmp_path / "report.json").read_text())
+    report = json.loads((tmp_path / "reports" / "new" / "report.json").read_text())
     assert report["n"] == 21 and report["tta"] == "crops" and 0 <= report["accuracy"] <= 1
-    assert (tmp_path / "cm.png").stat().st_size > 0
+    assert (tmp_path / "figs" / "cm.png").stat().st_size > 0
     code = evaluate_cli.main(["--weights", "missing.npz", "--data", "kaggle"])
     assert code == 2 and "missing.npz" in capsys.readouterr().err
+
+
+def test_evaluate_checks_its_outputs_before_evaluating(tmp_path, capsys, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("evaluated although the output cannot be written")
+
+    monkeypatch.setattr(evaluate_cli, "evaluate", never)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    for option, path, message in (("--json", "afile/report.json", "cannot write in afile"),
+                                  ("--confusion", "afile/cm.png", "cannot write in afile"),
+                                  ("--confusion", "adir", "is a folder")):
+        code = evaluate_cli.main(["--weights", "w.npz", "--data", "d", option, path])
+        err = capsys.readouterr().err
+        assert code == 2 and f"{option} " in err and message in err, (option, path, err)
+    code = evaluate_cli.main(["--weights", "w.npz", "--data", "d", "--json", "x.out",
+                              "--confusion", "./x.out"])
+    assert code == 2 and "name the same file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        evaluate_cli.main(["--weights", "w.npz", "--data", "d", "--threads", "0"])
+    assert exc.value.code == 2
 
 
 def test_quickstart_learns_the_synthetic_set_well_above_chance(tmp_path, capsys):
@@ -190,3 +213,245 @@ def test_one_real_epoch_on_fer2013(tmp_path, capsys, monkeypatch):
     metrics = json.loads((tmp_path / "real" / "metrics.json").read_text())
     assert metrics["history"][0]["val_acc"] > 0.25  # above the majority class after 1 epoch
     assert metrics["final"]["tta_none"]["n"] == 3589
+
+
+# ------------------------------------------------------------------------ range checks
+@pytest.mark.parametrize("flag, value", [
+    ("--lr", "-1"), ("--lr", "0"), ("--lr", "nan"), ("--lr", "abc"),
+    ("--label-smoothing", "1.5"), ("--label-smoothing", "-1"), ("--label-smoothing", "1"),
+    ("--limit", "-5"), ("--momentum", "-1"), ("--momentum", "1"),
+    ("--weight-decay", "nan"), ("--weight-decay", "-1"), ("--weight-decay", "inf"),
+    ("--epochs", "0"), ("--batch-size", "0"), ("--threads", "0"), ("--seed", "-1"),
+    ("--gamma", "0"), ("--warmup-epochs", "-1"), ("--step-epochs", "0"), ("--epochs", "1.5"),
+])
+def test_out_of_range_options_are_refused_by_argparse(flag, value, capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_cli.main(QUICK + ["--out", "r", flag, value])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert f"argument {flag}: must be" in err and "Traceback" not in err
+    for kind in (int, float, str):  # the same value in a config built in code
+        try:
+            number = kind(value)
+            break
+        except ValueError:
+            continue
+    with pytest.raises(train_cli.TrainingError, match=f"{flag} must be"):
+        train_cli.resolve_config({**vars(train_cli.build_parser().parse_args([])),
+                                  flag[2:].replace("-", "_"): number})
+
+
+# ------------------------------------------------------------------------- divergence
+def test_overflowing_batch_norm_statistics_stop_the_run_and_keep_a_loadable_checkpoint(
+        tmp_path, capsys):
+    # the issue's case: with SGD at lr 1e3 the loss stays finite while batch norm's running
+    # variance overflows; the guard must stop at that step, before anything is saved
+    code, out, err = run(QUICK + ["--epochs", "3", "--out", "big", "--optimizer", "sgd",
+                                  "--lr", "1e3"], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "batch-norm running variance of layer" in err and "became NaN or infinite" in err
+    assert "epoch 2" in err and "(epoch 1) is kept" in err and "lower --lr" in err
+    run_dir = tmp_path / "big"
+    assert not (run_dir / "final.npz").exists()
+    for name in ("best.npz", "checkpoint.npz"):
+        arrays = read_npz(run_dir / name)
+        assert all(np.isfinite(v).all() for v in arrays.values() if v.dtype.kind == "f"), name
+    minicnn.load(run_dir / "best.npz")
+    # the checkpoint resumes (and stops again at the same step: the settings still diverge)
+    code, out, err = run(QUICK + ["--epochs", "3", "--out", "big", "--optimizer", "sgd",
+                                  "--lr", "1e3", "--resume"], capsys)
+    assert "resuming" in out and "after epoch 1" in out
+    assert code == 2 and "became NaN or infinite at epoch 2" in err
+
+
+def test_a_non_finite_parameter_stops_at_once_naming_it(tmp_path, capsys, monkeypatch):
+    real = train_cli.make_optimizer
+    steps_per_epoch = 96 // 32
+
+    def poisoned(cfg, model):
+        opt = real(cfg, model)
+        step, calls = opt.step, {"n": 0}
+
+        def bad_step(grads):
+            step(grads)
+            calls["n"] += 1
+            if calls["n"] == steps_per_epoch + 2:  # epoch 2, batch 2
+                model.parameters()["0.W"][0, 0, 0, 0] = np.nan
+        opt.step = bad_step
+        return opt
+
+    monkeypatch.setattr(train_cli, "make_optimizer", poisoned)
+    code, _, err = run(QUICK + ["--epochs", "3", "--out", "p"], capsys)
+    assert code == 2
+    assert "parameter W of layer 0 (Conv2D) became NaN or infinite at epoch 2, batch 2" in err
+    state = json.loads(str(read_npz(tmp_path / "p" / "checkpoint.npz")["state"]))
+    assert state["epoch"] == 1
+
+
+def test_divergence_hint_names_weight_decay_when_it_is_the_cause():
+    cfg = {"lr": 0.05, "weight_decay": 40.0, "optimizer": "sgd"}
+    assert "--weight-decay 40 times --lr 0.05" in train_cli.divergence_hint(cfg)
+    assert "lower --lr" in train_cli.divergence_hint({**cfg, "weight_decay": 5e-4})
+
+
+# ------------------------------------------------------------------------------ resume
+def rewrite_checkpoint(path, change):
+    """Read a checkpoint, let ``change(arrays, config, state)`` edit it, write it back."""
+    arrays = read_npz(path)
+    config, state = json.loads(str(arrays["config"])), json.loads(str(arrays["state"]))
+    change(arrays, config, state)
+    arrays["config"], arrays["state"] = np.array(json.dumps(config)), np.array(json.dumps(state))
+    np.savez(path, **arrays)
+
+
+def test_resume_accepts_the_folder_moved_or_spelled_differently(tmp_path, capsys):
+    args = QUICK + ["--epochs", "2"]
+    assert run(args + ["--out", "r", "--stop-after-epoch", "1"], capsys)[0] == 0
+    (tmp_path / "r").rename(tmp_path / "moved")
+    code, out, err = run(args + ["--out", "moved/", "--resume"], capsys)
+    assert code == 0, err
+    assert "after epoch 1" in out
+
+
+def test_resume_of_an_older_checkpoint_treats_missing_options_as_their_defaults(tmp_path,
+                                                                               capsys):
+    args = QUICK + ["--epochs", "2"]
+    assert run(args + ["--out", "r", "--stop-after-epoch", "1"], capsys)[0] == 0
+
+    def drop_gamma(arrays, config, state):
+        del config["gamma"], config["label_smoothing"]  # options added "later"
+
+    rewrite_checkpoint(tmp_path / "r" / "checkpoint.npz", drop_gamma)
+    code, _, err = run(args + ["--out", "r", "--resume", "--gamma", "0.5"], capsys)
+    assert code == 2 and "gamma: '(not set)' -> 0.5" in err
+    code, out, err = run(args + ["--out", "r", "--resume"], capsys)
+    assert code == 0, err
+
+
+def test_resume_with_other_threads_continues_and_says_it_is_not_bit_exact(tmp_path, capsys):
+    args = QUICK[:-2] + ["--epochs", "2"]
+    assert run(args + ["--threads", "2", "--out", "r", "--stop-after-epoch", "1"], capsys)[0] == 0
+    code, out, err = run(args + ["--threads", "1", "--out", "r", "--resume"], capsys)
+    assert code == 0, err
+    assert "--threads 2" in out and "not bit for bit" in out
+    assert (tmp_path / "r" / "final.npz").is_file()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda a, c, s: s.update(epoch=5, history=s["history"] * 5),
+     "the checkpoint is at epoch 5, beyond --epochs 2"),
+    (lambda a, c, s: a[next(k for k in a if k.startswith("opt/") and k.endswith("/m"))]
+     .__setitem__(..., np.nan), "holds NaN or infinite values"),
+    (lambda a, c, s: a.pop(next(k for k in a if k.startswith("opt/") and k.endswith("/v"))),
+     "does not match the model and optimizer: missing"),
+    (lambda a, c, s: a.pop("opt/__t__"), "has no valid step count"),
+    (lambda a, c, s: s.update(epoch="one"), "its epoch is 'one'"),
+    (lambda a, c, s: s.update(rng={"bit_generator": "nonsense"}),
+     "random-number-generator state is invalid"),
+], ids=["epoch-beyond", "nan-opt", "missing-slot", "no-step-count", "bad-epoch", "bad-rng"])
+def test_resume_refuses_a_damaged_checkpoint_with_a_message(tmp_path, capsys, damage, message):
+    args = QUICK + ["--epochs", "2"]
+    assert run(args + ["--out", "r", "--stop-after-epoch", "1"], capsys)[0] == 0
+    rewrite_checkpoint(tmp_path / "r" / "checkpoint.npz", damage)
+    code, _, err = run(args + ["--out", "r", "--resume"], capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_temporary_files_of_interrupted_writes_are_removed_at_start(tmp_path, capsys):
+    args = QUICK + ["--epochs", "2"]
+    assert run(args + ["--out", "r", "--stop-after-epoch", "1"], capsys)[0] == 0
+    run_dir = tmp_path / "r"
+    orphans = [".checkpoint.npz.k2j4h_x.tmp", ".best.npz.abc.tmp", ".metrics.json.tmp",
+               ".curves.png.tmp.png", ".config.json.tmp"]
+    for name in orphans:
+        (run_dir / name).write_bytes(b"\0" * 1000)
+    (run_dir / "notes.tmp").write_text("mine")  # not ours: stays
+    code, out, err = run(args + ["--out", "r", "--resume"], capsys)
+    assert code == 0, err
+    assert "removed 5 temporary files" in out
+    assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith(".")) == []
+    assert (run_dir / "notes.tmp").read_text() == "mine"
+
+
+# -------------------------------------------------------------------------------- Ctrl-C
+def interrupt_at(call: int, wrapped: bool):
+    """A softmax_cross_entropy that is interrupted on its ``call``-th call, as Ctrl-C is:
+    a KeyboardInterrupt, or (inside a Numba function) a SystemError around one."""
+    real, calls = train_cli.softmax_cross_entropy, {"n": 0}
+
+    def fake(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            if not wrapped:
+                raise KeyboardInterrupt
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                raise SystemError("CPUDispatcher(<function x>) returned a result with an "
+                                  "exception set") from None
+        return real(*args, **kwargs)
+    return fake
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["KeyboardInterrupt", "SystemError"])
+def test_ctrl_c_in_the_first_epoch_says_nothing_is_saved_and_leaves_no_run(
+        tmp_path, capsys, monkeypatch, wrapped):
+    real = train_cli.softmax_cross_entropy
+    monkeypatch.setattr(train_cli, "softmax_cross_entropy", interrupt_at(2, wrapped))
+    code, _, err = run(QUICK + ["--epochs", "2", "--out", "r"], capsys)
+    assert code == 130 and "Traceback" not in err and "SystemError" not in err
+    assert "nothing is saved" in err and "last finished epoch" not in err
+    assert list((tmp_path / "r").iterdir()) == []  # the same command can run again
+    monkeypatch.setattr(train_cli, "softmax_cross_entropy", real)
+    assert run(QUICK + ["--epochs", "1", "--out", "r"], capsys)[0] == 0
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["KeyboardInterrupt", "SystemError"])
+def test_ctrl_c_later_names_the_saved_epoch_and_resume(tmp_path, capsys, monkeypatch, wrapped):
+    monkeypatch.setattr(train_cli, "softmax_cross_entropy", interrupt_at(96 // 32 + 2, wrapped))
+    code, _, err = run(QUICK + ["--epochs", "2", "--out", "r"], capsys)
+    assert code == 130 and "Traceback" not in err
+    assert "during epoch 2 of 2" in err and "holds epoch 1" in err
+    assert "--resume --out r" in err
+
+
+def test_a_system_error_that_is_not_an_interrupt_is_not_hidden(capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise SystemError("a real bug")
+
+    monkeypatch.setattr(train_cli, "softmax_cross_entropy", broken)
+    with pytest.raises(SystemError, match="a real bug"):
+        train_cli.main(QUICK + ["--epochs", "1", "--out", "r"])
+
+
+# ------------------------------------------------------------------------ help and plots
+def test_help_shows_real_defaults_only(capsys):
+    with pytest.raises(SystemExit):
+        train_cli.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: True)" not in text and "(default: False)" not in text
+    assert "(default: None)" not in text
+    body = text[text.index("model and optimisation:"):]  # past the usage line
+    for entry, default in (("--batch-size N", "64"), ("--gamma GAMMA", "0.1"),
+                           ("--label-smoothing LABEL_SMOOTHING", "0.1"), ("--seed SEED", "0")):
+        section = body[body.index(entry):]
+        assert section[section.index("(default:"):].startswith(f"(default: {default})"), entry
+
+
+def test_one_epoch_header_and_curves(tmp_path, capsys):
+    code, out, err = run(QUICK + ["--epochs", "1", "--out", "r"], capsys)
+    assert code == 0, err
+    assert "1 epoch x 3 steps of 32" in out and "1 epochs" not in out
+    from emotion.plots import curves_figure
+
+    history = json.loads((tmp_path / "r" / "metrics.json").read_text())["history"]
+    cfg = train_cli.resolve_config(train_cli.build_parser().parse_args(QUICK))
+    fig = curves_figure(history, train_loss_label=train_cli.train_loss_label(cfg))
+    for ax in fig.axes:
+        assert ax.get_xlim() == (0.5, 1.5)
+        ticks = [t for t in ax.get_xticks() if 0.5 <= t <= 1.5]
+        assert ticks == [1.0]  # whole epochs only
+        assert all(line.get_marker() == "o" for line in ax.get_lines())
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["train (label smoothing 0.1, sqrt class weights, augmented)",
+                      "validation (plain cross-entropy)"]
