@@ -24,6 +24,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from minicnn.backends import get_backend
+from minicnn.kernels.optim import adam_update
 from minicnn.schedules import Constant, CosineWarmup, OneCycle, StepLR
 
 __all__ = ["SGD", "Adam", "AdamW", "Constant", "CosineWarmup", "OneCycle", "Optimizer",
@@ -137,13 +139,18 @@ class Adam(Optimizer):
     def _update(self, name, p, g, state):
         b1, b2 = self.betas
         wd = self._decay(name)
+        if not state:
+            state["m"] = np.zeros_like(p)
+            state["v"] = np.zeros_like(p)
+        # the fast backend: the same update in one compiled pass (``kernels/optim.py``)
+        if get_backend() == "fast" and adam_update(
+                p, g, state["m"], state["v"], self.lr, b1, b2, self.eps, 1 - b1**self.t,
+                1 - b2**self.t, wd, self.decoupled):
+            return
         if wd and self.decoupled:
             p *= 1 - self.lr * wd
         elif wd:
             g = g + wd * p
-        if not state:
-            state["m"] = np.zeros_like(p)
-            state["v"] = np.zeros_like(p)
         m, v = state["m"], state["v"]
         m *= b1
         m += (1 - b1) * g
