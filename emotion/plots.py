@@ -34,10 +34,12 @@ def curves_figure(history: list[dict], title: str = "",
     ax_loss.plot(epochs, [h["train_loss"] for h in history], style, ms=4, label=train_loss_label)
     ax_loss.plot(epochs, [h["val_loss"] for h in history], style, ms=4, label=val_label)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
-    ax_loss.set_ylim(bottom=0)
+    losses = [v for h in history for v in (h["train_loss"], h["val_loss"]) if np.isfinite(v)]
+    if losses:  # from 0, with room above the highest point for the legend
+        ax_loss.set_ylim(0, 1.3 * max(max(losses), 1e-3))
     ax_acc.plot(epochs, [100 * h["train_acc"] for h in history], style, ms=4, label="train")
     ax_acc.plot(epochs, [100 * h["val_acc"] for h in history], style, ms=4, label="validation")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy", ylim=(0, 100))
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy", ylim=(0, 105))
     for ax in (ax_loss, ax_acc):
         if epochs:
             ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)

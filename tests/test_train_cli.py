@@ -452,6 +452,8 @@ def test_one_epoch_header_and_curves(tmp_path, capsys):
         ticks = [t for t in ax.get_xticks() if 0.5 <= t <= 1.5]
         assert ticks == [1.0]  # whole epochs only
         assert all(line.get_marker() == "o" for line in ax.get_lines())
+    assert fig.axes[0].get_ylim()[0] == 0 and fig.axes[1].get_ylim()[0] == 0
+    assert fig.axes[0].get_ylim()[1] > max(history[0]["train_loss"], history[0]["val_loss"])
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert legend == ["train (label smoothing 0.1, sqrt class weights, augmented)",
                       "validation (plain cross-entropy)"]
