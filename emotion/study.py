@@ -35,14 +35,16 @@ def fer2013_dir() -> Path:
     return find_data(None) or DEV_DATA
 
 
-def example_parser(description: str) -> argparse.ArgumentParser:
-    """The options every study example takes: --quick, --out and --synthetic."""
+def example_parser(description: str, study: bool = True) -> argparse.ArgumentParser:
+    """The options every example takes: --out; with ``study`` (the examples that look at a
+    trained model or at faces) also --quick and --synthetic."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--quick", action="store_true",
-                   help="small sizes and a small network trained for seconds on synthetic faces "
-                        "(no weights or data needed)")
-    p.add_argument("--synthetic", action="store_true",
-                   help="use synthetic faces even when FER2013 is available")
+    if study:
+        p.add_argument("--quick", action="store_true",
+                       help="small sizes and a small network trained for seconds on synthetic "
+                            "faces (no weights or data needed)")
+        p.add_argument("--synthetic", action="store_true",
+                       help="use synthetic faces even when FER2013 is available")
     p.add_argument("--out", default="examples_out", metavar="DIR",
                    help="folder for the PNG (default: examples_out/)")
     return p

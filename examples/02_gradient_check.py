@@ -1,20 +1,25 @@
 """Gradient-check walkthrough: every layer's hand-written backward pass against central
 differences, in float64, printing the relative error per layer.
 
-Run: python examples/02_gradient_check.py
+Run: python examples/02_gradient_check.py [--out DIR]
 """
 
 import numpy as np
 
+from emotion.plots import plt, save_figure
+from emotion.study import example_parser, output_path
 from minicnn import functional as F
 from minicnn.gradcheck import numerical_gradient, rel_error
 
+args = example_parser(__doc__.splitlines()[0], study=False).parse_args()
 rng = np.random.default_rng(0)
 print("relative error = max |analytic - numerical| / (|analytic| + |numerical|); < 1e-6 is good\n")
+errors = {}
 
 
 def report(name, analytic, f, x, dout, h=1e-5):
     err = rel_error(analytic, numerical_gradient(f, x, dout, h=h))
+    errors[name] = err
     print(f"{name:<34} {err:.2e}  {'ok' if err < 1e-6 else 'CHECK'}")
 
 
@@ -60,3 +65,17 @@ logits, labels = rng.standard_normal((4, 7)), np.array([0, 3, 6, 2])
 loss, dlogits = F.softmax_cross_entropy(logits, labels, label_smoothing=0.1)
 report("softmax cross-entropy dlogits", dlogits,
        lambda: F.softmax_cross_entropy(logits, labels, 0.1)[0], logits, None)
+
+fig, ax = plt.subplots(figsize=(8, 4))
+names = list(errors)
+ax.barh(names, [max(e, 1e-16) for e in errors.values()],
+        color=["tab:blue" if e < 1e-6 else "tab:red" for e in errors.values()])
+ax.axvline(1e-6, color="k", ls="--", lw=1, label="1e-6: the pass mark")
+ax.set(xscale="log", xlabel="relative error, analytic vs numerical gradient (log scale)",
+       title="every hand-written backward pass against central differences (float64)")
+ax.invert_yaxis()
+ax.legend(fontsize=8)
+ax.grid(alpha=0.3, axis="x")
+path = output_path(args.out, "02_gradient_check.png")
+save_figure(fig, path)
+print(f"\nwrote {path}")

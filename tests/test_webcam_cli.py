@@ -137,13 +137,18 @@ def test_headless_video_to_annotated_video_csv_and_timeline(tmp_path, weights):
     assert ok and frame.shape == (*SIZE, 3)
 
     rows = list(csv.reader(table.open()))
-    assert rows[0] == ["frame", "time_s", "face_id", "x", "y", "w", "h", *CLASSES]
+    # predict's columns: the label and its score before the probabilities
+    assert rows[0] == ["frame", "time_s", "face_id", "x", "y", "w", "h", "label", "score",
+                       *CLASSES]
     assert len(rows) == 1 + 2 * N_FRAMES
     for row in rows[1:]:
         frame_i, face_id = int(row[0]), int(row[2])
         assert float(row[1]) == pytest.approx(frame_i / 10, abs=1e-3)
         assert tuple(int(v) for v in row[3:7]) == moving_boxes(frame_i)[face_id]
-        assert sum(float(v) for v in row[7:]) == pytest.approx(1, abs=1e-4)
+        probs = [float(v) for v in row[9:]]
+        assert sum(probs) == pytest.approx(1, abs=1e-4)
+        assert row[7] == CLASSES[int(np.argmax(probs))]
+        assert float(row[8]) == pytest.approx(max(probs), abs=1e-6)
     assert cv2.imread(str(plot)) is not None
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files
 
@@ -257,3 +262,47 @@ def test_a_training_checkpoint_as_weights_points_to_best_npz(tmp_path, capsys):
                         str(tmp_path / "checkpoint.npz")])
     err = capsys.readouterr().err
     assert code == 2 and "training checkpoint" in err and "best.npz" in err
+
+
+def test_max_frames_must_be_at_least_one(tmp_path, capsys):
+    video = synthetic_video(tmp_path / "in.mp4")
+    for value in ("0", "-3"):
+        with pytest.raises(SystemExit) as exc:
+            webcam.main(["--source", str(video), "--no-display", "--max-frames", value])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and "--max-frames: must be at least 1" in err
+        assert "empty video" not in err
+
+
+def test_fps_shown_is_the_real_throughput_and_steady():
+    # the webcam's rhythm: a full search (59 ms) every 5th frame, tracking (3.8 ms) between;
+    # an average of per-frame rates showed ~200 and swung with each slow frame
+    meter = webcam.FpsMeter()
+    times = [1 / 17 if i % 5 == 0 else 1 / 262 for i in range(200)]
+    shown = [meter.add(t) for t in times]
+    true_rate = 5 / (1 / 17 + 4 / 262)
+    steady = shown[webcam.FPS_WINDOW:]
+    assert min(steady) > 0.9 * true_rate and max(steady) < 1.1 * true_rate
+    # random frame times: still no frame-to-frame jump of more than a tenth
+    rng = np.random.default_rng(0)
+    shown = [meter.add(t) for t in rng.uniform(1 / 262, 1 / 17, 300)]
+    steps = np.abs(np.diff(shown)) / np.array(shown[:-1])
+    assert steps.max() < 0.1
+
+
+def test_the_video_shows_the_smoothed_fps(tmp_path, weights, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(webcam, "draw_fps", lambda frame, fps, scale=None: drawn.append(fps))
+    video = synthetic_video(tmp_path / "in.mp4")
+    rec = EmotionRecognizer(weights, detector=FakeDetector(moving_boxes(0)))
+    cap, _ = webcam.open_source(str(video))
+    meter, real_add = [], webcam.FpsMeter.add
+
+    def add(self, seconds):
+        meter.append(real_add(self, seconds))
+        return meter[-1]
+
+    monkeypatch.setattr(webcam.FpsMeter, "add", add)
+    webcam.process_stream(cap, rec)
+    cap.release()
+    assert len(drawn) == N_FRAMES and drawn == meter
