@@ -242,6 +242,7 @@ def test_out_of_range_options_are_refused_by_argparse(flag, value, capsys):
 
 
 # ------------------------------------------------------------------------- divergence
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 def test_overflowing_batch_norm_statistics_stop_the_run_and_keep_a_loadable_checkpoint(
         tmp_path, capsys):
     # the case: with SGD at lr 1e3 the loss stays finite while batch norm's running
