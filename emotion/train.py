@@ -353,7 +353,11 @@ def class_weight_vector(labels: np.ndarray, mode: str) -> np.ndarray | None:
 
 # ----------------------------------------------------------------------------- pieces
 def make_optimizer(cfg: dict, model: minicnn.Sequential):
-    params = model.parameters()
+    return optimizer_for(cfg, model.parameters())
+
+
+def optimizer_for(cfg: dict, params: dict[str, np.ndarray]):
+    """The configured optimizer over ``params`` (updated in place)."""
     no_decay = [name for name, p in params.items() if p.ndim == 1]  # biases, BN scales
     if cfg["optimizer"] == "sgd":
         return SGD(params, cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["momentum"] > 0,
@@ -468,11 +472,13 @@ def check_state(path: Path, state, cfg: dict) -> dict:
     return state
 
 
-def optimizer_slots(cfg: dict) -> set[str]:
-    """The per-parameter state the configured optimizer keeps after its first step."""
-    if cfg["optimizer"] == "sgd":
-        return {"momentum"} if cfg["momentum"] > 0 else set()
-    return {"m", "v"}
+def optimizer_keys(cfg: dict, model) -> set[str]:
+    """The state entries the configured optimizer keeps after a step ("<param>/<slot>",
+    without "__t__"): asked of a fresh one that takes one step on copies of the model's
+    parameters, so the check follows minicnn.optim rather than a list kept here."""
+    probe = optimizer_for(cfg, {k: v.copy() for k, v in model.parameters().items()})
+    probe.step({k: np.zeros_like(v) for k, v in probe.params.items()})
+    return set(probe.state_arrays()) - {"__t__"}
 
 
 def check_optimizer_state(path: Path, arrays: dict[str, np.ndarray], model, cfg: dict) -> None:
@@ -486,8 +492,7 @@ def check_optimizer_state(path: Path, arrays: dict[str, np.ndarray], model, cfg:
     if t is None or t.shape != () or t.dtype.kind not in "iu" or int(t) < 0:
         raise bad("has no valid step count ('opt/__t__')")
     params = model.parameters()
-    slots = optimizer_slots(cfg) if int(t) > 0 else set()
-    expected = {f"{name}/{slot}" for name in params for slot in slots}
+    expected = optimizer_keys(cfg, model) if int(t) > 0 else set()
     found = set(arrays) - {"__t__"}
     if found != expected:
         missing, extra = sorted(expected - found), sorted(found - expected)
