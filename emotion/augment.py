@@ -8,9 +8,10 @@ Each image gets, in this order:
 2. brightness and contrast jitter;
 3. random erasing (Zhong et al., 2017, "Random Erasing Data Augmentation"): a rectangle
    filled with noise, which pushes the model to use more than one facial region;
-4. the faults of real photos that FER2013's crops rarely show: a gamma curve (over- and
-   under-exposure), a Gaussian blur (focus and motion) and JPEG re-compression (blocking and
-   ringing), each with its own probability.
+4. optionally (``AugmentConfig.photo()``, off in the default recipe), the faults of real
+   photos that FER2013's crops rarely show: a gamma curve (over- and under-exposure), a
+   Gaussian blur (focus and motion) and JPEG re-compression (blocking and ringing), each
+   with its own probability.
 
 All randomness comes from the ``np.random.Generator`` passed in, and every random number for
 a batch is drawn up front in a fixed order, so a seed reproduces a batch exactly. The cost is
@@ -55,7 +56,7 @@ class AugmentConfig:
     enabled: bool = True
     flip_p: float = 0.5
     max_shift: float = 4.0
-    max_rotation: float = 15.0
+    max_rotation: float = 10.0
     scale_range: tuple[float, float] = (0.9, 1.1)
     border_mode: int = cv2.BORDER_REFLECT_101
     brightness: float = 0.15
@@ -63,12 +64,17 @@ class AugmentConfig:
     erase_p: float = 0.25
     erase_area: tuple[float, float] = (0.02, 0.15)
     erase_aspect: tuple[float, float] = (0.3, 3.3)
-    gamma_p: float = 0.3
+    gamma_p: float = 0.0
     gamma_range: tuple[float, float] = (0.6, 1.6)
-    blur_p: float = 0.15
+    blur_p: float = 0.0
     blur_sigma: tuple[float, float] = (0.4, 1.2)
-    jpeg_p: float = 0.25
+    jpeg_p: float = 0.0
     jpeg_quality: tuple[int, int] = (20, 90)
+
+    @classmethod
+    def photo(cls) -> AugmentConfig:
+        """The default strengths plus real-photo faults and up to 15 degrees of tilt."""
+        return cls(max_rotation=15.0, gamma_p=0.3, blur_p=0.15, jpeg_p=0.25)
 
     @classmethod
     def none(cls) -> AugmentConfig:

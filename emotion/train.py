@@ -72,7 +72,7 @@ DATA_ENV_VAR = "FER2013_DIR"
 DEFAULT_DATA_LOCATIONS = (Path("data/fer2013"), Path("~/data/fer2013"),
                           Path("~/.cache/minicnn-emotion/fer2013"))
 VALIDATION_SPLITS = ("test", "val", "private")
-REAL_EPOCHS, SYNTHETIC_EPOCHS = 35, 10
+REAL_EPOCHS, SYNTHETIC_EPOCHS = 30, 10
 # Options that may differ between a run and its --resume without changing the result
 # (threads: only in the last bits, see the module docstring; out: the folder may move).
 RESUME_FREE = {"resume", "threads", "progress", "stop_after_epoch", "data", "cache", "out"}
@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(helps the rare 'disgust' class)")
     m.add_argument("--no-augment", dest="augment", action="store_false",
                    help="turn off training-time augmentation")
+    m.add_argument("--photo-augment", action="store_true",
+                   help="also simulate the faults of real photos (gamma, blur, JPEG "
+                        "re-compression) and tilt heads by up to 15 degrees instead of 10")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=RANGES["seed"], default=0,
                    help="seeds the initial weights, the --limit subset, shuffling, "
@@ -653,7 +656,8 @@ def _train(cfg: dict, say, progress: dict) -> dict:
     opt = make_optimizer(cfg, model)
     schedule = make_schedule(cfg, steps_per_epoch)
     weights = class_weight_vector(y_train, cfg["class_weights"])
-    aug = AugmentConfig() if cfg["augment"] else AugmentConfig.none()
+    aug = (AugmentConfig.none() if not cfg["augment"] else
+           AugmentConfig.photo() if cfg.get("photo_augment") else AugmentConfig())
 
     state = {"epoch": 0, "history": [], "best_val_acc": -1.0, "best_epoch": 0,
              "train_seconds": 0.0}

@@ -96,3 +96,11 @@ def test_photo_faults_each_do_what_they_say(images):
                          replace(OFF, jpeg_p=1.0, jpeg_quality=(20, 20)))
     assert not np.array_equal(jpeg, smooth)
     assert np.abs(jpeg.astype(int) - smooth).mean() < 8
+
+
+def test_photo_preset_adds_the_faults_the_default_recipe_leaves_off():
+    default, photo = AugmentConfig(), AugmentConfig.photo()
+    assert default.gamma_p == default.blur_p == default.jpeg_p == 0.0
+    assert min(photo.gamma_p, photo.blur_p, photo.jpeg_p) > 0 and photo.max_rotation == 15.0
+    assert replace(photo, max_rotation=default.max_rotation, gamma_p=0.0, blur_p=0.0,
+                   jpeg_p=0.0) == default

@@ -10,6 +10,7 @@ import pytest
 
 import minicnn
 from emotion import evaluate as evaluate_cli
+from emotion.augment import AugmentConfig
 from emotion import train as train_cli
 from minicnn.serialize import read_npz
 
@@ -458,3 +459,14 @@ def test_one_epoch_header_and_curves(tmp_path, capsys):
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert legend == ["train (label smoothing 0.1, sqrt class weights, augmented)",
                       "validation (plain cross-entropy)"]
+
+
+def test_photo_augment_trains_with_the_photo_faults(tmp_path, capsys, monkeypatch):
+    seen = []
+    real = train_cli.augment_batch
+    monkeypatch.setattr(train_cli, "augment_batch",
+                        lambda x, rng, cfg: seen.append(cfg) or real(x, rng, cfg))
+    code, _, err = run(QUICK + ["--epochs", "1", "--photo-augment", "--out", "p"], capsys)
+    assert code == 0, err
+    assert seen and all(cfg == AugmentConfig.photo() for cfg in seen)
+    assert json.loads((tmp_path / "p" / "config.json").read_text())["photo_augment"] is True
