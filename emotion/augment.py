@@ -148,12 +148,17 @@ def augment_batch(
     erase_w = np.clip(np.rint(np.sqrt(area / aspect)), 1, width).astype(np.int64)
     erase_y = (rng.random(n) * (height - erase_h + 1)).astype(np.int64)
     erase_x = (rng.random(n) * (width - erase_w + 1)).astype(np.int64)
-    gamma_on = rng.random(n) < config.gamma_p
-    gamma = np.exp(rng.uniform(np.log(config.gamma_range[0]), np.log(config.gamma_range[1]), n))
-    blur_on = rng.random(n) < config.blur_p
-    sigma = rng.uniform(config.blur_sigma[0], config.blur_sigma[1], n)
-    jpeg_on = rng.random(n) < config.jpeg_p
-    quality = rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1, n)
+    # The photo faults draw only when switched on, so the default recipe's random stream
+    # (and so a seed's result) is what it was before they existed.
+    gamma_on = blur_on = jpeg_on = np.zeros(n, dtype=bool)
+    if config.gamma_p or config.blur_p or config.jpeg_p:
+        gamma_on = rng.random(n) < config.gamma_p
+        gamma = np.exp(rng.uniform(np.log(config.gamma_range[0]), np.log(config.gamma_range[1]),
+                                   n))
+        blur_on = rng.random(n) < config.blur_p
+        sigma = rng.uniform(config.blur_sigma[0], config.blur_sigma[1], n)
+        jpeg_on = rng.random(n) < config.jpeg_p
+        quality = rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1, n)
 
     warped = np.empty((n, height, width), dtype=np.float32)
     for i in range(n):

@@ -104,3 +104,29 @@ def test_photo_preset_adds_the_faults_the_default_recipe_leaves_off():
     assert min(photo.gamma_p, photo.blur_p, photo.jpeg_p) > 0 and photo.max_rotation == 15.0
     assert replace(photo, max_rotation=default.max_rotation, gamma_p=0.0, blur_p=0.0,
                    jpeg_p=0.0) == default
+
+
+def test_default_recipe_draws_what_it_drew_before_the_photo_faults(images):
+    """The photo faults draw from the generator only when on, so a seed trains as before:
+    the default recipe makes exactly the draws it made before they existed."""
+    class Recorder:
+        def __init__(self):
+            self.rng, self.calls = np.random.default_rng(5), []
+
+        def __getattr__(self, name):
+            def draw(*args, **kwargs):
+                self.calls.append(name)
+                return getattr(self.rng, name)(*args, **kwargs)
+            return draw
+
+    default, photo = Recorder(), Recorder()
+    out = augment_batch(images, default)
+    augment_batch(images, photo, AugmentConfig.photo())
+    before = ["random", "uniform", "uniform", "uniform",  # flip, angle, scale, shift
+              "uniform", "uniform",                       # contrast, brightness
+              "random", "uniform", "uniform", "random", "random"]  # erasing
+    fills = default.calls[len(before):]
+    assert default.calls[:len(before)] == before and set(fills) <= {"integers"}
+    assert photo.calls[len(before):len(before) + 6] == ["random", "uniform", "random",
+                                                        "uniform", "random", "integers"]
+    assert out.shape == images.shape
