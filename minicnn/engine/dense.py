@@ -17,18 +17,25 @@ from minicnn.engine import threads
 SPLIT_MACS = 2**21  # multiply-adds from which a product is split between the threads
 
 
-def _ranges(n: int, macs: int) -> list[tuple[int, int]]:
-    """[start, stop) runs of ``n`` rows, one per thread (one run for a small product)."""
-    parts = threads.parallel_parts(n) if macs >= SPLIT_MACS else 1
+def _parts(macs: int, *sizes: int) -> int:
+    """Into how many parts, one per thread, a product of ``macs`` multiply-adds splits
+    rows of each of ``sizes`` (1 for a small product)."""
+    return min(threads.parallel_parts(n) for n in sizes) if macs >= SPLIT_MACS else 1
+
+
+def _ranges(n: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` consecutive [start, stop) runs of ``n`` rows."""
     return [(n * p // parts, n * (p + 1) // parts) for p in range(parts)]
 
 
-def _run(fn, ranges) -> None:
-    if len(ranges) == 1:
+def _run(fn, parts: int) -> None:
+    """fn(0), ..., fn(parts - 1), on the engine's threads (one map: one meeting of the
+    threads), or on one-thread BLAS here for a single part."""
+    if parts == 1:
         with threads.blas_threads(1):
-            fn(ranges[0])
+            fn(0)
     else:
-        threads.map_concurrently(fn, ranges)
+        threads.map_concurrently(fn, range(parts))
 
 
 def dense_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -37,12 +44,15 @@ def dense_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarr
     N, M = x.shape[0], w.shape[0]
     out = np.empty((N, M), dtype=np.result_type(x, w))
 
-    def rows(r: tuple[int, int]) -> None:
-        s, e = r
+    parts = _parts(x.size * M, N)
+    runs = _ranges(N, parts)
+
+    def rows(part: int) -> None:
+        s, e = runs[part]
         np.matmul(x[s:e], w.T, out=out[s:e])
         out[s:e] += b
 
-    _run(rows, _ranges(N, x.size * M))
+    _run(rows, parts)
     return out, x
 
 
@@ -50,17 +60,18 @@ def dense_backward(
     dout: np.ndarray, x: np.ndarray, w: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """dout (N, M), x (N, D), w (M, D) -> (dx (N, D), dw (M, D), db (M,)), as
-    ``functional.dense_backward``; the threads take the rows of dx, then those of dw."""
+    ``functional.dense_backward``; each thread takes rows of dx and rows of dw."""
     (N, M), D = dout.shape, x.shape[1]
     dtype = np.result_type(dout, w)
     dx, dw = np.empty((N, D), dtype=dtype), np.empty((M, D), dtype=dtype)
 
-    def dx_rows(r: tuple[int, int]) -> None:
-        np.matmul(dout[r[0]:r[1]], w, out=dx[r[0]:r[1]])
+    parts = _parts(N * M * D, N, M)
+    dx_runs, dw_runs = _ranges(N, parts), _ranges(M, parts)
 
-    def dw_rows(r: tuple[int, int]) -> None:
-        np.matmul(dout[:, r[0]:r[1]].T, x, out=dw[r[0]:r[1]])
+    def rows(part: int) -> None:  # a part's rows of dx, then of dw
+        (s, e), (a, z) = dx_runs[part], dw_runs[part]
+        np.matmul(dout[s:e], w, out=dx[s:e])
+        np.matmul(dout[:, a:z].T, x, out=dw[a:z])
 
-    _run(dx_rows, _ranges(N, N * M * D))
-    _run(dw_rows, _ranges(M, N * M * D))
+    _run(rows, parts)
     return dx, dw, dout.sum(axis=0)
