@@ -306,15 +306,17 @@ def regroup_add_bias_numba(y, bias, out, relu):
     for i_f in prange(n * F):
         i = i_f // F
         f = i_f % F
-        src = y[f]
+        # both rows as slices indexed from 0: LLVM vectorises that loop, and not one
+        # indexed src[i * P + p] (2-3x slower)
+        src = y[f, i * P:(i + 1) * P]
         dst = out[i, f]
         b = bias[f]
         if relu:
             for p in range(P):
-                dst[p] = max(src[i * P + p] + b, 0)
+                dst[p] = max(src[p] + b, 0)
         else:
             for p in range(P):
-                dst[p] = src[i * P + p] + b
+                dst[p] = src[p] + b
     return out
 
 
