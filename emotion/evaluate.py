@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion.cli import Bounded
 from emotion.data import DataError, load_fer2013
 from emotion.labels import CLASSES
 from emotion.metrics import classification_report, format_report
@@ -59,19 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test-time augmentation: none, flip (2 views) or crops (10 views)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON ('-': stdout)")
     p.add_argument("--confusion", metavar="PNG", help="save the confusion matrix as a PNG")
-    p.add_argument("--threads", type=threads_type, default=os.cpu_count() or 1,
+    p.add_argument("--threads", type=Bounded(int, low=1), default=os.cpu_count() or 1,
                    help="threads for the network (at least 1)")
     return p
-
-
-def threads_type(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def check_outputs(args: argparse.Namespace) -> None:

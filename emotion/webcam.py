@@ -48,6 +48,7 @@ import cv2
 import numpy as np
 
 from emotion.backends import BACKENDS, use_backend
+from emotion.cli import Bounded
 from emotion.draw import draw_face, draw_fps, ui_scale
 from emotion.faces import (
     DEFAULT_MIN_SIZE,
@@ -427,17 +428,6 @@ def process_stream(cap: cv2.VideoCapture, recognizer: EmotionRecognizer, *,
     return result
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m emotion.webcam",
@@ -448,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FRAMES.csv", help="write per-frame, per-face rows here")
     p.add_argument("--timeline", metavar="PNG", help="write a probability-over-time plot here")
     p.add_argument("--no-display", action="store_true", help="do not open a window")
-    p.add_argument("--max-frames", type=positive_int, metavar="N",
+    p.add_argument("--max-frames", type=Bounded(int, low=1), metavar="N",
                    help="stop after N frames (at least 1)")
     p.add_argument("--weights", metavar="W", help="model file (default: the shipped model)")
     p.add_argument("--yunet", metavar="M", help="YuNet .onnx model: use it instead of Haar")

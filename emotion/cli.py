@@ -1,0 +1,52 @@
+"""Pieces shared by the command-line tools' argument parsers."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+class Bounded:
+    """An argparse ``type`` for a number in a range: ``Bounded(float, low=0, low_open=True)``
+    accepts x > 0. Floats must be finite. ``check`` applies the same rule to a value
+    already parsed (``resolve_config`` on a config built in code)."""
+
+    def __init__(self, kind: type, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, high_open: bool = False) -> None:
+        self.kind, self.low, self.high = kind, low, high
+        self.low_open, self.high_open = low_open, high_open
+        self.__name__ = kind.__name__  # argparse names the type in some messages
+
+    def describe(self) -> str:
+        if self.low is not None and self.high is not None:
+            return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                    f"{')' if self.high_open else ']'}")
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"{'<' if self.high_open else '<='} {self.high:g}"
+
+    def check(self, value) -> str | None:
+        """None when ``value`` is allowed, else the reason."""
+        if self.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"must be an integer, got {value!r}"
+        if self.kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"must be a number, got {value!r}"
+            if not math.isfinite(value):
+                return f"must be a finite number, got {value}"
+        too_low = self.low is not None and (value < self.low or
+                                            (self.low_open and value == self.low))
+        too_high = self.high is not None and (value > self.high or
+                                              (self.high_open and value == self.high))
+        return f"must be {self.describe()}, got {value:g}" if too_low or too_high else None
+
+    def __call__(self, text: str):
+        try:
+            value = self.kind(text)
+        except ValueError:
+            what = "an integer" if self.kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        problem = self.check(value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
