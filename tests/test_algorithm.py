@@ -69,3 +69,23 @@ def test_the_environment_variable_spelling_is_checked():
     for bad in ("fft", "winograd:5", "im2col:x"):
         with pytest.raises(ValueError, match="unknown convolution algorithm"):
             A._parse(bad)
+
+
+def test_choices_are_remembered_per_shape_and_forced_algorithm():
+    """``choose`` remembers its answer per shape; forcing an algorithm is part of the key,
+    and ``forget_choices`` drops what was remembered (after changing a constant)."""
+    A.forget_choices()
+    args = (64, 16, 16, 3, 3, 1, 1, 48, 48)
+    assert A.choose(*args).name == "im2col"
+    with A.algorithm("winograd", 2):
+        assert tuple(A.choose(*args)) == ("winograd", 2)
+    assert A.choose(*args).name == "im2col"
+    old = A.CHANNEL_HALF
+    try:
+        A.CHANNEL_HALF = 0  # the constant before 16-channel layers were measured
+        assert A.choose(*args).name == "im2col"  # still the remembered answer
+        A.forget_choices()
+        assert A.choose(*args).name == "winograd"
+    finally:
+        A.CHANNEL_HALF = old
+        A.forget_choices()

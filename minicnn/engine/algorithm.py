@@ -23,6 +23,7 @@ measurements.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,10 +109,24 @@ def choose(N: int, C: int, F: int, KH: int, KW: int, stride: int, padding: int,
            OH: int, OW: int) -> Choice:
     """The algorithm for a convolution of N images with C input and F output channels,
     a KH x KW kernel and an OH x OW output."""
-    name = _forced[0]
+    return _choose(N, C, F, KH, KW, stride, padding, OH, OW, _forced)
+
+
+def winograd_tile(N: int, C: int, F: int, OH: int, OW: int) -> int:
+    """The cheapest output tile m (2, 3 or 4; the smaller on a tie) of a Winograd
+    convolution with an OH x OW output, or the forced one."""
+    return _winograd_tile(N, C, F, OH, OW, _forced[1])
+
+
+# Remembered per shape (and forced choice): the model's arithmetic took about 30 us a
+# layer, a tenth of a small layer's forward at batch 1. Call ``forget_choices()`` after
+# changing the model's constants.
+@functools.lru_cache(maxsize=4096)
+def _choose(N, C, F, KH, KW, stride, padding, OH, OW, forced) -> Choice:
+    name = forced[0]
     if not winograd_applies(KH, KW, stride, padding) or name == "im2col":
         return Choice("im2col", 0)
-    m = winograd_tile(N, C, F, OH, OW)
+    m = _winograd_tile(N, C, F, OH, OW, forced[1])
     if name == "winograd":
         return Choice("winograd", m)
     if winograd_seconds(N, C, F, OH, OW, m) < im2col_seconds(N, C, F, KH, KW, OH, OW):
@@ -119,10 +134,14 @@ def choose(N: int, C: int, F: int, KH: int, KW: int, stride: int, padding: int,
     return Choice("im2col", 0)
 
 
-def winograd_tile(N: int, C: int, F: int, OH: int, OW: int) -> int:
-    """The cheapest output tile m (2, 3 or 4; the smaller on a tie) of a Winograd
-    convolution with an OH x OW output, or the forced one."""
-    tile = _forced[1]
+@functools.lru_cache(maxsize=4096)
+def _winograd_tile(N, C, F, OH, OW, tile) -> int:
     if tile:
         return tile
     return min((2, 3, 4), key=lambda m: (winograd_seconds(N, C, F, OH, OW, m), m))
+
+
+def forget_choices() -> None:
+    """Drop the remembered choices (after changing PEAK, COPY, ... at run time)."""
+    _choose.cache_clear()
+    _winograd_tile.cache_clear()
