@@ -40,6 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotion.cli import Bounded
 from emotion.faces import DEFAULT_MIN_SIZE, crop_faces, make_detector, to_gray
 from emotion.outputs import OutputNamer, training_checkpoint_hint
 from emotion.plots import plt, save_figure
@@ -199,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "FER2013's 48x48 images)")
     p.add_argument("--yunet", metavar="MODEL.onnx",
                    help="use OpenCV's YuNet face detector with this model instead of Haar")
-    p.add_argument("--min-face", type=int, default=DEFAULT_MIN_SIZE, metavar="N",
+    p.add_argument("--min-face", type=Bounded(int, low=1), default=DEFAULT_MIN_SIZE,
+                   metavar="N",
                    help=f"ignore faces smaller than N pixels (default {DEFAULT_MIN_SIZE})")
     return p
 

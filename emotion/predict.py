@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 
 from emotion.backends import BACKENDS, use_backend
+from emotion.cli import Bounded
 from emotion.draw import draw_results
 from emotion.faces import DEFAULT_MIN_SIZE, make_detector
 from emotion.labels import CLASSES
@@ -161,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yunet", metavar="MODEL.onnx",
                    help="use OpenCV's YuNet face detector with this model instead of Haar")
     p.add_argument("--largest", action="store_true", help="keep only the largest face per image")
-    p.add_argument("--min-face", type=int, default=DEFAULT_MIN_SIZE, metavar="N",
+    p.add_argument("--min-face", type=Bounded(int, low=1), default=DEFAULT_MIN_SIZE,
+                   metavar="N",
                    help=f"ignore faces smaller than N pixels (default {DEFAULT_MIN_SIZE})")
     p.add_argument("--tta", choices=TTA_MODES, default="flip",
                    help="test-time augmentation (default flip)")

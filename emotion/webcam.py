@@ -444,12 +444,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yunet", metavar="M", help="YuNet .onnx model: use it instead of Haar")
     p.add_argument("--smoothing", type=float, default=0.6,
                    help="weight of the past in the per-face moving average, 0..1 (default 0.6)")
-    p.add_argument("--min-face", type=int, default=DEFAULT_MIN_SIZE, metavar="N",
+    p.add_argument("--min-face", type=Bounded(int, low=1), default=DEFAULT_MIN_SIZE,
+                   metavar="N",
                    help=f"ignore faces smaller than N pixels (default {DEFAULT_MIN_SIZE})")
     p.add_argument("--largest", action="store_true", help="track only the largest face")
     p.add_argument("--tta", choices=("none", "flip", "crops"), default="flip",
                    help="test-time augmentation (default flip; none is ~2x faster)")
-    p.add_argument("--detect-size", type=int, default=VIDEO_MAX_SIDE, metavar="PX",
+    p.add_argument("--detect-size", type=Bounded(int, low=0), default=VIDEO_MAX_SIDE,
+                   metavar="PX",
                    help=f"detect faces on a copy of each frame shrunk to this longer side, with "
                         f"coarser scale steps (default {VIDEO_MAX_SIDE}: several times faster "
                         f"on 640x480; 0: full frame, finer steps, for small or distant faces)")

@@ -269,3 +269,14 @@ def test_haar_finds_fer_faces_through_the_cli(weights, tmp_path, capsys):
     code, out, err = run([path, "--json", "--weights", weights], capsys)
     assert code == 0, err
     assert len(json.loads(out)[0]["faces"]) >= 1
+
+
+@pytest.mark.parametrize("tool", ["predict", "explain"])
+def test_min_face_below_one_is_refused_by_argparse(tool, capsys):
+    import importlib
+
+    main = importlib.import_module(f"emotion.{tool}").main
+    with pytest.raises(SystemExit) as exc:
+        main(["photo.jpg", "--min-face", "-5"])
+    assert exc.value.code == 2
+    assert "argument --min-face: must be >= 1, got -5" in capsys.readouterr().err

@@ -306,3 +306,13 @@ def test_the_video_shows_the_smoothed_fps(tmp_path, weights, monkeypatch):
     webcam.process_stream(cap, rec)
     cap.release()
     assert len(drawn) == N_FRAMES and drawn == meter
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--min-face", "0", "must be >= 1, got 0"),
+    ("--detect-size", "-1", "must be >= 0, got -1"),
+])
+def test_out_of_range_options_are_refused_by_argparse(flag, value, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        webcam.main(["--source", "clip.mp4", "--no-display", flag, value])
+    assert exc.value.code == 2 and f"argument {flag}: {message}" in capsys.readouterr().err
