@@ -9,7 +9,6 @@ faces through the shipped model) is marked slow and skips without the data."""
 from __future__ import annotations
 
 import csv
-
 import json
 import math
 import subprocess

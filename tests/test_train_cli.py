@@ -10,8 +10,8 @@ import pytest
 
 import minicnn
 from emotion import evaluate as evaluate_cli
-from emotion.augment import AugmentConfig
 from emotion import train as train_cli
+from emotion.augment import AugmentConfig
 from minicnn.serialize import read_npz
 
 QUICK = ["--synthetic", "--arch", "small", "--limit", "96", "--batch-size", "32",
