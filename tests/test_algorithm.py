@@ -20,22 +20,27 @@ def test_only_3x3_stride_1_padding_0_or_1_convolutions_may_run_as_winograd():
 
 
 def test_the_cost_model_keeps_the_measured_decisions_on_the_default_model():
-    """Training at batch 64: the first layer (one input channel) by im2col, every other
-    layer by Winograd, 4x4 tiles on 24x24 and 12x12 outputs, 3x3 tiles on 6x6 ones; one
-    face (batch 1): im2col everywhere (benchmarks/README.md, "Performance chapter")."""
+    """The shipped ``wide`` model, training at batch 64: the first layer (one input
+    channel) by direct loops, every other layer by Winograd, 4x4 tiles on 24x24 and 12x12
+    outputs, 3x3 tiles on 6x6 ones; one face (batch 1): the first layer direct, the others
+    im2col (benchmarks/README.md, "Performance chapter")."""
     layers = [(1, 40, 48), (40, 80, 24), (80, 80, 24), (80, 160, 12), (160, 160, 12),
               (160, 320, 6), (320, 320, 6)]
     training = [tuple(A.choose(64, C, F, 3, 3, 1, 1, S, S)) for C, F, S in layers]
-    assert training == [("im2col", 0)] + [("winograd", 4)] * 4 + [("winograd", 3)] * 2
-    assert all(A.choose(1, C, F, 3, 3, 1, 1, S, S).name == "im2col" for C, F, S in layers)
+    assert training == [("direct", 0)] + [("winograd", 4)] * 4 + [("winograd", 3)] * 2
+    one = [A.choose(1, C, F, 3, 3, 1, 1, S, S).name for C, F, S in layers]
+    assert one == ["direct"] + ["im2col"] * 6
 
 
-def test_few_channels_run_as_im2col_and_many_as_winograd():
+def test_few_channels_run_direct_or_as_im2col_and_many_as_winograd():
     """At batch 64, 3x3 "same": with 8 or 16 channels the tile transforms cost more than
     Winograd's GEMMs save (vggbn's 16 -> 16 at 48x48 measured 1.9x slower forward +
-    backward than im2col), from 32 channels Winograd wins (benchmarks/README.md)."""
-    for C, F, S in [(8, 8, 48), (16, 16, 48), (16, 32, 24), (16, 16, 24)]:
-        assert A.choose(64, C, F, 3, 3, 1, 1, S, S).name == "im2col", (C, F, S)
+    backward than im2col), and direct loops beat im2col's copies and thin GEMMs; 16 -> 32
+    at 24x24 is a tie between the three; from 32 channels Winograd wins
+    (benchmarks/README.md)."""
+    for C, F, S in [(8, 8, 48), (16, 16, 48), (16, 16, 24), (1, 16, 48), (1, 32, 48)]:
+        assert A.choose(64, C, F, 3, 3, 1, 1, S, S).name == "direct", (C, F, S)
+    assert A.choose(64, 16, 32, 3, 3, 1, 1, 24, 24).name == "im2col"
     for C, F, S in [(32, 32, 48), (32, 64, 16), (48, 48, 24), (64, 128, 8), (128, 128, 6)]:
         assert A.choose(64, C, F, 3, 3, 1, 1, S, S).name == "winograd", (C, F, S)
 
@@ -43,9 +48,18 @@ def test_few_channels_run_as_im2col_and_many_as_winograd():
 def test_cost_estimates_grow_with_the_work():
     assert A.im2col_seconds(64, 32, 32, 3, 3, 24, 24) > A.im2col_seconds(8, 32, 32, 3, 3, 24, 24)
     assert A.winograd_seconds(64, 32, 32, 24, 24, 4) > A.winograd_seconds(8, 32, 32, 24, 24, 4)
+    assert A.direct_seconds(64, 32, 32, 3, 3, 24, 24) > A.direct_seconds(8, 32, 32, 3, 3, 24, 24)
 
 
-@pytest.mark.parametrize("spec", ["im2col", "winograd", "winograd:2", "winograd:3",
+def test_only_stride_1_square_convolutions_with_padding_below_the_kernel_run_direct():
+    with A.algorithm("direct"):
+        assert A.choose(8, 4, 4, 3, 3, 1, 1, 9, 9).name == "direct"
+        assert A.choose(8, 4, 4, 5, 5, 1, 4, 13, 13).name == "direct"
+        for KH, KW, stride, padding in [(3, 3, 2, 1), (3, 3, 1, 3), (3, 5, 1, 1)]:
+            assert A.choose(8, 4, 4, KH, KW, stride, padding, 9, 9).name == "im2col"
+
+
+@pytest.mark.parametrize("spec", ["im2col", "direct", "winograd", "winograd:2", "winograd:3",
                                   "winograd:4", "auto"])
 def test_each_forced_algorithm_runs_and_gives_the_reference_output(spec):
     from minicnn import functional as F
@@ -76,16 +90,16 @@ def test_choices_are_remembered_per_shape_and_forced_algorithm():
     and ``forget_choices`` drops what was remembered (after changing a constant)."""
     A.forget_choices()
     args = (64, 16, 16, 3, 3, 1, 1, 48, 48)
-    assert A.choose(*args).name == "im2col"
+    assert A.choose(*args).name == "direct"
     with A.algorithm("winograd", 2):
         assert tuple(A.choose(*args)) == ("winograd", 2)
-    assert A.choose(*args).name == "im2col"
-    old = A.CHANNEL_HALF
+    assert A.choose(*args).name == "direct"
+    old = A.DIRECT
     try:
-        A.CHANNEL_HALF = 0  # the constant before 16-channel layers were measured
-        assert A.choose(*args).name == "im2col"  # still the remembered answer
+        A.DIRECT = 1e9  # direct loops 20 times slower
+        assert A.choose(*args).name == "direct"  # still the remembered answer
         A.forget_choices()
-        assert A.choose(*args).name == "winograd"
+        assert A.choose(*args).name == "im2col"
     finally:
-        A.CHANNEL_HALF = old
+        A.DIRECT = old
         A.forget_choices()

@@ -2,7 +2,7 @@
 (``minicnn.functional``) computes, forward and backward, on drawn shapes: kernel sizes 1
 to 7, strides 1 to 3, paddings 0, 1, 2, "same" and "valid", 1 to 256 channels, batches of
 1 to 70, odd image sizes, float32 and float64; with the engine's algorithm (cost model,
-im2col, Winograd with each tile), GEMM chunk size and thread split drawn too.
+im2col, direct, Winograd with each tile), GEMM chunk size and thread split drawn too.
 
 Every drawn case is small in total work: many channels come only with a tiny image and
 batch, a large batch only with few channels, a large image only with a small batch.
@@ -73,8 +73,8 @@ def conv_cases(draw, winograd=False):
 
 
 engine_settings = st.tuples(
-    st.sampled_from([("auto", None), ("im2col", None), ("winograd", 2), ("winograd", 3),
-                     ("winograd", 4), ("winograd", None)]),
+    st.sampled_from([("auto", None), ("im2col", None), ("direct", None), ("winograd", 2),
+                     ("winograd", 3), ("winograd", 4), ("winograd", None)]),
     st.sampled_from([1, 30, 1024]),  # GEMM columns per chunk (1: an image a chunk)
     st.integers(1, 3),               # threads the batch is split between
 )
@@ -113,6 +113,8 @@ def check_conv(case, settings, relu):
     (name, _), _, _ = settings
     if name == "winograd" and w_shape[2] == 3 and stride == 1 and pad in (0, 1):
         assert fast_cache.choice.name == "winograd"  # the engine path really ran
+    if name == "direct" and stride == 1 and pad < w_shape[2]:
+        assert fast_cache.choice.name == "direct"
     close(got, want)
     for g, r in zip(got_grads, want_grads):
         assert (g is None) == (r is None)

@@ -358,3 +358,43 @@ def test_minicnn_runs_without_numba(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 5), st.integers(1, 9),
+       st.integers(1, 9), st.integers(1, 5), st.integers(0, 4),
+       st.sampled_from([np.float32, np.float64]), st.booleans(), st.booleans(),
+       st.integers(0, 2**31 - 1))
+def test_direct_convolution_tiers_agree_with_im2col(n, C, F, H, W, K, padding, dtype,
+                                                    relu, bias, seed):
+    """kernels/direct.py, every tier: the output against im2col + GEMM, the weight gradient
+    against cols @ dout, and dx (the direct convolution of dout with the flipped filters)
+    against col2im; 3x3 (nine taps a pass), 5x5 (a row of five taps
+    a pass) and other sizes (a tap a pass), odd F (a filter left over)."""
+    KH = KW = K
+    assume(padding < K)
+    assume(H + 2 * padding >= KH and W + 2 * padding >= KW)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, C, H, W)).astype(dtype)
+    w = rng.standard_normal((F, C, KH, KW)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype) if bias else None
+    OH, OW = conv_output_size(H, KH, 1, padding), conv_output_size(W, KW, 1, padding)
+    cols = kernels.im2col(x, KH, KW, 1, padding, tier="naive")
+    want = (w.reshape(F, -1) @ cols).reshape(F, n, OH, OW).transpose(1, 0, 2, 3)
+    if bias:
+        want = want + b.reshape(1, F, 1, 1)
+    if relu:
+        want = np.maximum(want, 0)
+    dout = rng.standard_normal((n, F, OH, OW)).astype(dtype)
+    d2 = dout.transpose(1, 0, 2, 3).reshape(F, -1)
+    want_dw = (d2 @ cols.T).reshape(w.shape)
+    want_dx = kernels.col2im(w.reshape(F, -1).T @ d2, x.shape, KH, KW, 1, padding, tier="naive")
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    flipped = kernels.direct.flip_filters(w)
+    for tier in ("naive", "numpy", "numba"):
+        out = kernels.direct.direct_conv(x, w, b, padding, relu=relu, tier=tier)
+        dw = kernels.direct.direct_weight_grad(x, dout, KH, KW, padding, tier=tier)
+        dx = kernels.direct.direct_conv(dout, flipped, None, KH - 1 - padding, tier=tier)
+        for got, ref in ((out, want), (dw, want_dw), (dx, want_dx)):
+            assert got.dtype == dtype and got.shape == ref.shape, tier
+            np.testing.assert_allclose(got, ref, rtol=tol,
+                                       atol=tol * max(1.0, float(np.abs(ref).max())))

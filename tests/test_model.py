@@ -294,7 +294,15 @@ def test_conv_with_fused_relu_equals_conv_then_relu(shape):
 def test_conv_reuses_its_column_buffer_without_leaking_between_steps():
     """Conv2D keeps its im2col columns in one buffer across training steps (the engine's,
     per weight array); a step's gradients must depend on that step's input alone, for
-    one-image and many-image chunks."""
+    one-image and many-image chunks. (im2col forced: the cost model runs layers this
+    thin as direct loops, which keep no columns.)"""
+    from minicnn.engine.algorithm import algorithm
+
+    with algorithm("im2col"):
+        _check_column_reuse()
+
+
+def _check_column_reuse():
     rng = np.random.default_rng(3)
     for shape in [(3, 2, 40, 40), (6, 4, 5, 5)]:  # 1 image per chunk, then many
         x1, x2 = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))

@@ -1,5 +1,5 @@
-"""Which algorithm each convolution runs: im2col + one GEMM, or Winograd's F(m x m, 3x3)
-with m = 2, 3 or 4, chosen per layer from its shapes by a small cost model.
+"""Which algorithm each convolution runs: im2col + one GEMM, Winograd's F(m x m, 3x3)
+with m = 2, 3 or 4, or direct loops, chosen per layer from its shapes by a small cost model.
 
 A 3x3 convolution with stride 1 and padding 0 or 1 can run either way. Winograd does
 fewer multiplies (alpha^2 / (9 m^2) of im2col's, alpha = m + 2) but pays for tile
@@ -13,6 +13,9 @@ seconds on one core:
               per tile position, (C + CHANNEL_HALF) * TRANSFORM / COPY for C (and so for F)
     calls     GEMM calls * CALL (Winograd: alpha^2 per chunk of images), + SETUP
     weights   alpha^2 * C * F * 9 / WEIGHT_RATE (Winograd's filter transform)
+    direct    multiply-adds over flat rows (OH * (OW + KW - 1) outputs a plane) /
+              DIRECT (3x3: the 9 taps in one pass) or DIRECT_TAP (a pass a tap or a row),
+              + PLANE seconds per pass (image, C, F), + the padded input's copy / COPY
 
 and takes the cheapest candidate. The constants are round figures for one core of the
 machines of benchmarks/README.md ("Performance chapter"), not a fit; the chapter holds the
@@ -41,12 +44,15 @@ CHANNEL_HALF = 12   # a transform's fixed cost per tile position, in values: sho
 CALL = 5e-6         # fixed cost of one GEMM call, seconds
 SETUP = 4e-4        # Winograd's fixed cost per layer call (buffers, thread counts), seconds
 WEIGHT_RATE = 10e9  # multiply-adds per second of the filter transform
+DIRECT = 20e9       # multiply-adds per second of the direct 3x3 loop (all taps in one pass)
+DIRECT_TAP = 8e9    # ... of the direct loop over another kernel size (one pass per tap)
+PLANE = 3e-8        # fixed cost of one direct pass over a plane (one image, C and F), s
 
-ALGORITHMS = ("auto", "im2col", "winograd")
+ALGORITHMS = ("auto", "im2col", "winograd", "direct")
 
 
 class Choice(NamedTuple):
-    name: str  # "im2col" or "winograd"
+    name: str  # "im2col", "winograd" or "direct"
     tile: int  # Winograd's output tile m (2, 3 or 4); 0 for im2col
 
 
@@ -54,7 +60,7 @@ def _parse(spec: str) -> tuple[str, int | None]:
     name, _, tile = spec.partition(":")
     if name not in ALGORITHMS or tile not in ("", "2", "3", "4"):
         raise ValueError(f"unknown convolution algorithm {spec!r}: choose auto, im2col, "
-                         "winograd or winograd:2, winograd:3, winograd:4")
+                         "direct, winograd or winograd:2, winograd:3, winograd:4")
     return name, int(tile) if tile else None
 
 
@@ -62,7 +68,8 @@ _forced = _parse(os.environ.get("MINICNN_CONV_ALGORITHM", "auto"))
 
 
 def set_algorithm(name: str = "auto", tile: int | None = None) -> None:
-    """Force every convolution's algorithm: "auto" (the cost model), "im2col", or
+    """Force every convolution's algorithm: "auto" (the cost model), "im2col", "direct"
+    (wherever it applies: stride 1, padding below the kernel size; elsewhere im2col) or
     "winograd" (wherever it applies: 3x3, stride 1, padding 0 or 1; elsewhere im2col),
     with m x m output tiles for ``tile`` = m (None: the cheapest tile)."""
     global _forced
@@ -89,6 +96,11 @@ def winograd_applies(KH: int, KW: int, stride: int, padding: int) -> bool:
     return KH == KW == 3 and stride == 1 and padding in (0, 1)
 
 
+def direct_applies(KH: int, KW: int, stride: int, padding: int) -> bool:
+    # square, so that dx's padding KH - 1 - padding is one number, and at least 0
+    return stride == 1 and KH == KW and padding < KH
+
+
 def _gemm_seconds(macs: float, k: int, F: int) -> float:
     return macs / (PEAK * k / (k + K_HALF) * F / (F + F_HALF))
 
@@ -103,6 +115,12 @@ def winograd_seconds(N: int, C: int, F: int, OH: int, OW: int, m: int) -> float:
     values = T * A2 * (C + F + 2 * CHANNEL_HALF)  # input tiles (C) and output tiles (F)
     return (_gemm_seconds(T * A2 * C * F, C, F) + values * TRANSFORM / COPY
             + A2 * CALL + SETUP + A2 * C * F * 9 / WEIGHT_RATE)
+
+
+def direct_seconds(N: int, C: int, F: int, KH: int, KW: int, OH: int, OW: int) -> float:
+    Hp, Wp = OH + KH - 1, OW + KW - 1
+    rate = DIRECT if KH == KW == 3 else DIRECT_TAP
+    return N * C * F * (KH * KW * OH * Wp / rate + PLANE) + N * C * Hp * Wp / COPY
 
 
 def choose(N: int, C: int, F: int, KH: int, KW: int, stride: int, padding: int,
@@ -124,14 +142,17 @@ def winograd_tile(N: int, C: int, F: int, OH: int, OW: int) -> int:
 @functools.lru_cache(maxsize=4096)
 def _choose(N, C, F, KH, KW, stride, padding, OH, OW, forced) -> Choice:
     name = forced[0]
-    if not winograd_applies(KH, KW, stride, padding) or name == "im2col":
+    candidates = {}
+    if name in ("auto", "im2col"):
+        candidates[Choice("im2col", 0)] = im2col_seconds(N, C, F, KH, KW, OH, OW)
+    if name in ("auto", "winograd") and winograd_applies(KH, KW, stride, padding):
+        m = _winograd_tile(N, C, F, OH, OW, forced[1])
+        candidates[Choice("winograd", m)] = winograd_seconds(N, C, F, OH, OW, m)
+    if name in ("auto", "direct") and direct_applies(KH, KW, stride, padding):
+        candidates[Choice("direct", 0)] = direct_seconds(N, C, F, KH, KW, OH, OW)
+    if not candidates:  # the forced algorithm does not apply here
         return Choice("im2col", 0)
-    m = _winograd_tile(N, C, F, OH, OW, forced[1])
-    if name == "winograd":
-        return Choice("winograd", m)
-    if winograd_seconds(N, C, F, OH, OW, m) < im2col_seconds(N, C, F, KH, KW, OH, OW):
-        return Choice("winograd", m)
-    return Choice("im2col", 0)
+    return min(candidates, key=candidates.get)  # on a tie, the first: im2col
 
 
 @functools.lru_cache(maxsize=4096)

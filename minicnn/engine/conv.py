@@ -11,6 +11,10 @@ Threads: the batch is cut into one run of images per thread (``engine.threads``)
 each thread does im2col, the GEMMs and col2im for its own chunks, with BLAS on one thread.
 Backward sums dw and db per thread and adds the partial sums at the end.
 
+Direct: a stride-1 convolution with few channels runs as direct loops over each image
+(``kernels/direct.py``), with no columns; its input gradient is the direct convolution of
+dout with the flipped filters, and its weight gradient direct sums, image by image.
+
 Winograd: a 3x3 convolution with stride 1 and padding 0 or 1 runs as (m + 2)^2 GEMMs on
 transformed tiles (``kernels/winograd.py``). Its input gradient is the same kind of
 convolution (of dout with padding 2 - padding, each filter turned by 180 degrees and the
@@ -99,6 +103,9 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
     if choice.name == "winograd":
         _winograd_forward(x, w, b, padding, choice.tile, relu, out, plan)
         return out, ConvCache(x, w, stride, padding, plan, choice)
+    if choice.name == "direct":
+        _direct(x, w, b, padding, relu, out, plan)
+        return out, ConvCache(x, w, stride, padding, plan, choice)
     keep = keep_columns and K * N * P * x.itemsize <= CACHE_COLUMNS_BYTES
     columns, owner = kept_columns(w, K * N * P, x.dtype) if keep else (None, 0)
     w2 = w.reshape(F, K)
@@ -126,6 +133,21 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
     kept = threads.map_concurrently(run, plan)
     cols = {s: c for part in kept for s, c in part.items()} if keep else None
     return out, ConvCache(x, w, stride, padding, plan, choice, cols, owner)
+
+
+def _direct(x, w, b, padding, relu, out, plan) -> None:
+    """out = the direct convolution of x with w (+ b, ReLU), each thread on its own images."""
+    C, H, W = x.shape[1:]
+    plane = (H + 2 * padding) * (W + 2 * padding)
+    bias = np.zeros(w.shape[0], dtype=x.dtype) if b is None else b.astype(x.dtype, copy=False)
+
+    def run(chunks: tuple[Chunk, ...]) -> None:
+        s, e = chunks[0][0], chunks[-1][1]
+        kernels.direct.direct_conv_numba(
+            x[s:e], w, bias, padding, relu, out[s:e],
+            scratch(C * plane, x.dtype).reshape(C, plane), scratch(plane, x.dtype, "gemm"))
+
+    threads.map_concurrently(run, plan)
 
 
 def _winograd_forward(x, w, b, padding, m, relu, out, plan) -> None:
@@ -158,6 +180,8 @@ def conv2d_backward(
     F, _, KH, KW = w.shape
     if cache.choice.name == "winograd":
         return _winograd_backward(dout, cache, need_dx, need_db)
+    if cache.choice.name == "direct":
+        return _direct_backward(dout, cache, need_dx, need_db)
     P, K = dout.shape[2] * dout.shape[3], C * KH * KW
     w2 = w.reshape(F, K)
     dx = np.empty_like(x) if need_dx else None
@@ -195,6 +219,40 @@ def conv2d_backward(
     threads.map_concurrently(run, range(parts))
     db = db_parts.sum(axis=0) if need_db else None
     return dx, np.ascontiguousarray(dw_parts.sum(axis=0).T).reshape(w.shape), db
+
+
+def _direct_backward(dout, cache, need_dx, need_db):
+    """Backward of a direct convolution: per thread, dw's sums over its images, and dx as
+    the direct convolution of dout (padding KH - 1 - padding) with the flipped filters."""
+    x, w, padding = cache.x, cache.w, cache.padding
+    N, C, H, W = x.shape
+    F, _, KH, KW = w.shape
+    dout = np.ascontiguousarray(dout)
+    q = KH - 1 - padding  # dx's padding
+    plane = (H + 2 * padding) * (W + 2 * padding)
+    plane_dx = (dout.shape[2] + 2 * q) * (dout.shape[3] + 2 * q)
+    dx = np.empty_like(x) if need_dx else None
+    wt = kernels.direct.flip_filters(w) if need_dx else None
+    zeros = np.zeros(C, dtype=x.dtype)
+    parts = len(cache.plan)
+    dw_parts = np.zeros((parts, F, C, KH * KW), dtype=x.dtype)
+    db_parts = np.zeros((parts, F), dtype=dout.dtype)
+
+    def run(part: int) -> None:
+        s, e = cache.plan[part][0][0], cache.plan[part][-1][1]
+        kernels.direct.direct_weight_grad_numba(
+            x[s:e], dout[s:e], padding, dw_parts[part], db_parts[part],
+            scratch(C * plane, x.dtype).reshape(C, plane),
+            scratch(F * plane, x.dtype, "gemm").reshape(F, plane))
+        if need_dx:
+            kernels.direct.direct_conv_numba(
+                dout[s:e], wt, zeros, q, False, dx[s:e],
+                scratch(F * plane_dx, x.dtype).reshape(F, plane_dx),
+                scratch(plane_dx, x.dtype, "gemm"))
+
+    threads.map_concurrently(run, range(parts))
+    db = db_parts.sum(axis=0) if need_db else None
+    return dx, dw_parts.sum(axis=0).reshape(w.shape), db
 
 
 def _winograd_backward(dout, cache, need_dx, need_db):
