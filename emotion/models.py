@@ -1,6 +1,6 @@
 """Network architectures by name.
 
-``default``: the model the project ships, designed for training on 2 CPU cores.
+``default``: model v1, designed for training on 2 CPU cores (shipped until v2).
 
     stage  size   layers                                               MACs (per face)
     1      48x48  conv3x3 1->32,                      max-pool 2          0.7 M
@@ -10,10 +10,10 @@
     head   3x3    global average pool -> dropout 0.3 -> dense 256->7
     total         1.17 M parameters (4.7 MB float32), 96 M multiply-accumulates
 
-``wide``: the candidate for model v2 (issue 19), the same shape 1.25x wider (40-80-160-320:
-1.82 M parameters, 150 M MACs, 1.56x the compute), meant for 35 epochs with
-``--photo-augment`` within the same 150 minutes; not yet trained to the end (see the model
-card).
+``wide``: model v2, the one the project ships and ``python -m emotion.train`` trains by
+default on FER2013: the same shape 1.25x wider (40-80-160-320: 1.82 M parameters, 150 M
+MACs, 1.56x the compute), 35 epochs with the photo faults, 100 minutes on 2 cores, 67.46%
+on PublicTest with flip TTA (see the model card).
 
 Every conv is followed by batch norm and ReLU (so convs carry no bias: batch norm's beta
 plays that role); the ReLU is the batch norm's fused ``activation="relu"``. (The shipped
@@ -28,13 +28,11 @@ two cores allow. The global-average-pool head was chosen by measurement: with a 
 dense head (as in the reference notebook) the net sat at the majority-class rate (25%)
 for the first epochs, with PyTorch too, while the pooled head reached 44% training
 accuracy after 240 steps.
-Measured here: the shipped weights' run took about 4 minutes per FER2013 epoch on 2 cores
-(225-290 s; 127 minutes for 30 epochs) and reaches 66.6% on PublicTest with flip TTA
-(see emotion/weights/MODEL_CARD.md). Since the convolutions run as Winograd's F(m x m, 3x3)
-and the ReLU is fused into batch norm, the README's training command runs 3.6-4.9
-steps/s (four 100-step runs on FER2013 with augmentation, 2026-12-02, on a machine whose
-speed drifts; 3.8-4.0 with F(2x2, 3x3) alone the session before), 1.5-2 minutes an epoch
-and about an hour for the 30 with validation.
+Measured here: v1's run took about 4 minutes per FER2013 epoch on 2 cores (225-290 s;
+127 minutes for 30 epochs) and reached 66.6% on PublicTest with flip TTA. With the
+convolutions as Winograd's F(m x m, 3x3) and the ReLU fused into batch norm, `default`
+later ran 3.6-4.9 steps/s, and `wide` 158-191 s an epoch with validation (see
+emotion/weights/MODEL_CARD.md).
 
 ``seed``: the reference notebook's Keras CNN, for comparison: four 3x3 "valid" convs of
 128, 256, 512 and 512 filters (ReLU), each followed by max-pool 2 and dropout 0.4, then

@@ -73,7 +73,8 @@ DATA_ENV_VAR = "FER2013_DIR"
 DEFAULT_DATA_LOCATIONS = (Path("data/fer2013"), Path("~/data/fer2013"),
                           Path("~/.cache/minicnn-emotion/fer2013"))
 VALIDATION_SPLITS = ("test", "val", "private")
-REAL_EPOCHS, SYNTHETIC_EPOCHS = 30, 10
+REAL_EPOCHS, SYNTHETIC_EPOCHS = 35, 10
+REAL_ARCH, SYNTHETIC_ARCH = "wide", "small"
 # Options that may differ between a run and its --resume without changing the result
 # (threads: only in the last bits, see the module docstring; out: the folder may move).
 RESUME_FREE = {"resume", "threads", "progress", "stop_after_epoch", "data", "cache", "out"}
@@ -145,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not read or write the decoded-image cache")
     m = p.add_argument_group("model and optimisation")
     m.add_argument("--arch", default=None, choices=sorted(ARCHITECTURES),
-                   help="architecture (see emotion/models.py); default: 'default' on FER2013, "
-                        "'small' on the synthetic set")
+                   help=f"architecture (see emotion/models.py); default: '{REAL_ARCH}' on "
+                        f"FER2013 (the shipped model's), '{SYNTHETIC_ARCH}' on the synthetic set")
     m.add_argument("--epochs", type=RANGES["epochs"], default=None, metavar="N",
                    help=f"at least 1; default: {REAL_EPOCHS} on FER2013 (the shipped model's "
                         f"recipe), {SYNTHETIC_EPOCHS} on the synthetic set")
@@ -178,9 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(helps the rare 'disgust' class)")
     m.add_argument("--no-augment", dest="augment", action="store_false",
                    help="turn off training-time augmentation")
-    m.add_argument("--photo-augment", action="store_true",
+    m.add_argument("--photo-augment", dest="photo_augment", action="store_true", default=None,
                    help="also simulate the faults of real photos (gamma, blur, JPEG "
-                        "re-compression) and tilt heads by up to 15 degrees instead of 10")
+                        "re-compression) and tilt heads by up to 15 degrees instead of 10; "
+                        "default: on for FER2013 (the shipped model's recipe), off on the "
+                        "synthetic set")
+    m.add_argument("--no-photo-augment", dest="photo_augment", action="store_false",
+                   help="no photo faults, tilt up to 10 degrees (the v1 model's recipe)")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=RANGES["seed"], default=0,
                    help="seeds the initial weights, the --limit subset, shuffling, "
@@ -478,6 +483,9 @@ def save_checkpoint(path: Path, model, opt, rng, cfg: dict, state: dict) -> None
 
 
 _MISSING = object()
+# What a checkpoint written before an option existed ran with, where that is not the
+# option's default now.
+ADDED_LATER = {"photo_augment": False}
 
 
 def changed_settings(cfg: dict, saved_cfg: dict) -> list[str]:
@@ -489,7 +497,7 @@ def changed_settings(cfg: dict, saved_cfg: dict) -> list[str]:
     for key in sorted(set(cfg) | set(saved_cfg)):
         if key in RESUME_FREE:
             continue
-        saved = saved_cfg.get(key, _MISSING)
+        saved = saved_cfg.get(key, ADDED_LATER.get(key, _MISSING))
         if saved is _MISSING and key in defaults and cfg.get(key) == defaults[key]:
             continue
         if cfg.get(key) != saved:
@@ -572,6 +580,19 @@ def train(cfg: dict, say=print) -> dict:
         raise
 
 
+def fill_recipe(cfg: dict) -> dict:
+    """The defaults that depend on the data, in place: on FER2013 the shipped model's
+    recipe (``REAL_ARCH``, ``REAL_EPOCHS`` epochs, photo faults on), on the synthetic set a
+    quick one."""
+    if cfg["arch"] is None:
+        cfg["arch"] = SYNTHETIC_ARCH if cfg["synthetic"] else REAL_ARCH
+    if cfg["epochs"] is None:
+        cfg["epochs"] = SYNTHETIC_EPOCHS if cfg["synthetic"] else REAL_EPOCHS
+    if cfg.get("photo_augment") is None:
+        cfg["photo_augment"] = not cfg["synthetic"]
+    return cfg
+
+
 def _train(cfg: dict, say, progress: dict) -> dict:
     """``train``'s body; ``progress`` tells ``train`` what is saved when it stops:
     "started" (the folder is in use), "saved" (the checkpoint's epoch), "epoch" (the one
@@ -585,10 +606,7 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         say(f"removed {plural(len(removed), 'temporary file')} an interrupted write left in "
             f"{out}: {', '.join(removed)}")
     ds, source, val_name = load_data(cfg, say)
-    if cfg["arch"] is None:
-        cfg["arch"] = "small" if cfg["synthetic"] else "default"
-    if cfg["epochs"] is None:
-        cfg["epochs"] = SYNTHETIC_EPOCHS if cfg["synthetic"] else REAL_EPOCHS
+    fill_recipe(cfg)
     train_split, val_split = ds["train"], ds[val_name]
     x_train, y_train = train_split.images, train_split.labels
     if cfg["limit"] and cfg["limit"] < len(x_train):

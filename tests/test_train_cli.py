@@ -470,3 +470,30 @@ def test_photo_augment_trains_with_the_photo_faults(tmp_path, capsys, monkeypatc
     assert code == 0, err
     assert seen and all(cfg == AugmentConfig.photo() for cfg in seen)
     assert json.loads((tmp_path / "p" / "config.json").read_text())["photo_augment"] is True
+
+
+def test_the_defaults_on_fer2013_are_the_shipped_models_recipe():
+    """The README's command (no options) trains what ships: ``wide``, 35 epochs, photo
+    faults on; the synthetic quickstart stays small and without them; either can be
+    overridden."""
+    def filled(args, synthetic):
+        cfg = train_cli.resolve_config(train_cli.build_parser().parse_args(args))
+        cfg["synthetic"] = synthetic
+        return train_cli.fill_recipe(cfg)
+
+    cfg = filled([], synthetic=False)
+    assert (cfg["arch"], cfg["epochs"], cfg["photo_augment"]) == ("wide", 35, True)
+    cfg = filled([], synthetic=True)
+    assert (cfg["arch"], cfg["epochs"], cfg["photo_augment"]) == ("small", 10, False)
+    cfg = filled(["--arch", "default", "--epochs", "30", "--no-photo-augment"], False)
+    assert (cfg["arch"], cfg["epochs"], cfg["photo_augment"]) == ("default", 30, False)
+    assert filled(["--photo-augment"], synthetic=True)["photo_augment"] is True
+
+
+def test_a_checkpoint_from_before_photo_augment_resumes_as_without_it():
+    """Runs saved before ``--photo-augment`` existed trained without the photo faults: a
+    resume must say so (``--no-photo-augment``), not take the new default silently."""
+    saved = {"photo_augment": False}
+    assert train_cli.changed_settings({"photo_augment": False}, {}) == \
+        train_cli.changed_settings({"photo_augment": False}, saved) == []
+    assert train_cli.changed_settings({"photo_augment": True}, {}) == ["photo_augment"]
