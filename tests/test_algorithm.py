@@ -41,6 +41,8 @@ def test_few_channels_run_direct_or_as_im2col_and_many_as_winograd():
     for C, F, S in [(8, 8, 48), (16, 16, 48), (16, 16, 24), (1, 16, 48), (1, 32, 48)]:
         assert A.choose(64, C, F, 3, 3, 1, 1, S, S).name == "direct", (C, F, S)
     assert A.choose(64, 16, 32, 3, 3, 1, 1, 24, 24).name == "im2col"
+    # SimpleConvNet's 1 -> 30 5x5 "valid" at batch 100: rows of five taps beat K = 25 columns
+    assert A.choose(100, 1, 30, 5, 5, 1, 0, 24, 24).name == "direct"
     for C, F, S in [(32, 32, 48), (32, 64, 16), (48, 48, 24), (64, 128, 8), (128, 128, 6)]:
         assert A.choose(64, C, F, 3, 3, 1, 1, S, S).name == "winograd", (C, F, S)
 

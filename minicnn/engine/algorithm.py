@@ -45,7 +45,7 @@ CALL = 5e-6         # fixed cost of one GEMM call, seconds
 SETUP = 4e-4        # Winograd's fixed cost per layer call (buffers, thread counts), seconds
 WEIGHT_RATE = 10e9  # multiply-adds per second of the filter transform
 DIRECT = 20e9       # multiply-adds per second of the direct 3x3 loop (all taps in one pass)
-DIRECT_TAP = 8e9    # ... of the direct loop over another kernel size (one pass per tap)
+DIRECT_TAP = 15e9   # ... of the direct loop over another kernel size (a pass a tap or a row)
 PLANE = 3e-8        # fixed cost of one direct pass over a plane (one image, C and F), s
 
 ALGORITHMS = ("auto", "im2col", "winograd", "direct")
