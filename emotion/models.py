@@ -38,7 +38,7 @@ emotion/weights/MODEL_CARD.md).
 128, 256, 512 and 512 filters (ReLU), each followed by max-pool 2 and dropout 0.4, then
 dense 512 and 256 (ReLU, dropout 0.4 and 0.3) and dense 7, with Keras's Glorot-uniform
 initialisation. 4.2 M parameters, 218 M MACs. About 8.5 minutes an epoch on 2 cores; 10
-epochs with the default recipe reach 49.96% on PublicTest (see the model card).
+epochs with v1's recipe reach 49.96% on PublicTest (see the model card).
 Here each conv's max-pool comes before its ReLU: the same function with the same gradients
 (ReLU is monotone, so it commutes with max), and ReLU then touches a quarter of the values.
 
