@@ -348,11 +348,21 @@ def test_minicnn_runs_without_numba(tmp_path):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             fast = loss_fn(model.forward(x), y)
+            chosen = model.layers[0].cache.choice.name
             model.backward(loss_fn.backward())
         with minicnn.backend("reference"):
             reference = loss_fn(model.forward(x), y)
         assert any("numba is not installed" in str(w.message) for w in caught), caught
         assert abs(fast - reference) < 1e-5, (fast, reference)
+        # direct loops are left out uncompiled; forced, they run the NumPy tier
+        assert chosen != "direct", chosen
+        from minicnn.engine.algorithm import algorithm
+        with algorithm("direct"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            forced = loss_fn(model.forward(x), y)
+            assert model.layers[0].cache.choice.name == "direct"
+            model.backward(loss_fn.backward())
+        assert abs(forced - reference) < 1e-5, (forced, reference)
         print("ok")
     '''))
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
+from minicnn.kernels import dispatch
 from minicnn.kernels.winograd import tile_count
 
 PEAK = 40e9         # multiply-adds per second of a large float32 GEMM on one core
@@ -126,8 +127,10 @@ def direct_seconds(N: int, C: int, F: int, KH: int, KW: int, OH: int, OW: int) -
 def choose(N: int, C: int, F: int, KH: int, KW: int, stride: int, padding: int,
            OH: int, OW: int) -> Choice:
     """The algorithm for a convolution of N images with C input and F output channels,
-    a KH x KW kernel and an OH x OW output."""
-    return _choose(N, C, F, KH, KW, stride, padding, OH, OW, _forced)
+    a KH x KW kernel and an OH x OW output. Direct loops only where they are compiled:
+    without Numba (or with another kernel tier) the model leaves them out."""
+    compiled = dispatch.numba_available() and dispatch.get_tier() == "numba"
+    return _choose(N, C, F, KH, KW, stride, padding, OH, OW, _forced, compiled)
 
 
 def winograd_tile(N: int, C: int, F: int, OH: int, OW: int) -> int:
@@ -140,7 +143,7 @@ def winograd_tile(N: int, C: int, F: int, OH: int, OW: int) -> int:
 # layer, a tenth of a small layer's forward at batch 1. Call ``forget_choices()`` after
 # changing the model's constants.
 @functools.lru_cache(maxsize=4096)
-def _choose(N, C, F, KH, KW, stride, padding, OH, OW, forced) -> Choice:
+def _choose(N, C, F, KH, KW, stride, padding, OH, OW, forced, compiled=True) -> Choice:
     name = forced[0]
     candidates = {}
     if name in ("auto", "im2col"):
@@ -148,7 +151,8 @@ def _choose(N, C, F, KH, KW, stride, padding, OH, OW, forced) -> Choice:
     if name in ("auto", "winograd") and winograd_applies(KH, KW, stride, padding):
         m = _winograd_tile(N, C, F, OH, OW, forced[1])
         candidates[Choice("winograd", m)] = winograd_seconds(N, C, F, OH, OW, m)
-    if name in ("auto", "direct") and direct_applies(KH, KW, stride, padding):
+    if (name == "direct" or name == "auto" and compiled) and \
+            direct_applies(KH, KW, stride, padding):
         candidates[Choice("direct", 0)] = direct_seconds(N, C, F, KH, KW, OH, OW)
     if not candidates:  # the forced algorithm does not apply here
         return Choice("im2col", 0)

@@ -137,6 +137,9 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
 
 def _direct(x, w, b, padding, relu, out, plan) -> None:
     """out = the direct convolution of x with w (+ b, ReLU), each thread on its own images."""
+    if kernels.dispatch.resolve(None) != "numba":  # forced without Numba: the NumPy tier
+        kernels.direct.direct_conv(x, w, b, padding, relu=relu, out=out)
+        return
     C, H, W = x.shape[1:]
     plane = (H + 2 * padding) * (W + 2 * padding)
     bias = np.zeros(w.shape[0], dtype=x.dtype) if b is None else b.astype(x.dtype, copy=False)
@@ -229,6 +232,11 @@ def _direct_backward(dout, cache, need_dx, need_db):
     F, _, KH, KW = w.shape
     dout = np.ascontiguousarray(dout)
     q = KH - 1 - padding  # dx's padding
+    if kernels.dispatch.resolve(None) != "numba":  # forced without Numba: the NumPy tier
+        dx = kernels.direct.direct_conv(dout, kernels.direct.flip_filters(w), None, q) \
+            if need_dx else None
+        db = dout.sum(axis=(0, 2, 3)) if need_db else None
+        return dx, kernels.direct.direct_weight_grad(x, dout, KH, KW, padding), db
     plane = (H + 2 * padding) * (W + 2 * padding)
     plane_dx = (dout.shape[2] + 2 * q) * (dout.shape[3] + 2 * q)
     dx = np.empty_like(x) if need_dx else None
