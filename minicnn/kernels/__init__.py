@@ -1,8 +1,9 @@
 """Kernels, one file per concept, each holding its naive, NumPy and Numba tiers side by
 side: ``im2col`` (im2col, col2im, the GEMM result into NCHW), ``pool`` (max-pool),
 ``winograd`` (Winograd's tile and filter transforms), ``direct`` (convolution loops with no
-columns, for few channels), ``batchnorm`` (per-channel passes) and ``activation`` (ReLU). ``dispatch`` picks the tier: every kernel takes ``tier=``
-("naive", "numpy", "numba"), and ``minicnn.set_backend`` sets the default.
+columns, for few channels), ``batchnorm`` (per-channel passes) and ``activation`` (ReLU).
+``dispatch`` picks the tier: every kernel takes ``tier=`` ("naive", "numpy", "numba"), and
+``minicnn.set_backend`` sets the default.
 """
 
 from minicnn.kernels import direct, winograd
