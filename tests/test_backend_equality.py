@@ -24,6 +24,7 @@ from winograd_helpers import target_columns
 import minicnn
 from minicnn import engine
 from minicnn import functional as F
+from minicnn.engine import conv as engine_conv
 from minicnn.engine import threads
 from minicnn.engine.algorithm import algorithm
 from minicnn.kernels import conv_output_size
@@ -83,15 +84,16 @@ engine_settings = st.tuples(
 def run_engine(settings, fn):
     """fn() with the engine's algorithm, chunk size and thread split forced."""
     (name, tile), columns, parts = settings
-    old = threads.parallel_parts
+    old = threads.parallel_parts, engine_conv.MIN_SPLIT_IMAGES
     threads.parallel_parts = lambda n: max(1, min(n, parts))
+    engine_conv.MIN_SPLIT_IMAGES = 1  # split even two images
     try:
         with ExitStack() as stack:
             stack.enter_context(algorithm(name, tile))
             stack.enter_context(target_columns(columns))
             return fn()
     finally:
-        threads.parallel_parts = old
+        threads.parallel_parts, engine_conv.MIN_SPLIT_IMAGES = old
 
 
 def check_conv(case, settings, relu):

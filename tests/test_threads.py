@@ -117,8 +117,10 @@ def test_conv_results_do_not_depend_on_the_split(case, target_columns, cache_bud
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     b = rng.standard_normal(w_shape[0])
-    old = conv_module.TARGET_COLUMNS, conv_module.CACHE_COLUMNS_BYTES, threads.parallel_parts
+    old = (conv_module.TARGET_COLUMNS, conv_module.CACHE_COLUMNS_BYTES, threads.parallel_parts,
+           conv_module.MIN_SPLIT_IMAGES)
     conv_module.TARGET_COLUMNS, conv_module.CACHE_COLUMNS_BYTES = target_columns, cache_budget
+    conv_module.MIN_SPLIT_IMAGES = 1  # split even two images, to test the split
     try:
         results = []
         for parts in (1, 2, 3):
@@ -133,7 +135,21 @@ def test_conv_results_do_not_depend_on_the_split(case, target_columns, cache_bud
                 np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     finally:
         (conv_module.TARGET_COLUMNS, conv_module.CACHE_COLUMNS_BYTES,
-         threads.parallel_parts) = old
+         threads.parallel_parts, conv_module.MIN_SPLIT_IMAGES) = old
+
+
+def test_two_or_three_images_run_as_one_part_and_four_are_split():
+    """A face and its mirror image (the webcam's every frame) run as one part, with BLAS
+    on every thread: faster than an image a thread (engine/conv.py, MIN_SPLIT_IMAGES)."""
+    old = threads.parallel_parts
+    threads.parallel_parts = lambda n: max(1, min(n, 2))
+    try:
+        w = np.ones((4, 3, 3, 3))
+        for N, parts in ((1, 1), (2, 1), (3, 1), (4, 2), (64, 2)):
+            _, cache = F.conv2d_forward(np.ones((N, 3, 8, 8)), w, None, 1, 1)
+            assert len(cache.plan) == parts, N
+    finally:
+        threads.parallel_parts = old
 
 
 def test_blas_threads_sets_and_restores_the_count():
