@@ -28,7 +28,7 @@ import numpy as np
 
 from minicnn.kernels import dispatch
 from minicnn.kernels._numba import njit
-from minicnn.kernels.im2col import output_hw
+from minicnn.kernels.im2col import add_bias_row, output_hw
 
 
 def flip_filters(w: np.ndarray) -> np.ndarray:
@@ -184,16 +184,8 @@ def direct_conv_numba(x, w, b, padding, relu, out, xp, acc):
                     _plane3x3(acc, xp[c], w, f, c, Wp, L)
                 else:
                     _plane_any(acc, xp[c], w, f, c, Wp, L)
-            bf = b[f]
-            for oh in range(OH):
-                row = out[n, f, oh]
-                src = acc[oh * Wp:oh * Wp + OW]
-                if relu:
-                    for ow in range(OW):
-                        row[ow] = max(src[ow] + bf, 0)
-                else:
-                    for ow in range(OW):
-                        row[ow] = src[ow] + bf
+            for oh in range(OH):  # the valid columns of each flat row
+                add_bias_row(out[n, f, oh], acc[oh * Wp:oh * Wp + OW], b[f], relu)
     return out
 
 

@@ -292,6 +292,18 @@ def col2im_numba(cols, KH, KW, stride, padding, OH, OW, dx):
     return dx
 
 
+@njit(cache=True, inline="always")
+def add_bias_row(dst, src, b, relu):
+    """dst[p] = src[p] + b, then max(., 0) when ``relu``: one output row (both rows slices
+    indexed from 0, which LLVM vectorises; src may be dst)."""
+    if relu:
+        for p in range(dst.size):
+            dst[p] = max(src[p] + b, 0)
+    else:
+        for p in range(dst.size):
+            dst[p] = src[p] + b
+
+
 @njit(parallel=True, nogil=True, cache=True)
 def regroup_add_bias_numba(y, bias, out, relu):
     """out (n, F, P) = y (F, n*P) regrouped image by image, plus bias (F,) per channel,
@@ -308,15 +320,7 @@ def regroup_add_bias_numba(y, bias, out, relu):
         f = i_f % F
         # both rows as slices indexed from 0: LLVM vectorises that loop, and not one
         # indexed src[i * P + p] (2-3x slower)
-        src = y[f, i * P:(i + 1) * P]
-        dst = out[i, f]
-        b = bias[f]
-        if relu:
-            for p in range(P):
-                dst[p] = max(src[p] + b, 0)
-        else:
-            for p in range(P):
-                dst[p] = src[p] + b
+        add_bias_row(out[i, f], y[f, i * P:(i + 1) * P], bias[f], relu)
     return out
 
 
