@@ -57,7 +57,7 @@ from emotion.plots import plot_confusion, plot_curves
 from emotion.preprocess import INPUT_SIZE, PREPROCESSING, predict_proba, to_model_input
 from emotion.synthetic import synthetic_splits
 from minicnn.functional.loss import softmax_cross_entropy
-from minicnn.optim import SGD, Adam, AdamW, Constant, CosineWarmup, OneCycle, StepLR
+from minicnn.optim import SGD, Adam, AdamW, Constant, CosineWarmup, OneCycle, Restart, StepLR
 from minicnn.serialize import (
     WeightsError,
     atomic_savez,
@@ -73,7 +73,9 @@ DATA_ENV_VAR = "FER2013_DIR"
 DEFAULT_DATA_LOCATIONS = (Path("data/fer2013"), Path("~/data/fer2013"),
                           Path("~/.cache/minicnn-emotion/fer2013"))
 VALIDATION_SPLITS = ("test", "val", "private")
-REAL_EPOCHS, SYNTHETIC_EPOCHS = 35, 10
+REAL_EPOCHS, SYNTHETIC_EPOCHS = 50, 10
+# the shipped model's recipe ends in a warm restart: its last REAL_RESTART epochs
+REAL_RESTART, REAL_RESTART_LR = 15, 1e-3
 REAL_ARCH, SYNTHETIC_ARCH = "wide", "small"
 # Options that may differ between a run and its --resume without changing the result
 # (threads: only in the last bits, see the module docstring; out: the folder may move).
@@ -100,6 +102,8 @@ RANGES = {
     "lr": Bounded(float, low=0, low_open=True),
     "momentum": Bounded(float, low=0, high=1, high_open=True),
     "warmup_epochs": Bounded(float, low=0),
+    "restart_epochs": Bounded(int, low=0),
+    "restart_lr": Bounded(float, low=0, low_open=True),
     "step_epochs": Bounded(int, low=1),
     "gamma": Bounded(float, low=0, low_open=True),
     "weight_decay": Bounded(float, low=0),
@@ -148,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--arch", default=None, choices=sorted(ARCHITECTURES),
                    help=f"architecture (see emotion/models.py); default: '{REAL_ARCH}' on "
                         f"FER2013 (the shipped model's), '{SYNTHETIC_ARCH}' on the synthetic set")
+    m.add_argument("--init", metavar="PATH",
+                   help="start from the weights of this model file (saved from the same "
+                        "--arch, e.g. a finished run's best.npz) instead of random ones: a "
+                        "new learning-rate cycle on a trained model")
     m.add_argument("--epochs", type=RANGES["epochs"], default=None, metavar="N",
                    help=f"at least 1; default: {REAL_EPOCHS} on FER2013 (the shipped model's "
                         f"recipe), {SYNTHETIC_EPOCHS} on the synthetic set")
@@ -163,7 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["onecycle", "cosine", "step", "constant"],
                    help="learning-rate schedule, stepped every batch")
     m.add_argument("--warmup-epochs", type=RANGES["warmup_epochs"], default=1.0,
-                   help="linear warm-up length for the cosine schedule")
+                   help="linear warm-up length for the cosine schedule and the warm restart")
+    m.add_argument("--restart-epochs", type=RANGES["restart_epochs"], default=None,
+                   metavar="N",
+                   help="end with a warm restart: the last N of the --epochs run a second "
+                        "cycle (a fresh optimizer state, a linear warm-up of "
+                        "--warmup-epochs, then a half cosine from --restart-lr to 0); 0: "
+                        f"none. Default: {REAL_RESTART} on FER2013 without --epochs (the "
+                        "shipped model's recipe), else 0")
+    m.add_argument("--restart-lr", type=RANGES["restart_lr"], default=REAL_RESTART_LR,
+                   help="peak learning rate of the warm restart")
     m.add_argument("--step-epochs", type=RANGES["step_epochs"], default=10,
                    help="step schedule: multiply the lr by --gamma every this many epochs")
     m.add_argument("--gamma", type=RANGES["gamma"], default=0.1,
@@ -330,7 +347,26 @@ def optimizer_for(cfg: dict, params: dict[str, np.ndarray]):
 
 
 def make_schedule(cfg: dict, steps_per_epoch: int):
-    total = cfg["epochs"] * steps_per_epoch
+    """The learning rate of every step: --schedule over the epochs before the warm restart,
+    then the restart's warm-up and half cosine (``schedules.Restart``)."""
+    restart = cfg.get("restart_epochs") or 0
+    first = _first_schedule(cfg, (cfg["epochs"] - restart) * steps_per_epoch, steps_per_epoch)
+    if not restart:
+        return first
+    total = restart * steps_per_epoch
+    warm = min(int(cfg["warmup_epochs"] * steps_per_epoch), total - 1)
+    return Restart(first, (cfg["epochs"] - restart) * steps_per_epoch,
+                   CosineWarmup(cfg["restart_lr"], total_steps=max(total, 1),
+                                warmup_steps=max(warm, 0)))
+
+
+def restart_step(cfg: dict, steps_per_epoch: int) -> int | None:
+    """The step at which the warm restart begins (and the optimizer starts afresh)."""
+    restart = cfg.get("restart_epochs") or 0
+    return (cfg["epochs"] - restart) * steps_per_epoch if restart else None
+
+
+def _first_schedule(cfg: dict, total: int, steps_per_epoch: int):
     if cfg["schedule"] == "onecycle":
         return OneCycle(cfg["lr"], total_steps=max(total, 2))
     if cfg["schedule"] == "cosine":
@@ -485,7 +521,7 @@ def save_checkpoint(path: Path, model, opt, rng, cfg: dict, state: dict) -> None
 _MISSING = object()
 # What a checkpoint written before an option existed ran with, where that is not the
 # option's default now.
-ADDED_LATER = {"photo_augment": False}
+ADDED_LATER = {"photo_augment": False, "restart_epochs": 0}
 
 
 def changed_settings(cfg: dict, saved_cfg: dict) -> list[str]:
@@ -582,14 +618,22 @@ def train(cfg: dict, say=print) -> dict:
 
 def fill_recipe(cfg: dict) -> dict:
     """The defaults that depend on the data, in place: on FER2013 the shipped model's
-    recipe (``REAL_ARCH``, ``REAL_EPOCHS`` epochs, photo faults on), on the synthetic set a
-    quick one."""
+    recipe (``REAL_ARCH``, ``REAL_EPOCHS`` epochs ending in a warm restart of
+    ``REAL_RESTART``, photo faults on), on the synthetic set a quick one. TrainingError
+    when the restart would not leave a first epoch."""
     if cfg["arch"] is None:
         cfg["arch"] = SYNTHETIC_ARCH if cfg["synthetic"] else REAL_ARCH
-    if cfg["epochs"] is None:
+    recipe_epochs = cfg["epochs"] is None
+    if recipe_epochs:
         cfg["epochs"] = SYNTHETIC_EPOCHS if cfg["synthetic"] else REAL_EPOCHS
     if cfg.get("photo_augment") is None:
         cfg["photo_augment"] = not cfg["synthetic"]
+    if cfg.get("restart_epochs") is None:  # the recipe's restart goes with its epochs
+        cfg["restart_epochs"] = REAL_RESTART if recipe_epochs and not cfg["synthetic"] else 0
+    if cfg["restart_epochs"] >= cfg["epochs"]:
+        raise TrainingError(f"--restart-epochs {cfg['restart_epochs']} must be fewer than "
+                            f"--epochs {cfg['epochs']} (the restart is the last epochs of "
+                            f"the run)")
     return cfg
 
 
@@ -628,9 +672,18 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         layer.rng = rng
     opt = make_optimizer(cfg, model)
     schedule = make_schedule(cfg, steps_per_epoch)
+    fresh_start = restart_step(cfg, steps_per_epoch)
     weights = class_weight_vector(y_train, cfg["class_weights"])
     aug = (AugmentConfig.none() if not cfg["augment"] else
            AugmentConfig.photo() if cfg.get("photo_augment") else AugmentConfig())
+
+    if cfg.get("init") and not cfg["resume"]:
+        try:
+            model.load_weights(cfg["init"])
+        except (OSError, minicnn.WeightsError) as exc:
+            raise TrainingError(f"--init {cfg['init']}: {exc}") from None
+        model.metadata = {}
+        say(f"starting from the weights in {cfg['init']}")
 
     state = {"epoch": 0, "history": [], "best_val_acc": -1.0, "best_epoch": 0,
              "train_seconds": 0.0}
@@ -647,7 +700,8 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         f"arch {cfg['arch']}: {model.num_parameters():,} parameters, "
         f"{model.macs((1, INPUT_SIZE, INPUT_SIZE)) / 1e6:.1f} M MACs per face; "
         f"threads {threads}; {plural(cfg['epochs'], 'epoch')} x "
-        f"{plural(steps_per_epoch, 'step')} of {batch}")
+        f"{plural(steps_per_epoch, 'step')} of {batch}"
+        + (f", the last {cfg['restart_epochs']} a warm restart" if cfg["restart_epochs"] else ""))
     if weights is not None:
         say("class weights: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(CLASSES, weights)))
 
@@ -672,6 +726,8 @@ def _train(cfg: dict, say, progress: dict) -> dict:
                 faces = augment_batch(x_train[idx], rng, aug) if aug.enabled else x_train[idx]
                 x, y = to_model_input(faces), y_train[idx]
                 step = (epoch - 1) * steps_per_epoch + i
+                if step == fresh_start:  # the warm restart: Adam's moments start afresh
+                    opt = make_optimizer(cfg, model)
                 opt.lr = schedule(step)
                 logits = model.forward(x)
                 loss, dlogits = softmax_cross_entropy(logits, y, cfg["label_smoothing"], weights)

@@ -26,10 +26,10 @@ import numpy as np
 
 from minicnn.backends import get_backend
 from minicnn.kernels.optim import adam_update
-from minicnn.schedules import Constant, CosineWarmup, OneCycle, StepLR
+from minicnn.schedules import Constant, CosineWarmup, OneCycle, Restart, StepLR
 
 __all__ = ["SGD", "Adam", "AdamW", "Constant", "CosineWarmup", "OneCycle", "Optimizer",
-           "StepLR"]
+           "Restart", "StepLR"]
 
 
 class Optimizer:

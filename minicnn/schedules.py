@@ -95,3 +95,21 @@ class OneCycle:
         return {"name": "onecycle", "max_lr": self.max_lr, "total_steps": self.total,
                 "pct_start": self.pct_start, "div_factor": self.div_factor,
                 "final_div_factor": self.final_div_factor}
+
+
+class Restart:
+    """``first`` for its ``first_steps`` steps, then ``second`` from its own step 0: a warm
+    restart (Loshchilov & Hutter 2017), a second learning-rate cycle on the weights the
+    first one trained. The optimizer's state is the caller's to reset at ``first_steps``."""
+
+    def __init__(self, first, first_steps: int, second) -> None:
+        self.first, self.first_steps, self.second = first, first_steps, second
+
+    def __call__(self, step: int) -> float:
+        if step < self.first_steps:
+            return self.first(step)
+        return self.second(step - self.first_steps)
+
+    def config(self) -> dict:
+        return {"name": "restart", "first": self.first.config(),
+                "first_steps": self.first_steps, "second": self.second.config()}

@@ -264,9 +264,9 @@ def test_regroup_add_bias_tiers_agree_with_the_definition(with_bias, relu):
        st.integers(1, 11), st.sampled_from([0, 1, 2]), st.sampled_from([2, 3, 4]),
        st.sampled_from([np.float32, np.float64]), st.booleans(), st.integers(0, 2**31 - 1))
 def test_winograd_transform_tiers_agree(n, C, F, H, W, padding, m, dtype, relu, seed):
-    """The Numba transforms against the NumPy tier (kernels/winograd.py), for both tile
-    sizes, odd sizes (partial last tiles) and every padding the convolutions use (0, 1,
-    and 2 for a valid one's input gradient)."""
+    """The Numba transforms against the NumPy tier (kernels/winograd.py), for every tile
+    size, odd sizes (partial last tiles) and paddings 0 to 2; and the input transform's
+    gradient against its definition, the transpose: <input(x), dV> = <x, input_grad(dV)>."""
     assume(min(H, W) + 2 * padding >= 3)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, C, H, W)).astype(dtype)
@@ -274,6 +274,7 @@ def test_winograd_transform_tiers_agree(n, C, F, H, W, padding, m, dtype, relu, 
     dout = rng.standard_normal((n, F, OH, OW)).astype(dtype)
     A2, nT = (m + 2) ** 2, n * kernels.winograd.tile_count(OH, OW, m)
     M = rng.standard_normal((A2, nT, F)).astype(dtype)
+    dV = rng.standard_normal((A2, nT, C)).astype(dtype)
     bias = rng.standard_normal(F).astype(dtype)
     tol = (1e-5 if m == 2 else 1e-4) if dtype == np.float32 else 1e-12
     got = {}
@@ -281,18 +282,23 @@ def test_winograd_transform_tiers_agree(n, C, F, H, W, padding, m, dtype, relu, 
         V = np.empty((A2, nT, C), dtype)
         Y = np.empty((A2, nT, F), dtype)
         out = np.empty((n, F, OH, OW), dtype)
+        dx = np.full(x.shape, np.nan, dtype)
         got[tier] = (kernels.winograd_input(x, V, padding, m, tier=tier),
-                        kernels.winograd_grad_output(dout, Y, m, tier=tier),
-                        kernels.winograd_output(M, bias, out, relu=relu, m=m, tier=tier))
+                     kernels.winograd_grad_output(dout, Y, m, tier=tier),
+                     kernels.winograd_output(M, bias, out, relu=relu, m=m, tier=tier),
+                     kernels.winograd_input_grad(dV, dx, padding, m, tier=tier))
     for ref, fast in zip(got["numpy"], got["numba"]):
         assert fast.dtype == dtype
         np.testing.assert_allclose(fast, ref, rtol=tol, atol=tol)
+    V, dx = got["numpy"][0].astype(np.float64), got["numpy"][3].astype(np.float64)
+    scale = np.abs(V).sum() * np.abs(dV).max() + 1.0
+    assert abs((V * dV).sum() - (x * dx).sum()) <= tol * scale
 
 
 @given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 3), st.sampled_from([2, 3, 4]),
        st.sampled_from([np.float32, np.float64]), st.booleans(), st.integers(0, 2**31 - 1))
 def test_winograd_weight_transforms_tiers_agree(F, C, parts, m, dtype, flipped, seed):
-    """The Numba weight transform (also of the flipped, transposed view backward passes it)
+    """The Numba weight transform (also of a strided view: flipped and transposed filters)
     and weight gradient (summing the threads' parts) against the NumPy tier's GEMMs."""
     rng = np.random.default_rng(seed)
     w = rng.standard_normal((F, C, 3, 3)).astype(dtype)

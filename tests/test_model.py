@@ -291,15 +291,40 @@ def test_conv_with_fused_relu_equals_conv_then_relu(shape):
         Conv2D(1, 1, 3, activation="tanh")
 
 
-def test_conv_reuses_its_column_buffer_without_leaking_between_steps():
-    """Conv2D keeps its im2col columns in one buffer across training steps (the engine's,
-    per weight array); a step's gradients must depend on that step's input alone, for
-    one-image and many-image chunks. (im2col forced: the cost model runs layers this
-    thin as direct loops, which keep no columns.)"""
+@pytest.mark.parametrize("name", ["im2col", "winograd"])
+def test_conv_reuses_its_column_buffer_without_leaking_between_steps(name):
+    """Conv2D keeps its im2col columns (Winograd: its transformed input tiles) in one
+    buffer across training steps (the engine's, per weight array); a step's gradients
+    must depend on that step's input alone, for one-image and many-image chunks. (The
+    algorithm forced: the cost model runs layers this thin as direct loops, which keep
+    nothing.)"""
     from minicnn.engine.algorithm import algorithm
 
-    with algorithm("im2col"):
+    with algorithm(name):
         _check_column_reuse()
+
+
+@pytest.mark.parametrize("name", ["im2col", "winograd"])
+def test_a_second_forward_with_the_same_weights_does_not_corrupt_the_first_backward(name):
+    """Two forwards through the same weights before either backward (weights shared by two
+    calls): the second takes over the kept buffer, so the first backward must recompute
+    its columns or tiles instead of reading the second input's."""
+    from minicnn.engine import conv as engine_conv
+    from minicnn.engine.algorithm import algorithm
+    from minicnn.functional import conv as reference
+
+    rng = np.random.default_rng(4)
+    x1, x2 = (rng.standard_normal((4, 3, 10, 10)) for _ in range(2))
+    w, b = rng.standard_normal((5, 3, 3, 3)), rng.standard_normal(5)
+    with algorithm(name):
+        out1, cache1 = engine_conv.conv2d_forward(x1, w, b, 1, 1)
+        engine_conv.conv2d_forward(x2, w, b, 1, 1)
+        assert cache1.choice.name == name and cache1.cols is not None
+        dout = rng.standard_normal(out1.shape)
+        dx, dw, db = engine_conv.conv2d_backward(dout, cache1)
+    rdx, rdw, rdb = reference.conv2d_backward(dout, reference.conv2d_forward(x1, w, b, 1, 1)[1])
+    np.testing.assert_allclose(dx, rdx, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(dw, rdw, rtol=1e-9, atol=1e-9)
 
 
 def _check_column_reuse():

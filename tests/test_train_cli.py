@@ -473,21 +473,25 @@ def test_photo_augment_trains_with_the_photo_faults(tmp_path, capsys, monkeypatc
 
 
 def test_the_defaults_on_fer2013_are_the_shipped_models_recipe():
-    """The README's command (no options) trains what ships: ``wide``, 35 epochs, photo
-    faults on; the synthetic quickstart stays small and without them; either can be
-    overridden."""
+    """The README's command (no options) trains what ships: ``wide``, 50 epochs of which
+    the last 15 a warm restart, photo faults on; the synthetic quickstart stays small and
+    without them; either can be overridden."""
     def filled(args, synthetic):
         cfg = train_cli.resolve_config(train_cli.build_parser().parse_args(args))
         cfg["synthetic"] = synthetic
         return train_cli.fill_recipe(cfg)
 
-    cfg = filled([], synthetic=False)
-    assert (cfg["arch"], cfg["epochs"], cfg["photo_augment"]) == ("wide", 35, True)
-    cfg = filled([], synthetic=True)
-    assert (cfg["arch"], cfg["epochs"], cfg["photo_augment"]) == ("small", 10, False)
+    def recipe(cfg):
+        return cfg["arch"], cfg["epochs"], cfg["restart_epochs"], cfg["photo_augment"]
+
+    assert recipe(filled([], synthetic=False)) == ("wide", 50, 15, True)
+    assert recipe(filled([], synthetic=True)) == ("small", 10, 0, False)
     cfg = filled(["--arch", "default", "--epochs", "30", "--no-photo-augment"], False)
-    assert (cfg["arch"], cfg["epochs"], cfg["photo_augment"]) == ("default", 30, False)
+    assert recipe(cfg) == ("default", 30, 0, False)  # epochs of one's own: no restart
+    assert recipe(filled(["--epochs", "30", "--restart-epochs", "10"], False))[1:3] == (30, 10)
     assert filled(["--photo-augment"], synthetic=True)["photo_augment"] is True
+    with pytest.raises(train_cli.TrainingError, match="--restart-epochs 5 must be fewer"):
+        filled(["--epochs", "5", "--restart-epochs", "5"], False)
 
 
 def test_a_checkpoint_from_before_photo_augment_resumes_as_without_it():
@@ -497,3 +501,64 @@ def test_a_checkpoint_from_before_photo_augment_resumes_as_without_it():
     assert train_cli.changed_settings({"photo_augment": False}, {}) == \
         train_cli.changed_settings({"photo_augment": False}, saved) == []
     assert train_cli.changed_settings({"photo_augment": True}, {}) == ["photo_augment"]
+
+
+
+def test_init_starts_from_a_trained_models_weights(tmp_path, capsys):
+    """--init loads a finished run's weights before the first step (a new learning-rate
+    cycle on a trained model); a missing file or one from another architecture is refused
+    by name."""
+    assert run(QUICK + ["--epochs", "1", "--out", "a"], capsys)[0] == 0
+    trained = minicnn.load(tmp_path / "a" / "final.npz").parameters()
+    code, out, err = run(QUICK + ["--epochs", "1", "--lr", "1e-12", "--out", "b",
+                                  "--init", str(tmp_path / "a" / "final.npz")], capsys)
+    assert code == 0, err
+    assert "starting from the weights in" in out
+    # a learning rate of 1e-12 leaves the weights where --init put them
+    tuned = minicnn.load(tmp_path / "b" / "final.npz").parameters()
+    for name, value in trained.items():
+        np.testing.assert_allclose(tuned[name], value, atol=1e-6, err_msg=name)
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["init"].endswith("final.npz")
+    # and without --init the same run starts elsewhere: the check above can fail
+    assert run(QUICK + ["--epochs", "1", "--lr", "1e-12", "--out", "c", "--seed", "5"],
+               capsys)[0] == 0
+    other = minicnn.load(tmp_path / "c" / "final.npz").parameters()
+    assert max(np.abs(other[k] - v).max() for k, v in trained.items()) > 1e-3
+
+    code, _, err = run(QUICK + ["--epochs", "1", "--out", "d", "--arch", "default",
+                                "--init", str(tmp_path / "a" / "final.npz")], capsys)
+    assert code != 0 and "--init" in err and "different architecture" in err
+    code, _, err = run(QUICK + ["--epochs", "1", "--out", "e",
+                                "--init", str(tmp_path / "missing.npz")], capsys)
+    assert code != 0 and "missing.npz" in err
+
+
+def test_a_warm_restart_starts_a_second_cycle_and_resumes_across_it(tmp_path, capsys):
+    """--restart-epochs: the last epochs rerun a warm-up and a cosine from --restart-lr,
+    with the optimizer started afresh; a run killed at the restart resumes to the same
+    weights as one that was not."""
+    cfg = train_cli.resolve_config(train_cli.build_parser().parse_args(
+        ["--epochs", "4", "--restart-epochs", "2", "--restart-lr", "0.004"]))
+    cfg["synthetic"] = True
+    schedule = train_cli.make_schedule(train_cli.fill_recipe(cfg), 10)  # 10 steps an epoch
+    plain = train_cli.make_schedule({**cfg, "epochs": 2, "restart_epochs": 0}, 10)
+    assert [schedule(s) for s in range(20)] == [plain(s) for s in range(20)]
+    # one epoch of warm-up, then the half cosine
+    assert schedule(19) < 1e-5 and schedule(20) == pytest.approx(0.004 / 10)
+    assert schedule(29) == pytest.approx(0.004)
+    assert schedule(39) == pytest.approx(0.004 * 0.5 * (1 + np.cos(np.pi * 9 / 10)))
+    assert train_cli.restart_step(cfg, 10) == 20
+
+    args = QUICK + ["--epochs", "3", "--restart-epochs", "1", "--seed", "2"]
+    code, out, err = run(args + ["--out", "straight"], capsys)
+    assert code == 0, err
+    assert "the last 1 a warm restart" in out
+    # the optimizer started afresh at the restart: it counts the restart's 3 steps, not 9
+    assert int(read_npz(tmp_path / "straight" / "checkpoint.npz")["opt/__t__"]) == 3
+    assert run(args + ["--out", "killed", "--stop-after-epoch", "2"], capsys)[0] == 0
+    assert run(args + ["--out", "killed", "--resume"], capsys)[0] == 0
+    a = read_npz(tmp_path / "straight" / "final.npz")
+    b = read_npz(tmp_path / "killed" / "final.npz")
+    for key in a:
+        if key != "__spec__":
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)

@@ -16,14 +16,14 @@ Direct: a stride-1 convolution with few channels runs as direct loops over each 
 dout with the flipped filters, and its weight gradient direct sums, image by image.
 
 Winograd: a 3x3 convolution with stride 1 and padding 0 or 1 runs as (m + 2)^2 GEMMs on
-transformed tiles (``kernels/winograd.py``). Its input gradient is the same kind of
-convolution (of dout with padding 2 - padding, each filter turned by 180 degrees and the
-channel axes swapped), and its weight gradient the transposed algorithm, so backward runs
-in the Winograd domain too, with the same chunks and threads.
+transformed tiles (``kernels/winograd.py``). Backward is the same formula in reverse, in
+the Winograd domain too, with the same chunks and threads: dout's tiles are transformed
+once and serve both the weight gradient and the input gradient.
 
-Kept columns: forward keeps a layer's im2col columns for backward when they fit in
-``CACHE_COLUMNS_BYTES`` (in storage reused across steps: ``engine.workspace``); larger
-ones are recomputed in backward, chunk by chunk, which costs less than the memory.
+Kept columns: forward keeps a layer's im2col columns (or Winograd's transformed input
+tiles) for backward when they fit in ``CACHE_COLUMNS_BYTES`` (in storage reused across
+steps: ``engine.workspace``); larger ones are recomputed in backward, chunk by chunk,
+which costs less than the memory.
 
 The constants' measurements are in benchmarks/README.md ("Performance chapter").
 """
@@ -36,7 +36,7 @@ import numpy as np
 
 from minicnn import kernels
 from minicnn.engine import threads
-from minicnn.engine.algorithm import Choice, choose, winograd_tile
+from minicnn.engine.algorithm import Choice, choose
 from minicnn.engine.workspace import kept_columns, scratch, still_kept
 from minicnn.kernels import output_hw
 from minicnn.kernels.winograd import tile_count
@@ -84,7 +84,9 @@ class ConvCache(NamedTuple):
     padding: int
     plan: tuple[tuple[Chunk, ...], ...]  # forward's chunks, by thread (``plan_chunks``)
     choice: Choice  # the algorithm forward ran
-    cols: dict[int, np.ndarray] | None = None  # (K, n*P) by chunk start, or None: recompute
+    # im2col's columns (K, n*P), or Winograd's input tiles (A2, n*T, C), by chunk start;
+    # None: recompute them
+    cols: dict[int, np.ndarray] | None = None
     owner: int = 0  # the kept columns' token (``workspace.still_kept``)
 
 
@@ -105,8 +107,9 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
     plan = plan_chunks(N, P, threads.parallel_parts(N) if N >= MIN_SPLIT_IMAGES else 1)
     choice = choose(N, C, F, KH, KW, stride, padding, OH, OW)
     if choice.name == "winograd":
-        _winograd_forward(x, w, b, padding, choice.tile, relu, out, plan)
-        return out, ConvCache(x, w, stride, padding, plan, choice)
+        kept, owner = _winograd_forward(x, w, b, padding, choice.tile, relu, out, plan,
+                                        keep_columns)
+        return out, ConvCache(x, w, stride, padding, plan, choice, kept, owner)
     if choice.name == "direct":
         _direct(x, w, b, padding, relu, out, plan)
         return out, ConvCache(x, w, stride, padding, plan, choice)
@@ -157,23 +160,34 @@ def _direct(x, w, b, padding, relu, out, plan) -> None:
     threads.map_concurrently(run, plan)
 
 
-def _winograd_forward(x, w, b, padding, m, relu, out, plan) -> None:
+def _winograd_forward(x, w, b, padding, m, relu, out, plan, keep_tiles):
     """out = the convolution as Winograd F(m x m, 3x3): per chunk, the tiles transformed,
-    (m + 2)^2 GEMMs with the transformed weights, the tiles back (+ bias, ReLU) into NCHW."""
-    C, F = x.shape[1], w.shape[0]
+    (m + 2)^2 GEMMs with the transformed weights, the tiles back (+ bias, ReLU) into NCHW.
+    The transformed input tiles are kept for backward as im2col's columns are (returns
+    them by chunk start, or None, and their owner token)."""
+    N, C, F = x.shape[0], x.shape[1], w.shape[0]
     A2, T = (m + 2) ** 2, tile_count(*out.shape[2:], m)  # tile positions; tiles per image
     with threads.blas_threads(1):  # (see there: no spinning BLAS thread during the map)
         U = kernels.winograd_weights(w, m)  # (A2, C, F)
+    keep = keep_tiles and A2 * N * T * C * x.itemsize <= CACHE_COLUMNS_BYTES
+    storage, owner = kept_columns(w, A2 * N * T * C, x.dtype) if keep else (None, 0)
 
-    def run(chunks: tuple[Chunk, ...]) -> None:
+    def run(chunks: tuple[Chunk, ...]) -> dict[int, np.ndarray]:
+        kept = {}
         for s, e in chunks:
-            V = scratch(A2 * (e - s) * T * C, x.dtype).reshape(A2, (e - s) * T, C)
+            size = A2 * (e - s) * T * C
+            if keep:
+                V = kept[s] = storage[A2 * s * T * C:A2 * e * T * C].reshape(A2, (e - s) * T, C)
+            else:
+                V = scratch(size, x.dtype).reshape(A2, (e - s) * T, C)
             kernels.winograd_input(x[s:e], V, padding, m)
             M = scratch(A2 * (e - s) * T * F, out.dtype, "gemm").reshape(A2, (e - s) * T, F)
             np.matmul(V, U, out=M)
             kernels.winograd_output(M, b, out[s:e], relu=relu, m=m)
+        return kept
 
-    threads.map_concurrently(run, plan)
+    kept = threads.map_concurrently(run, plan)
+    return ({s: v for part in kept for s, v in part.items()} if keep else None), owner
 
 
 def conv2d_backward(
@@ -268,19 +282,20 @@ def _direct_backward(dout, cache, need_dx, need_db):
 
 
 def _winograd_backward(dout, cache, need_dx, need_db):
-    """Backward of a Winograd convolution with m x m tiles: per chunk, the weight
-    gradient's transform dU (A2, F, C) = sum over tiles of Y^T V, and dx = the Winograd
-    convolution of dout (padding 2 - padding) with the flipped, transposed filters."""
+    """Backward of a Winograd convolution with m x m tiles, through the forward formula in
+    reverse: per chunk, dout's tiles transformed once, Y = A dY A^T; the weight
+    gradient's transform dU (A2, F, C) = sum over tiles of Y^T V; and the input
+    gradient's, dV = Y U^T, taken back to dx by the transpose of the input transform."""
     x, w, padding, m = cache.x, cache.w, cache.padding, cache.choice.tile
     N, C, H, W = x.shape
     F, OH, OW = dout.shape[1:]
-    m_dx = winograd_tile(N, F, C, H, W)  # dx's own tile
     dx = np.empty_like(x) if need_dx else None
-    if need_dx:  # dx = the same convolution of dout with w turned 180 degrees, F and C swapped
+    if need_dx:
         with threads.blas_threads(1):
-            U = kernels.winograd_weights(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), m_dx)
+            Ut = np.ascontiguousarray(kernels.winograd_weights(w, m).transpose(0, 2, 1))
+    kept = cache.cols if cache.cols is not None and still_kept(w, cache.owner) else None
     parts = len(cache.plan)
-    A2, A2_dx = (m + 2) ** 2, (m_dx + 2) ** 2
+    A2 = (m + 2) ** 2
     dU_parts = np.zeros((parts, A2, F, C), dtype=x.dtype)
     db_parts = np.zeros((parts, F), dtype=dout.dtype)
 
@@ -289,19 +304,18 @@ def _winograd_backward(dout, cache, need_dx, need_db):
         for s, e in cache.plan[part]:
             if need_db:
                 db_parts[part] += dout[s:e].sum(axis=(0, 2, 3))
-            nT = (e - s) * tile_count(OH, OW, m)  # tiles of the output
-            V = scratch(A2 * nT * C, x.dtype).reshape(A2, nT, C)
-            kernels.winograd_input(x[s:e], V, padding, m)
+            nT = (e - s) * tile_count(OH, OW, m)
+            if kept is not None:
+                V = kept[s]
+            else:
+                V = scratch(A2 * nT * C, x.dtype).reshape(A2, nT, C)
+                kernels.winograd_input(x[s:e], V, padding, m)
             Y = scratch(A2 * nT * F, x.dtype, "gemm").reshape(A2, nT, F)
             kernels.winograd_grad_output(dout[s:e], Y, m)
             dU_parts[part] += np.matmul(Y.transpose(0, 2, 1), V, out=dU)
-            if need_dx:  # V and Y are used up: their scratch slots take dout's tiles and M
-                nT = (e - s) * tile_count(H, W, m_dx)  # tiles of dx
-                Vd = scratch(A2_dx * nT * F, x.dtype).reshape(A2_dx, nT, F)
-                kernels.winograd_input(dout[s:e], Vd, 2 - padding, m_dx)
-                M = scratch(A2_dx * nT * C, x.dtype, "gemm").reshape(A2_dx, nT, C)
-                np.matmul(Vd, U, out=M)
-                kernels.winograd_output(M, None, dx[s:e], m=m_dx)
+            if need_dx:  # the "cols" scratch slot is free (V kept) or used up: it takes dV
+                dV = np.matmul(Y, Ut, out=scratch(A2 * nT * C, x.dtype).reshape(A2, nT, C))
+                kernels.winograd_input_grad(dV, dx[s:e], padding, m)
 
     threads.map_concurrently(run, range(parts))
     db = db_parts.sum(axis=0) if need_db else None

@@ -27,6 +27,7 @@ from minicnn.kernels.pool import maxpool_backward, maxpool_forward
 from minicnn.kernels.winograd import (
     winograd_grad_output,
     winograd_input,
+    winograd_input_grad,
     winograd_output,
     winograd_weight_grad,
     winograd_weights,
@@ -37,5 +38,5 @@ __all__ = [
     "col2im", "conv_output_size", "direct", "get_tier", "im2col", "im2col_into", "maxpool_backward",
     "maxpool_forward", "numba_available", "output_hw", "regroup_add_bias", "relu_backward",
     "relu_forward", "set_tier", "winograd", "winograd_grad_output", "winograd_input",
-    "winograd_output", "winograd_weight_grad", "winograd_weights",
+    "winograd_input_grad", "winograd_output", "winograd_weight_grad", "winograd_weights",
 ]

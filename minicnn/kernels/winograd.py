@@ -24,7 +24,13 @@ algorithm, Lavin & Gray's F(3x3, m x m)): with dY the m x m block of dL/dout of 
     dU[xi] = sum over tiles of  (A dY A^T)[xi] * V[xi]     as GEMMs: Y[xi]^T @ V[xi]
     dw     = G^T dU G           for every (f, c)
 
-so dw saves the same share of multiplies.
+so dw saves the same share of multiplies. The input gradient takes the same path back:
+
+    dV[xi] = Y[xi] @ U[xi]^T                       (alpha^2, T, C)   the GEMMs transposed
+    dx     = B dV B^T  for every tile, added up where the tiles overlap
+
+the transpose of the input transform (``winograd_input_grad``), so dout's tiles are
+transformed once for both gradients.
 
 Which m: larger tiles save more multiplies on maps that are a whole number of tiles, and
 their transforms move less data per output pixel (alpha^2 / m^2 values: 4, 2.8, 2.25),
@@ -46,7 +52,7 @@ map). What they cost next to the GEMMs is in benchmarks/README.md ("Performance 
 Two tiers live here: the readable NumPy one (tiles as a strided view, the transforms as
 einsums; it doubles as the naive tier) and the Numba one (``*_numba``); the public
 functions at the end pick one. ``minicnn.engine`` uses them for 3x3 convolutions with
-stride 1 and padding 1 or 0 (and 2, for a padding-0 one's dx).
+stride 1 and padding 1 or 0.
 """
 
 from __future__ import annotations
@@ -152,6 +158,28 @@ def winograd_input_numpy(x: np.ndarray, padding: int = 1, m: int = 2) -> np.ndar
     d = as_strided(padded, (n, C, TH, TW, A, A), (s[0], s[1], m * s[2], m * s[3], s[2], s[3]))
     v = np.einsum("ar,ncijrq,bq->abnijc", bt, d, bt)  # (A, A, n, TH, TW, C)
     return np.ascontiguousarray(v.reshape(A * A, n * TH * TW, C).astype(x.dtype))
+
+
+def winograd_input_grad_numpy(dV: np.ndarray, x_shape: tuple[int, ...], padding: int = 1,
+                               m: int = 2) -> np.ndarray:
+    """dV (alpha^2, n*TH*TW, C) -> dx (n, C, H, W): the gradient of ``winograd_input``, its
+    transpose. Each tile's B dV B^T is added into the padded input where the tile lies
+    (neighbouring tiles overlap by two pixels, so their sums meet there), then the padding
+    is cut off."""
+    n, C, H, W = x_shape
+    bt = MATRICES[m][0]
+    A = m + 2
+    TH, TW = tiles_hw(H + 2 * padding - 2, W + 2 * padding - 2, m)
+    v = dV.reshape(A, A, n, TH, TW, C)
+    d = np.einsum("ar,abnijc,bq->ncijrq", bt, v, bt)  # (n, C, TH, TW, A, A)
+    padded = np.zeros((n, C, m * TH + 2, m * TW + 2), dtype=np.result_type(dV, np.float32))
+    for r in range(A):
+        for q in range(A):
+            padded[:, :, r:r + m * TH:m, q:q + m * TW:m] += d[..., r, q]
+    dx = np.zeros(x_shape, dtype=dV.dtype)
+    h, w = min(H, m * TH + 2 - padding), min(W, m * TW + 2 - padding)  # what tiles reach
+    dx[:, :, :h, :w] = padded[:, :, padding:padding + h, padding:padding + w]
+    return dx
 
 
 def winograd_grad_output_numpy(dout: np.ndarray, m: int = 2) -> np.ndarray:
@@ -307,6 +335,37 @@ def _grad_1d(m, src, p, ps, dst, q, qs):
             dst[q + 5 * qs, c] = s3
 
 
+@njit(nogil=True, cache=True, fastmath=True, inline="always")
+def _input_grad_1d(m, src, p, ps, dst, q, qs):
+    """B (the transpose of B^T) along one axis: alpha vectors in, alpha out."""
+    if m == 2:
+        for c in range(src.shape[1]):
+            s0, s1, s2, s3 = src[p, c], src[p + ps, c], src[p + 2 * ps, c], src[p + 3 * ps, c]
+            dst[q, c] = s0
+            dst[q + qs, c] = s1 - s2 + s3
+            dst[q + 2 * qs, c] = s1 + s2 - s0
+            dst[q + 3 * qs, c] = -s3
+    elif m == 3:
+        for c in range(src.shape[1]):
+            s0, s1, s2 = src[p, c], src[p + ps, c], src[p + 2 * ps, c]
+            s3, s4 = src[p + 3 * ps, c], src[p + 4 * ps, c]
+            dst[q, c] = 2 * s0
+            dst[q + qs, c] = 2 * (s2 - s1 + s4) - s0 - s3
+            dst[q + 2 * qs, c] = -2 * s0 - s1 - 3 * s2 - s4
+            dst[q + 3 * qs, c] = s0 + s1 + s2 + s3 - 2 * s4
+            dst[q + 4 * qs, c] = s4
+    else:
+        for c in range(src.shape[1]):
+            s0, s1, s2 = src[p, c], src[p + ps, c], src[p + 2 * ps, c]
+            s3, s4, s5 = src[p + 3 * ps, c], src[p + 4 * ps, c], src[p + 5 * ps, c]
+            dst[q, c] = 4 * s0
+            dst[q + qs, c] = 4 * (s2 - s1 + s5) + 2 * (s4 - s3)
+            dst[q + 2 * qs, c] = -5 * s0 - 4 * (s1 + s2) - s3 - s4
+            dst[q + 3 * qs, c] = s1 - s2 + 2 * (s3 - s4) - 5 * s5
+            dst[q + 4 * qs, c] = s0 + s1 + s2 + s3 + s4
+            dst[q + 5 * qs, c] = s5
+
+
 @njit(nogil=True, cache=True, fastmath=True)
 def winograd_input_numba(x, V, padding, m):
     """V (alpha^2, n*TH*TW, C) = B^T d B for every alpha x alpha tile d of x (n, C, H, W)
@@ -336,6 +395,52 @@ def winograd_input_numba(x, V, padding, m):
                 for a in range(A):  # then along each row
                     _input_1d(m, rows, a * A, 1, out, a * A * nT + t, nT)
     return V
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def winograd_input_grad_numba(dV, dx, padding, m):
+    """dx (n, C, H, W) = the gradient of ``winograd_input_numba`` for dV (alpha^2,
+    n*TH*TW, C): each tile's B dV B^T added into the padded input, channels last, then
+    back to NCHW without the padding."""
+    n, C, H, W = dx.shape
+    A = m + 2
+    TH, TW = (H + 2 * padding - 3 + m) // m, (W + 2 * padding - 3 + m) // m
+    T = TH * TW
+    HP, WP = m * TH + 2, m * TW + 2
+    dp = np.zeros((n, HP, WP, C), dtype=dx.dtype)
+    pixels = dp.reshape(n * HP * WP, C)
+    nT = n * T
+    src = dV.reshape(A * A * nT, C)  # row xi * nT + t
+    rows = np.empty((A * A, C), dtype=dx.dtype)  # B along each row: row a * A + column r
+    tile = np.empty((A * A, C), dtype=dx.dtype)  # then down each column: row k * A + r
+    for img in range(n):
+        for i in range(TH):
+            for j in range(TW):
+                t = img * T + i * TW + j
+                corner = (img * HP + m * i) * WP + m * j
+                for a in range(A):  # the forward's steps in reverse order, each transposed
+                    _input_grad_1d(m, src, a * A * nT + t, nT, rows, a * A, 1)
+                for r in range(A):
+                    _input_grad_1d(m, rows, r, A, tile, r, A)
+                for k in range(A):
+                    for r in range(A):
+                        d, g = pixels[corner + k * WP + r], tile[k * A + r]
+                        for c in range(C):
+                            d[c] += g[c]
+    # NCHW without the padding; input pixels that no tile reaches get 0
+    h_end, w_end = min(H, HP - padding), min(W, WP - padding)
+    for img in range(n):
+        for c in range(C):
+            for h in range(H):
+                dst = dx[img, c, h]
+                if h < h_end:
+                    src_row = dp[img, h + padding]
+                    for w in range(w_end):
+                        dst[w] = src_row[w + padding, c]
+                    dst[w_end:] = 0
+                else:
+                    dst[:] = 0
+    return dx
 
 
 @njit(nogil=True, cache=True, fastmath=True)
@@ -482,6 +587,16 @@ def winograd_input(x: np.ndarray, out: np.ndarray, padding: int = 1, m: int = 2,
     if dispatch.resolve(tier) == "numba" and out.flags.c_contiguous:
         return winograd_input_numba(np.ascontiguousarray(x), out, padding, m)
     out[...] = winograd_input_numpy(x, padding, m)
+    return out
+
+
+def winograd_input_grad(dV: np.ndarray, out: np.ndarray, padding: int = 1, m: int = 2,
+                        tier: str | None = None) -> np.ndarray:
+    """dV (alpha^2, n*TH*TW, C) -> out (n, C, H, W): the gradient of ``winograd_input``
+    with respect to x, for the gradient dV of its transformed tiles."""
+    if dispatch.resolve(tier) == "numba" and out.flags.c_contiguous:
+        return winograd_input_grad_numba(np.ascontiguousarray(dV), out, padding, m)
+    out[...] = winograd_input_grad_numpy(dV, out.shape, padding, m)
     return out
 
 
