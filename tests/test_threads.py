@@ -80,21 +80,31 @@ def test_parallel_parts_follows_the_thread_count():
         threads.set_num_threads(before["numba"] or before["blas"] or 1)
 
 
-@given(st.integers(0, 300), st.integers(1, 3000), st.integers(1, 8))
-def test_plan_chunks_covers_the_batch_once_in_balanced_parts(N, P, parts):
+@given(st.integers(0, 300), st.integers(1, 3000), st.integers(1, 8), st.integers(1, 4608))
+def test_plan_chunks_covers_the_batch_once_in_balanced_parts(N, P, parts, column):
     parts = max(1, min(parts, N))
-    plan = conv_module.plan_chunks(N, P, parts)
+    plan = conv_module.plan_chunks(N, P, parts, column)
     assert len(plan) == parts
     flat = [c for part in plan for c in part]
     assert [i for s, e in flat for i in range(s, e)] == list(range(N))
     sizes = [sum(e - s for s, e in part) for part in plan]
     assert max(sizes) - min(sizes) <= 1
     for part, size in zip(plan, sizes):
-        n = conv_module.chunk_size(size, P) if size else 0
+        n = conv_module.chunk_size(size, P, column) if size else 0
         assert all(0 < e - s <= n for s, e in part)
         assert len(part) == (-(-size // n) if size else 0)  # as few chunks as will do
         if part:  # of near-equal size
             assert max(e - s for s, e in part) - min(e - s for s, e in part) <= 1
+
+
+def test_short_columns_get_proportionally_larger_chunks():
+    target, short = conv_module.TARGET_COLUMNS, conv_module.SHORT_COLUMN
+    # 64 images of 16x16 outputs: 1024 columns are 4 images; a stride-2 first layer's
+    # 27-value columns get 288 / 27 times as many, an im2col layer's 576-value ones do not
+    assert conv_module.chunk_size(64, 256, 576) == target // 256
+    assert conv_module.chunk_size(64, 256, short) == target // 256
+    assert conv_module.chunk_size(64, 256, 27) == -(-target * short // 27 // 256)
+    assert conv_module.chunk_size(64, 256, 144) == 2 * target // 256
 
 
 @st.composite

@@ -5,7 +5,10 @@ where the cost model of ``engine.algorithm`` says so, as Winograd's F(m x m, 3x3
 Chunks: the column matrix of a whole batch is large (batch 64, 32 channels at 48x48 is
 170 MB in float32). A few images at a time keep ``cols`` small enough to stay in cache
 between im2col and the GEMM; a chunk is sized so its GEMM still has about
-``TARGET_COLUMNS`` columns, which keeps BLAS efficient on small late-stage maps too.
+``TARGET_COLUMNS`` columns, which keeps BLAS efficient on small late-stage maps too, and
+proportionally more when a column is short (fewer than ``SHORT_COLUMN`` values: a
+stride-2 first layer's are 27), so the kernel calls' fixed costs stay small next to
+their work.
 
 Threads: the batch is cut into one run of images per thread (``engine.threads``), and
 each thread does im2col, the GEMMs and col2im for its own chunks, with BLAS on one thread.
@@ -42,6 +45,7 @@ from minicnn.kernels import output_hw
 from minicnn.kernels.winograd import tile_count
 
 TARGET_COLUMNS = 1024  # columns per GEMM chunk, per thread
+SHORT_COLUMN = 288  # im2col columns of fewer values (C*KH*KW) get proportionally more
 CACHE_COLUMNS_BYTES = 16 * 2**20  # keep a layer's columns for backward up to this size
 # Fewer images than this run as one part, with BLAS on all threads: for 2 or 3 images (2:
 # a face and its mirror image, the webcam's every frame) 15-20% faster than the images
@@ -51,19 +55,22 @@ MIN_SPLIT_IMAGES = 4
 Chunk = tuple[int, int]  # images [start, stop) of the batch
 
 
-def chunk_size(n_images: int, pixels_per_image: int) -> int:
-    """How many images share one im2col/GEMM so each GEMM has ~TARGET_COLUMNS columns."""
-    return max(1, min(n_images, -(-TARGET_COLUMNS // pixels_per_image)))
+def chunk_size(n_images: int, pixels_per_image: int, column: int = SHORT_COLUMN) -> int:
+    """How many images share one im2col/GEMM so each GEMM has ~TARGET_COLUMNS columns,
+    or for columns of ``column`` < SHORT_COLUMN values, as many more as they are shorter."""
+    columns = TARGET_COLUMNS * max(SHORT_COLUMN, column) // max(column, 1)
+    return max(1, min(n_images, -(-columns // pixels_per_image)))
 
 
-def plan_chunks(N: int, pixels_per_image: int, parts: int = 1) -> tuple[tuple[Chunk, ...], ...]:
+def plan_chunks(N: int, pixels_per_image: int, parts: int = 1,
+                column: int = SHORT_COLUMN) -> tuple[tuple[Chunk, ...], ...]:
     """The batch's images in ``parts`` consecutive runs of near-equal size (one per thread),
     each cut into as few GEMM chunks of at most ``chunk_size`` images as will do, of
     near-equal size (32 images at 6x6 are two chunks of 16, not one of 29 and one of 3)."""
     plan = []
     for p in range(parts):
         start, stop = N * p // parts, N * (p + 1) // parts
-        count = -(-(stop - start) // chunk_size(stop - start, pixels_per_image))
+        count = -(-(stop - start) // chunk_size(stop - start, pixels_per_image, column))
         cuts = [start + (stop - start) * k // max(count, 1) for k in range(count + 1)]
         plan.append(tuple(zip(cuts[:-1], cuts[1:])))
     return tuple(plan)
@@ -104,8 +111,9 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
     P, K = OH * OW, C * KH * KW
     x = np.ascontiguousarray(x)
     out = np.empty((N, F, OH, OW), dtype=x.dtype)
-    plan = plan_chunks(N, P, threads.parallel_parts(N) if N >= MIN_SPLIT_IMAGES else 1)
     choice = choose(N, C, F, KH, KW, stride, padding, OH, OW)
+    plan = plan_chunks(N, P, threads.parallel_parts(N) if N >= MIN_SPLIT_IMAGES else 1,
+                       K if choice.name == "im2col" else SHORT_COLUMN)
     if choice.name == "winograd":
         kept, owner = _winograd_forward(x, w, b, padding, choice.tile, relu, out, plan,
                                         keep_columns)
