@@ -366,6 +366,14 @@ def _input_grad_1d(m, src, p, ps, dst, q, qs):
             dst[q + 5 * qs, c] = s5
 
 
+@njit(nogil=True, cache=True)
+def _tile_grid(H, W, padding, m):
+    """The m x m output tiles of a 3x3 convolution of an H x W input with ``padding``:
+    TH x TW of them, reading a (HP, WP) zero-padded input."""
+    TH, TW = (H + 2 * padding - 3 + m) // m, (W + 2 * padding - 3 + m) // m
+    return TH, TW, m * TH + 2, m * TW + 2
+
+
 @njit(nogil=True, cache=True, fastmath=True)
 def winograd_input_numba(x, V, padding, m):
     """V (alpha^2, n*TH*TW, C) = B^T d B for every alpha x alpha tile d of x (n, C, H, W)
@@ -373,9 +381,8 @@ def winograd_input_numba(x, V, padding, m):
     (W + 2*padding - 2) output."""
     n, C, H, W = x.shape
     A = m + 2
-    TH, TW = (H + 2 * padding - 3 + m) // m, (W + 2 * padding - 3 + m) // m
+    TH, TW, HP, WP = _tile_grid(H, W, padding, m)
     T = TH * TW
-    HP, WP = m * TH + 2, m * TW + 2
     # the input zero-padded and channels last: a tile's pixel is then a contiguous C-vector
     # (input rows and columns that no tile reaches are left out)
     xp = np.zeros((n, HP, WP, C), dtype=x.dtype)
@@ -404,9 +411,8 @@ def winograd_input_grad_numba(dV, dx, padding, m):
     back to NCHW without the padding."""
     n, C, H, W = dx.shape
     A = m + 2
-    TH, TW = (H + 2 * padding - 3 + m) // m, (W + 2 * padding - 3 + m) // m
+    TH, TW, HP, WP = _tile_grid(H, W, padding, m)
     T = TH * TW
-    HP, WP = m * TH + 2, m * TW + 2
     dp = np.zeros((n, HP, WP, C), dtype=dx.dtype)
     pixels = dp.reshape(n * HP * WP, C)
     nT = n * T
