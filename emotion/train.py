@@ -73,9 +73,9 @@ DATA_ENV_VAR = "FER2013_DIR"
 DEFAULT_DATA_LOCATIONS = (Path("data/fer2013"), Path("~/data/fer2013"),
                           Path("~/.cache/minicnn-emotion/fer2013"))
 VALIDATION_SPLITS = ("test", "val", "private")
-REAL_EPOCHS, SYNTHETIC_EPOCHS = 50, 10
-# the shipped model's recipe ends in a warm restart: its last REAL_RESTART epochs
-REAL_RESTART, REAL_RESTART_LR = 15, 1e-3
+REAL_EPOCHS, SYNTHETIC_EPOCHS = 65, 10
+# the shipped model's recipe ends in REAL_RESTARTS warm restarts of REAL_RESTART epochs each
+REAL_RESTART, REAL_RESTARTS, REAL_RESTART_LR = 15, 2, 1e-3
 REAL_ARCH, SYNTHETIC_ARCH = "wide", "small"
 # Options that may differ between a run and its --resume without changing the result
 # (threads: only in the last bits, see the module docstring; out: the folder may move).
@@ -103,6 +103,7 @@ RANGES = {
     "momentum": Bounded(float, low=0, high=1, high_open=True),
     "warmup_epochs": Bounded(float, low=0),
     "restart_epochs": Bounded(int, low=0),
+    "restarts": Bounded(int, low=1),
     "restart_lr": Bounded(float, low=0, low_open=True),
     "step_epochs": Bounded(int, low=1),
     "gamma": Bounded(float, low=0, low_open=True),
@@ -171,16 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["onecycle", "cosine", "step", "constant"],
                    help="learning-rate schedule, stepped every batch")
     m.add_argument("--warmup-epochs", type=RANGES["warmup_epochs"], default=1.0,
-                   help="linear warm-up length for the cosine schedule and the warm restart")
+                   help="linear warm-up length for the cosine schedule and the warm restarts")
     m.add_argument("--restart-epochs", type=RANGES["restart_epochs"], default=None,
                    metavar="N",
-                   help="end with a warm restart: the last N of the --epochs run a second "
-                        "cycle (a fresh optimizer state, a linear warm-up of "
-                        "--warmup-epochs, then a half cosine from --restart-lr to 0); 0: "
-                        f"none. Default: {REAL_RESTART} on FER2013 without --epochs (the "
-                        "shipped model's recipe), else 0")
+                   help="end with warm restarts of N epochs each (--restarts of them, "
+                        "the last epochs of --epochs): each a new cycle with a fresh "
+                        "optimizer state, a linear warm-up of --warmup-epochs, then a half "
+                        f"cosine from --restart-lr to 0; 0: none. Default: {REAL_RESTART} on "
+                        "FER2013 without --epochs (the shipped model's recipe), else 0")
+    m.add_argument("--restarts", type=RANGES["restarts"], default=None, metavar="K",
+                   help=f"how many warm restarts of --restart-epochs (default: "
+                        f"{REAL_RESTARTS} in the shipped model's recipe, else 1)")
     m.add_argument("--restart-lr", type=RANGES["restart_lr"], default=REAL_RESTART_LR,
-                   help="peak learning rate of the warm restart")
+                   help="peak learning rate of each warm restart")
     m.add_argument("--step-epochs", type=RANGES["step_epochs"], default=10,
                    help="step schedule: multiply the lr by --gamma every this many epochs")
     m.add_argument("--gamma", type=RANGES["gamma"], default=0.1,
@@ -347,23 +351,26 @@ def optimizer_for(cfg: dict, params: dict[str, np.ndarray]):
 
 
 def make_schedule(cfg: dict, steps_per_epoch: int):
-    """The learning rate of every step: --schedule over the epochs before the warm restart,
-    then the restart's warm-up and half cosine (``schedules.Restart``)."""
-    restart = cfg.get("restart_epochs") or 0
-    first = _first_schedule(cfg, (cfg["epochs"] - restart) * steps_per_epoch, steps_per_epoch)
-    if not restart:
-        return first
-    total = restart * steps_per_epoch
+    """The learning rate of every step: --schedule over the epochs before the warm
+    restarts, then each restart's warm-up and half cosine (``schedules.Restart``)."""
+    starts = restart_steps(cfg, steps_per_epoch)
+    schedule = _first_schedule(cfg, starts[0] if starts else cfg["epochs"] * steps_per_epoch,
+                               steps_per_epoch)
+    total = (cfg.get("restart_epochs") or 0) * steps_per_epoch
     warm = min(int(cfg["warmup_epochs"] * steps_per_epoch), total - 1)
-    return Restart(first, (cfg["epochs"] - restart) * steps_per_epoch,
-                   CosineWarmup(cfg["restart_lr"], total_steps=max(total, 1),
-                                warmup_steps=max(warm, 0)))
+    for start in starts:
+        schedule = Restart(schedule, start, CosineWarmup(
+            cfg["restart_lr"], total_steps=max(total, 1), warmup_steps=max(warm, 0)))
+    return schedule
 
 
-def restart_step(cfg: dict, steps_per_epoch: int) -> int | None:
-    """The step at which the warm restart begins (and the optimizer starts afresh)."""
+def restart_steps(cfg: dict, steps_per_epoch: int) -> list[int]:
+    """The steps at which the warm restarts begin (and the optimizer starts afresh)."""
     restart = cfg.get("restart_epochs") or 0
-    return (cfg["epochs"] - restart) * steps_per_epoch if restart else None
+    count = cfg.get("restarts") or 1
+    if not restart:
+        return []
+    return [(cfg["epochs"] - k * restart) * steps_per_epoch for k in range(count, 0, -1)]
 
 
 def _first_schedule(cfg: dict, total: int, steps_per_epoch: int):
@@ -521,7 +528,7 @@ def save_checkpoint(path: Path, model, opt, rng, cfg: dict, state: dict) -> None
 _MISSING = object()
 # What a checkpoint written before an option existed ran with, where that is not the
 # option's default now.
-ADDED_LATER = {"photo_augment": False, "restart_epochs": 0}
+ADDED_LATER = {"photo_augment": False, "restart_epochs": 0, "restarts": 1}
 
 
 def changed_settings(cfg: dict, saved_cfg: dict) -> list[str]:
@@ -618,9 +625,9 @@ def train(cfg: dict, say=print) -> dict:
 
 def fill_recipe(cfg: dict) -> dict:
     """The defaults that depend on the data, in place: on FER2013 the shipped model's
-    recipe (``REAL_ARCH``, ``REAL_EPOCHS`` epochs ending in a warm restart of
-    ``REAL_RESTART``, photo faults on), on the synthetic set a quick one. TrainingError
-    when the restart would not leave a first epoch."""
+    recipe (``REAL_ARCH``, ``REAL_EPOCHS`` epochs ending in ``REAL_RESTARTS`` warm restarts
+    of ``REAL_RESTART``, photo faults on), on the synthetic set a quick one. TrainingError
+    when the restarts would not leave a first epoch."""
     if cfg["arch"] is None:
         cfg["arch"] = SYNTHETIC_ARCH if cfg["synthetic"] else REAL_ARCH
     recipe_epochs = cfg["epochs"] is None
@@ -628,12 +635,15 @@ def fill_recipe(cfg: dict) -> dict:
         cfg["epochs"] = SYNTHETIC_EPOCHS if cfg["synthetic"] else REAL_EPOCHS
     if cfg.get("photo_augment") is None:
         cfg["photo_augment"] = not cfg["synthetic"]
-    if cfg.get("restart_epochs") is None:  # the recipe's restart goes with its epochs
-        cfg["restart_epochs"] = REAL_RESTART if recipe_epochs and not cfg["synthetic"] else 0
-    if cfg["restart_epochs"] >= cfg["epochs"]:
-        raise TrainingError(f"--restart-epochs {cfg['restart_epochs']} must be fewer than "
-                            f"--epochs {cfg['epochs']} (the restart is the last epochs of "
-                            f"the run)")
+    recipe_restarts = recipe_epochs and not cfg["synthetic"]
+    if cfg.get("restart_epochs") is None:  # the recipe's restarts go with its epochs
+        cfg["restart_epochs"] = REAL_RESTART if recipe_restarts else 0
+    if cfg.get("restarts") is None:
+        cfg["restarts"] = REAL_RESTARTS if recipe_restarts else 1
+    if cfg["restart_epochs"] * cfg["restarts"] >= cfg["epochs"]:
+        raise TrainingError(f"{cfg['restarts']} x --restart-epochs {cfg['restart_epochs']} "
+                            f"must be fewer than --epochs {cfg['epochs']} (the restarts are "
+                            f"the last epochs of the run)")
     return cfg
 
 
@@ -672,7 +682,7 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         layer.rng = rng
     opt = make_optimizer(cfg, model)
     schedule = make_schedule(cfg, steps_per_epoch)
-    fresh_start = restart_step(cfg, steps_per_epoch)
+    fresh_starts = set(restart_steps(cfg, steps_per_epoch))
     weights = class_weight_vector(y_train, cfg["class_weights"])
     aug = (AugmentConfig.none() if not cfg["augment"] else
            AugmentConfig.photo() if cfg.get("photo_augment") else AugmentConfig())
@@ -701,7 +711,8 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         f"{model.macs((1, INPUT_SIZE, INPUT_SIZE)) / 1e6:.1f} M MACs per face; "
         f"threads {threads}; {plural(cfg['epochs'], 'epoch')} x "
         f"{plural(steps_per_epoch, 'step')} of {batch}"
-        + (f", the last {cfg['restart_epochs']} a warm restart" if cfg["restart_epochs"] else ""))
+        + (f", ending in {plural(cfg['restarts'], 'warm restart')} of {cfg['restart_epochs']}"
+           if cfg["restart_epochs"] else ""))
     if weights is not None:
         say("class weights: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(CLASSES, weights)))
 
@@ -726,7 +737,7 @@ def _train(cfg: dict, say, progress: dict) -> dict:
                 faces = augment_batch(x_train[idx], rng, aug) if aug.enabled else x_train[idx]
                 x, y = to_model_input(faces), y_train[idx]
                 step = (epoch - 1) * steps_per_epoch + i
-                if step == fresh_start:  # the warm restart: Adam's moments start afresh
+                if step in fresh_starts:  # a warm restart: Adam's moments start afresh
                     opt = make_optimizer(cfg, model)
                 opt.lr = schedule(step)
                 logits = model.forward(x)

@@ -473,8 +473,8 @@ def test_photo_augment_trains_with_the_photo_faults(tmp_path, capsys, monkeypatc
 
 
 def test_the_defaults_on_fer2013_are_the_shipped_models_recipe():
-    """The README's command (no options) trains what ships: ``wide``, 50 epochs of which
-    the last 15 a warm restart, photo faults on; the synthetic quickstart stays small and
+    """The README's command (no options) trains what ships: ``wide``, 65 epochs of which
+    the last 30 two warm restarts of 15, photo faults on; the synthetic quickstart stays small and
     without them; either can be overridden."""
     def filled(args, synthetic):
         cfg = train_cli.resolve_config(train_cli.build_parser().parse_args(args))
@@ -482,16 +482,19 @@ def test_the_defaults_on_fer2013_are_the_shipped_models_recipe():
         return train_cli.fill_recipe(cfg)
 
     def recipe(cfg):
-        return cfg["arch"], cfg["epochs"], cfg["restart_epochs"], cfg["photo_augment"]
+        return (cfg["arch"], cfg["epochs"], cfg["restart_epochs"], cfg["restarts"],
+                cfg["photo_augment"])
 
-    assert recipe(filled([], synthetic=False)) == ("wide", 50, 15, True)
-    assert recipe(filled([], synthetic=True)) == ("small", 10, 0, False)
+    assert recipe(filled([], synthetic=False)) == ("wide", 65, 15, 2, True)
+    assert recipe(filled([], synthetic=True)) == ("small", 10, 0, 1, False)
     cfg = filled(["--arch", "default", "--epochs", "30", "--no-photo-augment"], False)
-    assert recipe(cfg) == ("default", 30, 0, False)  # epochs of one's own: no restart
-    assert recipe(filled(["--epochs", "30", "--restart-epochs", "10"], False))[1:3] == (30, 10)
+    assert recipe(cfg) == ("default", 30, 0, 1, False)  # epochs of one's own: no restart
+    assert recipe(filled(["--epochs", "30", "--restart-epochs", "10"], False))[1:4] == (30, 10, 1)
     assert filled(["--photo-augment"], synthetic=True)["photo_augment"] is True
-    with pytest.raises(train_cli.TrainingError, match="--restart-epochs 5 must be fewer"):
+    with pytest.raises(train_cli.TrainingError, match="1 x --restart-epochs 5 must be fewer"):
         filled(["--epochs", "5", "--restart-epochs", "5"], False)
+    with pytest.raises(train_cli.TrainingError, match="3 x --restart-epochs 2 must be fewer"):
+        filled(["--epochs", "6", "--restart-epochs", "2", "--restarts", "3"], False)
 
 
 def test_a_checkpoint_from_before_photo_augment_resumes_as_without_it():
@@ -533,10 +536,10 @@ def test_init_starts_from_a_trained_models_weights(tmp_path, capsys):
     assert code != 0 and "missing.npz" in err
 
 
-def test_a_warm_restart_starts_a_second_cycle_and_resumes_across_it(tmp_path, capsys):
+def test_warm_restarts_start_new_cycles_and_resume_across_them(tmp_path, capsys):
     """--restart-epochs: the last epochs rerun a warm-up and a cosine from --restart-lr,
-    with the optimizer started afresh; a run killed at the restart resumes to the same
-    weights as one that was not."""
+    with the optimizer started afresh, once or --restarts times; a run killed at a restart
+    resumes to the same weights as one that was not."""
     cfg = train_cli.resolve_config(train_cli.build_parser().parse_args(
         ["--epochs", "4", "--restart-epochs", "2", "--restart-lr", "0.004"]))
     cfg["synthetic"] = True
@@ -547,13 +550,19 @@ def test_a_warm_restart_starts_a_second_cycle_and_resumes_across_it(tmp_path, ca
     assert schedule(19) < 1e-5 and schedule(20) == pytest.approx(0.004 / 10)
     assert schedule(29) == pytest.approx(0.004)
     assert schedule(39) == pytest.approx(0.004 * 0.5 * (1 + np.cos(np.pi * 9 / 10)))
-    assert train_cli.restart_step(cfg, 10) == 20
+    assert train_cli.restart_steps(cfg, 10) == [20]
+    # two restarts of 2 epochs in 5: cycles start at steps 10 and 30, each the same
+    two = train_cli.fill_recipe({**cfg, "epochs": 5, "restarts": 2})
+    schedule = train_cli.make_schedule(two, 10)
+    assert train_cli.restart_steps(two, 10) == [10, 30]
+    assert [schedule(s) for s in range(10, 30)] == [schedule(s) for s in range(30, 50)]
+    assert schedule(10) == pytest.approx(0.004 / 10) and schedule(9) != schedule(10)
 
-    args = QUICK + ["--epochs", "3", "--restart-epochs", "1", "--seed", "2"]
+    args = QUICK + ["--epochs", "3", "--restart-epochs", "1", "--restarts", "2", "--seed", "2"]
     code, out, err = run(args + ["--out", "straight"], capsys)
     assert code == 0, err
-    assert "the last 1 a warm restart" in out
-    # the optimizer started afresh at the restart: it counts the restart's 3 steps, not 9
+    assert "ending in 2 warm restarts of 1" in out
+    # the optimizer started afresh at the last restart: it counts its 3 steps, not 9
     assert int(read_npz(tmp_path / "straight" / "checkpoint.npz")["opt/__t__"]) == 3
     assert run(args + ["--out", "killed", "--stop-after-epoch", "2"], capsys)[0] == 0
     assert run(args + ["--out", "killed", "--resume"], capsys)[0] == 0
