@@ -27,13 +27,13 @@ from emotion.labels import CLASSES
 from emotion.metrics import classification_report, format_report
 from emotion.outputs import check_writable, same_file, training_checkpoint_hint
 from emotion.plots import plot_confusion
-from emotion.preprocess import TTA_MODES, predict_proba
+from emotion.preprocess import DEFAULT_TTA, TTA_MODES, predict_proba
 from emotion.recognizer import DEFAULT_WEIGHTS, load_weights
 from minicnn.serialize import WeightsError
 from minicnn.threads import set_num_threads
 
 
-def evaluate(weights, data, split: str = "test", tta: str = "flip", log=print) -> dict:
+def evaluate(weights, data, split: str = "test", tta: str = DEFAULT_TTA, log=print) -> dict:
     model = load_weights(weights)
     ds = load_fer2013(data, log=log)
     if split not in ds:
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="FER2013 Kaggle folder or fer2013.csv")
     p.add_argument("--split", default="test",
                    help="which split to score (test = PublicTest; private with the CSV)")
-    p.add_argument("--tta", default="flip", choices=TTA_MODES,
+    p.add_argument("--tta", default=DEFAULT_TTA, choices=TTA_MODES,
                    help="test-time augmentation: none, flip (2 views) or crops (10 views)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON ('-': stdout)")
     p.add_argument("--confusion", metavar="PNG", help="save the confusion matrix as a PNG")

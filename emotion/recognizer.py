@@ -33,7 +33,7 @@ from emotion.faces import (
 )
 from emotion.images import decode_image
 from emotion.labels import CLASSES
-from emotion.preprocess import INPUT_SIZE, PREPROCESSING, TTA_MODES, predict_proba
+from emotion.preprocess import DEFAULT_TTA, INPUT_SIZE, PREPROCESSING, TTA_MODES, predict_proba
 from minicnn.fuse import fold_batchnorm
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.npz"
@@ -138,8 +138,9 @@ class EmotionRecognizer:
     ----------
     weights : a model file from ``emotion.train``; None loads ``DEFAULT_WEIGHTS``.
     detector : any ``FaceDetector``; None builds a ``HaarDetector`` with ``min_face_size``.
-    tta : test-time augmentation, one of ``preprocess.TTA_MODES`` ("flip" averages the face
-        and its mirror image: about +1 point of accuracy for 2x the network time).
+    tta : test-time augmentation, one of ``preprocess.TTA_MODES``: "crops" (the default)
+        averages ten views, the face and its mirror image each shifted 2 pixels four ways;
+        "flip" the face and its mirror only, about 4x cheaper (the webcam's choice).
     min_face_size : faces whose longer side is below this many pixels are dropped, whatever
         the detector.
     largest_only : keep only the largest face of each image.
@@ -151,7 +152,7 @@ class EmotionRecognizer:
     """
 
     def __init__(self, weights: str | os.PathLike | None = None,
-                 detector: FaceDetector | None = None, tta: str = "flip",
+                 detector: FaceDetector | None = None, tta: str = DEFAULT_TTA,
                  min_face_size: int = DEFAULT_MIN_SIZE, largest_only: bool = False,
                  margin: float = DEFAULT_MARGIN, align: bool = False) -> None:
         self._setup(load_weights(weights), detector, tta, min_face_size, largest_only, margin,
@@ -159,7 +160,7 @@ class EmotionRecognizer:
         self.weights_path = DEFAULT_WEIGHTS if weights is None else Path(weights)
 
     @classmethod
-    def from_model(cls, model, detector: FaceDetector | None = None, tta: str = "flip",
+    def from_model(cls, model, detector: FaceDetector | None = None, tta: str = DEFAULT_TTA,
                    min_face_size: int = DEFAULT_MIN_SIZE, largest_only: bool = False,
                    margin: float = DEFAULT_MARGIN, align: bool = False) -> EmotionRecognizer:
         """Wrap a model already in memory (fresh from training, or untrained for a

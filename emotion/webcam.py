@@ -449,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"ignore faces smaller than N pixels (default {DEFAULT_MIN_SIZE})")
     p.add_argument("--largest", action="store_true", help="track only the largest face")
     p.add_argument("--tta", choices=("none", "flip", "crops"), default="flip",
-                   help="test-time augmentation (default flip; none is ~2x faster)")
+                   help="test-time augmentation (default flip, for the frame rate; none is "
+                        "~2x faster, crops ~4x slower)")
     p.add_argument("--detect-size", type=Bounded(int, low=0), default=VIDEO_MAX_SIDE,
                    metavar="PX",
                    help=f"detect faces on a copy of each frame shrunk to this longer side, with "
