@@ -73,7 +73,7 @@ DATA_ENV_VAR = "FER2013_DIR"
 DEFAULT_DATA_LOCATIONS = (Path("data/fer2013"), Path("~/data/fer2013"),
                           Path("~/.cache/minicnn-emotion/fer2013"))
 VALIDATION_SPLITS = ("test", "val", "private")
-REAL_EPOCHS, SYNTHETIC_EPOCHS = 65, 10
+REAL_EPOCHS, SYNTHETIC_EPOCHS = 55, 10
 # the shipped model's recipe ends in REAL_RESTARTS warm restarts of REAL_RESTART epochs each
 REAL_RESTART, REAL_RESTARTS, REAL_RESTART_LR = 15, 2, 1e-3
 REAL_ARCH, SYNTHETIC_ARCH = "wide", "small"

@@ -473,7 +473,7 @@ def test_photo_augment_trains_with_the_photo_faults(tmp_path, capsys, monkeypatc
 
 
 def test_the_defaults_on_fer2013_are_the_shipped_models_recipe():
-    """The README's command (no options) trains what ships: ``wide``, 65 epochs of which
+    """The README's command (no options) trains the recipe: ``wide``, 55 epochs of which
     the last 30 two warm restarts of 15, photo faults on; the synthetic quickstart stays small and
     without them; either can be overridden."""
     def filled(args, synthetic):
@@ -485,7 +485,7 @@ def test_the_defaults_on_fer2013_are_the_shipped_models_recipe():
         return (cfg["arch"], cfg["epochs"], cfg["restart_epochs"], cfg["restarts"],
                 cfg["photo_augment"])
 
-    assert recipe(filled([], synthetic=False)) == ("wide", 65, 15, 2, True)
+    assert recipe(filled([], synthetic=False)) == ("wide", 55, 15, 2, True)
     assert recipe(filled([], synthetic=True)) == ("small", 10, 0, 1, False)
     cfg = filled(["--arch", "default", "--epochs", "30", "--no-photo-augment"], False)
     assert recipe(cfg) == ("default", 30, 0, 1, False)  # epochs of one's own: no restart
