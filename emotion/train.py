@@ -627,8 +627,8 @@ def train(cfg: dict, say=print) -> dict:
 
 
 def fill_recipe(cfg: dict) -> dict:
-    """The defaults that depend on the data, in place: on FER2013 the shipped model's
-    recipe (``REAL_ARCH``, ``REAL_EPOCHS`` epochs ending in ``REAL_RESTARTS`` warm restarts
+    """The defaults that depend on the data, in place: on FER2013 the README's recipe
+    (``REAL_ARCH``, ``REAL_EPOCHS`` epochs ending in ``REAL_RESTARTS`` warm restarts
     of ``REAL_RESTART``, photo faults on), on the synthetic set a quick one. TrainingError
     when the restarts would not leave a first epoch."""
     if cfg["arch"] is None:
