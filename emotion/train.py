@@ -57,6 +57,7 @@ from emotion.plots import plot_confusion, plot_curves
 from emotion.preprocess import INPUT_SIZE, PREPROCESSING, predict_proba, to_model_input
 from emotion.synthetic import synthetic_splits
 from minicnn.functional.loss import softmax_cross_entropy
+from minicnn.fuse import fold_batchnorm
 from minicnn.optim import SGD, Adam, AdamW, Constant, CosineWarmup, OneCycle, Restart, StepLR
 from minicnn.serialize import (
     WeightsError,
@@ -392,7 +393,9 @@ def evaluate_split(model, images, labels, tta: str = "none") -> tuple[float, flo
     """(mean cross-entropy, accuracy, probabilities) in eval mode."""
     if len(images) == 0:
         return float("nan"), float("nan"), np.zeros((0, len(CLASSES)))
-    probs = predict_proba(model, images, tta=tta)
+    # eval mode's function with each batch norm folded into its convolution, as the
+    # recognizer runs it: the same outputs up to rounding, with two passes fewer a layer
+    probs = predict_proba(fold_batchnorm(model), images, tta=tta)
     loss = float(-np.mean(np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-12))))
     return loss, float((probs.argmax(1) == labels).mean()), probs
 

@@ -32,15 +32,16 @@ def channel_sums_numpy(dout, xhat, relu_out=None):
     return dout.sum(axis=(0, 2, 3)), np.einsum("nchw,nchw->c", dout, xhat)
 
 
-def channel_normalize_numpy(x, center, scale, gamma, beta, relu=False):
-    """(xhat, out): xhat = (x - center) * scale, out = xhat * gamma + beta (then ReLU)."""
+def channel_normalize_numpy(x, center, scale, gamma, beta, relu=False, keep_xhat=True):
+    """(xhat, out): xhat = (x - center) * scale, out = xhat * gamma + beta (then ReLU);
+    xhat None without ``keep_xhat``."""
     xhat = x - _per_channel(center)
     xhat *= _per_channel(scale)
     out = xhat * _per_channel(gamma)
     out += _per_channel(beta)
     if relu:
         np.maximum(out, 0, out=out)
-    return xhat, out
+    return (xhat if keep_xhat else None), out
 
 
 def channel_affine2_numpy(x, x_scale, y, y_scale, shift, relu_out=None):
@@ -114,10 +115,11 @@ def channel_sums_numba(dout, xhat, gate, relu):
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def channel_normalize_numba(x, center, scale, gamma, beta, relu):
+def channel_normalize_numba(x, center, scale, gamma, beta, relu, keep_xhat):
     """Batch norm's forward in one pass over x (N, C, H, W), per channel c:
     xhat = (x - center[c]) * scale[c] and out = xhat * gamma[c] + beta[c], or with ``relu``
-    max(xhat * gamma[c] + beta[c], 0) (NaN stays NaN); returns both.
+    max(xhat * gamma[c] + beta[c], 0) (NaN stays NaN); returns both (xhat empty without
+    ``keep_xhat``: evaluation needs only out).
 
     Subtracting the centre first (not folding it into a shift) avoids cancellation when a
     channel's mean is large next to its spread.
@@ -125,7 +127,7 @@ def channel_normalize_numba(x, center, scale, gamma, beta, relu):
     N, C, H, W = x.shape
     P = H * W
     xf = x.reshape(x.size)
-    xhat = np.empty_like(xf)
+    xhat = np.empty(xf.size if keep_xhat else 0, dtype=xf.dtype)
     out = np.empty_like(xf)
     for nc in prange(N * C):
         c = nc % C
@@ -133,12 +135,13 @@ def channel_normalize_numba(x, center, scale, gamma, beta, relu):
         o = uint64(nc * P)
         for i in range(uint64(P)):
             v = (xf[o + i] - m) * a
-            xhat[o + i] = v
+            if keep_xhat:  # loop-invariant: LLVM compiles the loop once for each value
+                xhat[o + i] = v
             y = v * g + b
             if relu:
                 y = 0 if y < 0 else y
             out[o + i] = y
-    return xhat.reshape(N, C, H, W), out.reshape(N, C, H, W)
+    return xhat, out.reshape(N, C, H, W)
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -185,17 +188,18 @@ def channel_sums(dout: np.ndarray, xhat: np.ndarray, relu_out: np.ndarray | None
 
 
 def channel_normalize(x: np.ndarray, center: np.ndarray, scale: np.ndarray, gamma: np.ndarray,
-                      beta: np.ndarray, relu: bool = False,
-                      tier: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      beta: np.ndarray, relu: bool = False, tier: str | None = None,
+                      keep_xhat: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
     """Batch norm's forward maps for x (N, C, H, W) and per-channel (C,) factors:
     xhat = (x - center) * scale and out = xhat * gamma + beta (``relu``: max(that, 0)),
-    returned as (xhat, out)."""
+    returned as (xhat, out); xhat None without ``keep_xhat`` (never stored)."""
     center, scale, gamma, beta = (v.astype(x.dtype, copy=False)
                                   for v in (center, scale, gamma, beta))
     if dispatch.resolve(tier) == "numba":
-        return dispatch.run(channel_normalize_numba, x.nbytes, np.ascontiguousarray(x), center,
-                            scale, gamma, beta, relu)
-    return channel_normalize_numpy(x, center, scale, gamma, beta, relu)
+        xhat, out = dispatch.run(channel_normalize_numba, x.nbytes, np.ascontiguousarray(x),
+                                 center, scale, gamma, beta, relu, keep_xhat)
+        return (xhat.reshape(x.shape) if keep_xhat else None), out
+    return channel_normalize_numpy(x, center, scale, gamma, beta, relu, keep_xhat)
 
 
 def channel_affine2(x: np.ndarray, x_scale: np.ndarray, y: np.ndarray, y_scale: np.ndarray,
