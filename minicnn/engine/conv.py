@@ -298,18 +298,19 @@ def _winograd_backward(dout, cache, need_dx, need_db):
     N, C, H, W = x.shape
     F, OH, OW = dout.shape[1:]
     dx = np.empty_like(x) if need_dx else None
-    if need_dx:
+    if need_dx:  # U transposed at each position, (A2, F, C): the transform of the filters
+        # with their two channel axes swapped, written at once in the layout dV's GEMMs want
         with threads.blas_threads(1):
-            Ut = np.ascontiguousarray(kernels.winograd_weights(w, m).transpose(0, 2, 1))
+            Ut = kernels.winograd_weights(w.transpose(1, 0, 2, 3), m)
     kept = cache.cols if cache.cols is not None and still_kept(w, cache.owner) else None
     parts = len(cache.plan)
     A2 = (m + 2) ** 2
-    dU_parts = np.zeros((parts, A2, F, C), dtype=x.dtype)
+    dU_parts = np.empty((parts, A2, F, C), dtype=x.dtype)  # each written by its first chunk
     db_parts = np.zeros((parts, F), dtype=dout.dtype)
 
     def run(part: int) -> None:
         dU = scratch(A2 * F * C, x.dtype, "dw").reshape(A2, F, C)
-        for s, e in cache.plan[part]:
+        for k, (s, e) in enumerate(cache.plan[part]):
             if need_db:
                 db_parts[part] += dout[s:e].sum(axis=(0, 2, 3))
             nT = (e - s) * tile_count(OH, OW, m)
@@ -320,7 +321,10 @@ def _winograd_backward(dout, cache, need_dx, need_db):
                 kernels.winograd_input(x[s:e], V, padding, m)
             Y = scratch(A2 * nT * F, x.dtype, "gemm").reshape(A2, nT, F)
             kernels.winograd_grad_output(dout[s:e], Y, m)
-            dU_parts[part] += np.matmul(Y.transpose(0, 2, 1), V, out=dU)
+            if k == 0:
+                np.matmul(Y.transpose(0, 2, 1), V, out=dU_parts[part])
+            else:
+                dU_parts[part] += np.matmul(Y.transpose(0, 2, 1), V, out=dU)
             if need_dx:  # the "cols" scratch slot is free (V kept) or used up: it takes dV
                 dV = np.matmul(Y, Ut, out=scratch(A2 * nT * C, x.dtype).reshape(A2, nT, C))
                 kernels.winograd_input_grad(dV, dx[s:e], padding, m)
