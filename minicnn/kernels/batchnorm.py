@@ -25,11 +25,14 @@ def channel_moments_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.einsum("nchw,nchw->c", xc, xc) / (x.size // x.shape[1])
 
 
-def channel_sums_numpy(dout, xhat, relu_out=None):
-    """(sum(g), sum(g * xhat)) per channel, g = dout, gated by ``relu_out`` > 0 if given."""
+def channel_sums_numpy(dout, y, relu_out=None, center=None):
+    """(sum(g), sum(g * (y - center))) per channel, g = dout, gated by ``relu_out`` > 0 if
+    given; center None: 0."""
     if relu_out is not None:
         dout = dout * (relu_out > 0)
-    return dout.sum(axis=(0, 2, 3)), np.einsum("nchw,nchw->c", dout, xhat)
+    if center is not None:
+        y = y - _per_channel(center)
+    return dout.sum(axis=(0, 2, 3)), np.einsum("nchw,nchw->c", dout, y)
 
 
 def channel_normalize_numpy(x, center, scale, gamma, beta, relu=False, keep_xhat=True):
@@ -44,10 +47,13 @@ def channel_normalize_numpy(x, center, scale, gamma, beta, relu=False, keep_xhat
     return (xhat if keep_xhat else None), out
 
 
-def channel_affine2_numpy(x, x_scale, y, y_scale, shift, relu_out=None):
-    """x * x_scale + y * y_scale + shift, x gated by ``relu_out`` > 0 if given."""
+def channel_affine2_numpy(x, x_scale, y, y_scale, shift, relu_out=None, center=None):
+    """x * x_scale + (y - center) * y_scale + shift, x gated by ``relu_out`` > 0 if given;
+    center None: 0."""
     if relu_out is not None:
         x = x * (relu_out > 0)
+    if center is not None:
+        y = y - _per_channel(center)
     out = x * _per_channel(x_scale)
     out += y * _per_channel(y_scale)
     out += _per_channel(shift)
@@ -89,26 +95,28 @@ def channel_moments_numba(x):
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=_REASSOCIATE)
-def channel_sums_numba(dout, xhat, gate, relu):
-    """Per-channel sum(g) and sum(g * xhat) over (N, H, W), in one pass, float64, where
-    g = dout, or with ``relu`` g = dout where gate > 0 else 0 (the gradient through a ReLU
-    fused after batch norm, whose output ``gate`` is; otherwise ``gate`` is not read)."""
+def channel_sums_numba(dout, y, center, gate, relu):
+    """Per-channel sum(g) and sum(g * (y - center)) over (N, H, W), in one pass, float64,
+    where g = dout, or with ``relu`` g = dout where gate > 0 else 0 (the gradient through
+    a ReLU fused after batch norm, whose output ``gate`` is; otherwise ``gate`` is not
+    read)."""
     N, C, H, W = dout.shape
     df = dout.reshape(N, C, H * W)
-    xf = xhat.reshape(N, C, H * W)
+    xf = y.reshape(N, C, H * W)
     gf = gate.reshape(N, C, H * W)
     s = np.empty(C, dtype=np.float64)
     sx = np.empty(C, dtype=np.float64)
     for c in prange(C):
         a = 0.0
         b = 0.0
+        m = center[c]
         for n in range(N):
             for i in range(H * W):
                 d = df[n, c, i]
                 if relu:  # loop-invariant: LLVM compiles the loop once for each value
                     d = d * (gf[n, c, i] > 0)
                 a += d
-                b += d * xf[n, c, i]
+                b += d * (xf[n, c, i] - m)
         s[c] = a
         sx[c] = b
     return s, sx
@@ -145,9 +153,9 @@ def channel_normalize_numba(x, center, scale, gamma, beta, relu, keep_xhat):
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def channel_affine2_numba(x, x_scale, y, y_scale, shift, gate, relu):
-    """out[n, c] = x[n, c] * x_scale[c] + y[n, c] * y_scale[c] + shift[c]; x, y (N, C, H, W).
-    With ``relu``, x counts only where gate > 0 (``channel_sums``)."""
+def channel_affine2_numba(x, x_scale, y, center, y_scale, shift, gate, relu):
+    """out[n, c] = x[n, c] * x_scale[c] + (y[n, c] - center[c]) * y_scale[c] + shift[c];
+    x, y (N, C, H, W). With ``relu``, x counts only where gate > 0 (``channel_sums``)."""
     N, C, H, W = x.shape
     P = H * W
     xf = x.reshape(x.size)
@@ -156,13 +164,13 @@ def channel_affine2_numba(x, x_scale, y, y_scale, shift, gate, relu):
     out = np.empty_like(xf)
     for nc in prange(N * C):
         c = nc % C
-        a, b, d = x_scale[c], y_scale[c], shift[c]
+        a, b, d, m = x_scale[c], y_scale[c], shift[c], center[c]
         o = uint64(nc * P)
         for i in range(uint64(P)):
             v = xf[o + i]
             if relu:
                 v = v * (gf[o + i] > 0)
-            out[o + i] = v * a + yf[o + i] * b + d
+            out[o + i] = v * a + (yf[o + i] - m) * b + d
     return out.reshape(N, C, H, W)
 
 
@@ -174,17 +182,19 @@ def channel_moments(x: np.ndarray, tier: str | None = None) -> tuple[np.ndarray,
     return channel_moments_numpy(x)
 
 
-def channel_sums(dout: np.ndarray, xhat: np.ndarray, relu_out: np.ndarray | None = None,
-                 tier: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """dout, xhat (N, C, H, W) -> (sum(g), sum(g * xhat)), each (C,) over N, H, W, where
-    g = dout, or dout where ``relu_out`` > 0 (a ReLU fused after batch norm: ``relu_out``
-    is its output)."""
+def channel_sums(dout: np.ndarray, y: np.ndarray, relu_out: np.ndarray | None = None,
+                 tier: str | None = None,
+                 center: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """dout, y (N, C, H, W) -> (sum(g), sum(g * (y - center))), each (C,) over N, H, W,
+    where g = dout, or dout where ``relu_out`` > 0 (a ReLU fused after batch norm:
+    ``relu_out`` is its output); center (C,), None: 0."""
     if dispatch.resolve(tier) == "numba":
-        gate = xhat if relu_out is None else np.ascontiguousarray(relu_out)
+        gate = y if relu_out is None else np.ascontiguousarray(relu_out)
+        center = np.zeros(y.shape[1], y.dtype) if center is None else center.astype(y.dtype)
         s, sx = dispatch.run(channel_sums_numba, dout.nbytes, np.ascontiguousarray(dout),
-                             np.ascontiguousarray(xhat), gate, relu_out is not None)
+                             np.ascontiguousarray(y), center, gate, relu_out is not None)
         return s.astype(dout.dtype), sx.astype(dout.dtype)
-    return channel_sums_numpy(dout, xhat, relu_out)
+    return channel_sums_numpy(dout, y, relu_out, center)
 
 
 def channel_normalize(x: np.ndarray, center: np.ndarray, scale: np.ndarray, gamma: np.ndarray,
@@ -204,13 +214,15 @@ def channel_normalize(x: np.ndarray, center: np.ndarray, scale: np.ndarray, gamm
 
 def channel_affine2(x: np.ndarray, x_scale: np.ndarray, y: np.ndarray, y_scale: np.ndarray,
                     shift: np.ndarray, relu_out: np.ndarray | None = None,
-                    tier: str | None = None) -> np.ndarray:
-    """x * x_scale + y * y_scale + shift for x, y (N, C, H, W) and per-channel (C,) factors;
-    with ``relu_out``, x counts only where relu_out > 0 (as in ``channel_sums``)."""
+                    tier: str | None = None, center: np.ndarray | None = None) -> np.ndarray:
+    """x * x_scale + (y - center) * y_scale + shift for x, y (N, C, H, W) and per-channel
+    (C,) factors (center None: 0); with ``relu_out``, x counts only where relu_out > 0 (as
+    in ``channel_sums``)."""
     x_scale, y_scale, shift = (v.astype(x.dtype, copy=False) for v in (x_scale, y_scale, shift))
     if dispatch.resolve(tier) == "numba":
         x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
         gate = y if relu_out is None else np.ascontiguousarray(relu_out)
-        return dispatch.run(channel_affine2_numba, x.nbytes, x, x_scale, y, y_scale, shift,
-                            gate, relu_out is not None)
-    return channel_affine2_numpy(x, x_scale, y, y_scale, shift, relu_out)
+        center = np.zeros(y.shape[1], y.dtype) if center is None else center.astype(y.dtype)
+        return dispatch.run(channel_affine2_numba, x.nbytes, x, x_scale, y, center, y_scale,
+                            shift, gate, relu_out is not None)
+    return channel_affine2_numpy(x, x_scale, y, y_scale, shift, relu_out, center)

@@ -51,15 +51,16 @@ class BatchNorm2D(Layer):
 
     def forward(self, x):
         self.check_input(x)
-        out, self.cache = ops().batchnorm2d_forward(
+        self.ops = ops()  # the active backend's functions, kept for backward (its cache)
+        out, self.cache = self.ops.batchnorm2d_forward(
             x, self.params["gamma"], self.params["beta"], self.buffers["running_mean"],
             self.buffers["running_var"], self.momentum, self.eps, self.training,
             relu=self.activation == "relu")
         return out
 
     def backward(self, dout, need_dx=True):
-        dx, self.grads["gamma"], self.grads["beta"] = ops().batchnorm2d_backward(dout,
-                                                                                 self.cache)
+        dx, self.grads["gamma"], self.grads["beta"] = self.ops.batchnorm2d_backward(
+            dout, self.cache)
         return dx
 
     def sample_size(self):
