@@ -160,23 +160,28 @@ def test_channel_moments_match_reference(case, dtype):
         np.testing.assert_allclose(var, ref_var, rtol=tol, atol=tol, err_msg=tier)
 
 
-@given(nchw_case(), st.sampled_from([np.float32, np.float64]), st.booleans())
-def test_channel_sums_match_reference(case, dtype, gated):
+@given(nchw_case(), st.sampled_from([np.float32, np.float64]), st.booleans(), st.booleans())
+def test_channel_sums_match_reference(case, dtype, gated, centred):
     shape, rng = case
     dout = rng.standard_normal(shape).astype(dtype)
-    xhat = rng.standard_normal(shape).astype(dtype)
+    y = (rng.standard_normal(shape) + 3).astype(dtype)
+    center = rng.standard_normal(shape[1]).astype(dtype) + 3 if centred else None
     # with a fused ReLU, dout counts only where the ReLU's output (many zeros) is positive
     relu_out = np.maximum(rng.standard_normal(shape), 0).astype(dtype) if gated else None
-    d64, x64 = dout.astype(np.float64), xhat.astype(np.float64)
+    d64, y64 = dout.astype(np.float64), y.astype(np.float64)
     if gated:
         d64 = np.where(relu_out > 0, d64, 0)
-    ref_s, ref_sx = d64.sum(axis=(0, 2, 3)), (d64 * x64).sum(axis=(0, 2, 3))
+    if centred:
+        y64 = y64 - center.astype(np.float64).reshape(1, -1, 1, 1)
+    ref_s, ref_sx = d64.sum(axis=(0, 2, 3)), (d64 * y64).sum(axis=(0, 2, 3))
+    # float32: the products' rounding, at the size of the sum of their magnitudes
     tol = 1e-4 if dtype == np.float32 else 1e-12
+    floor = tol * float(np.abs(d64 * y64).sum(axis=(0, 2, 3)).max(initial=1.0))
     for tier in FAST:
-        s, sx = kernels.channel_sums(dout, xhat, relu_out, tier=tier)
+        s, sx = kernels.channel_sums(dout, y, relu_out, tier=tier, center=center)
         assert s.dtype == dtype and sx.dtype == dtype
         np.testing.assert_allclose(s, ref_s, rtol=tol, atol=tol, err_msg=tier)
-        np.testing.assert_allclose(sx, ref_sx, rtol=tol, atol=tol, err_msg=tier)
+        np.testing.assert_allclose(sx, ref_sx, rtol=tol, atol=floor, err_msg=tier)
 
 
 @given(nchw_case(), st.sampled_from([np.float32, np.float64]))
@@ -204,13 +209,14 @@ def test_relu_backward_matches_reference(case, dtype):
         np.testing.assert_array_equal(dx, ref, err_msg=tier)
 
 
-@given(nchw_case(), st.sampled_from([np.float32, np.float64]), st.booleans())
-def test_channel_affine_kernels_match_reference(case, dtype, relu):
+@given(nchw_case(), st.sampled_from([np.float32, np.float64]), st.booleans(), st.booleans())
+def test_channel_affine_kernels_match_reference(case, dtype, relu, centred):
     shape, rng = case
     C = shape[1]
     x = rng.standard_normal(shape).astype(dtype)
     y = rng.standard_normal(shape).astype(dtype)
     a, b, c = (rng.standard_normal(C).astype(dtype) for _ in range(3))
+    center = rng.standard_normal(C).astype(dtype) if centred else None
     relu_out = np.maximum(rng.standard_normal(shape), 0).astype(dtype) if relu else None
 
     def per_channel(v):
@@ -218,18 +224,18 @@ def test_channel_affine_kernels_match_reference(case, dtype, relu):
 
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
     g, beta = (rng.standard_normal(C).astype(dtype) for _ in range(2))
-    ref_xhat = (x64 - per_channel(a)) * per_channel(b)
-    ref_out = ref_xhat * per_channel(g) + per_channel(beta)
+    ref_out = (x64 - per_channel(a)) * per_channel(b) * per_channel(g) + per_channel(beta)
     if relu:  # channel_normalize's fused ReLU; channel_affine2 gates x by relu_out
         ref_out = np.maximum(ref_out, 0)
         x64 = np.where(relu_out > 0, x64, 0)
+    if centred:
+        y64 = y64 - per_channel(center)
     ref2 = x64 * per_channel(a) + y64 * per_channel(b) + per_channel(c)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for tier in FAST:
-        xhat, out = kernels.channel_normalize(x, a, b, g, beta, relu=relu, tier=tier)
-        got2 = kernels.channel_affine2(x, a, y, b, c, relu_out, tier=tier)
-        assert xhat.dtype == out.dtype == got2.dtype == dtype
-        np.testing.assert_allclose(xhat, ref_xhat, rtol=tol, atol=tol, err_msg=tier)
+        out = kernels.channel_normalize(x, a, b, g, beta, relu=relu, tier=tier)
+        got2 = kernels.channel_affine2(x, a, y, b, c, relu_out, tier=tier, center=center)
+        assert out.dtype == got2.dtype == dtype
         np.testing.assert_allclose(out, ref_out, rtol=tol, atol=tol, err_msg=tier)
         np.testing.assert_allclose(got2, ref2, rtol=tol, atol=tol, err_msg=tier)
 
@@ -238,7 +244,7 @@ def test_channel_normalize_relu_keeps_nan():
     x = np.array([np.nan, -1.0, 2.0, np.inf], dtype=np.float32).reshape(1, 1, 2, 2)
     one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
     for tier in FAST:
-        _, out = kernels.channel_normalize(x, zero, one, one, zero, relu=True, tier=tier)
+        out = kernels.channel_normalize(x, zero, one, one, zero, relu=True, tier=tier)
         np.testing.assert_array_equal(out.ravel(), [np.nan, 0, 2, np.inf], err_msg=tier)
 
 

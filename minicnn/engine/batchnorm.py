@@ -38,8 +38,7 @@ def batchnorm2d_forward(
         mu, var = running_mean.astype(x.dtype), running_var
     inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
     # one fused per-channel pass: out = (x - mu) * inv_std * gamma + beta
-    _, out = kernels.channel_normalize(x, mu, inv_std, gamma, beta, relu=relu,
-                                       keep_xhat=False)
+    out = kernels.channel_normalize(x, mu, inv_std, gamma, beta, relu=relu)
     return out, Cache(x, mu, inv_std, gamma, training, out if relu else None)
 
 

@@ -3,7 +3,7 @@ in the NumPy tier (which is also the naive one: each is a line of array maths) a
 Numba tier, which does each in one parallel pass. ``engine.batchnorm`` combines them into
 batch norm's forward and backward (``functional.batchnorm`` has the maths).
 
-Shapes: x, y, dout, xhat (N, C, H, W); every per-channel vector (C,).
+Shapes: x, y, dout (N, C, H, W); every per-channel vector (C,).
 """
 
 from __future__ import annotations
@@ -35,16 +35,15 @@ def channel_sums_numpy(dout, y, relu_out=None, center=None):
     return dout.sum(axis=(0, 2, 3)), np.einsum("nchw,nchw->c", dout, y)
 
 
-def channel_normalize_numpy(x, center, scale, gamma, beta, relu=False, keep_xhat=True):
-    """(xhat, out): xhat = (x - center) * scale, out = xhat * gamma + beta (then ReLU);
-    xhat None without ``keep_xhat``."""
-    xhat = x - _per_channel(center)
-    xhat *= _per_channel(scale)
-    out = xhat * _per_channel(gamma)
+def channel_normalize_numpy(x, center, scale, gamma, beta, relu=False):
+    """out = (x - center) * scale * gamma + beta (then ReLU)."""
+    out = x - _per_channel(center)
+    out *= _per_channel(scale)
+    out *= _per_channel(gamma)
     out += _per_channel(beta)
     if relu:
         np.maximum(out, 0, out=out)
-    return (xhat if keep_xhat else None), out
+    return out
 
 
 def channel_affine2_numpy(x, x_scale, y, y_scale, shift, relu_out=None, center=None):
@@ -123,11 +122,11 @@ def channel_sums_numba(dout, y, center, gate, relu):
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def channel_normalize_numba(x, center, scale, gamma, beta, relu, keep_xhat):
+def channel_normalize_numba(x, center, scale, gamma, beta, relu):
     """Batch norm's forward in one pass over x (N, C, H, W), per channel c:
-    xhat = (x - center[c]) * scale[c] and out = xhat * gamma[c] + beta[c], or with ``relu``
-    max(xhat * gamma[c] + beta[c], 0) (NaN stays NaN); returns both (xhat empty without
-    ``keep_xhat``: evaluation needs only out).
+    out = xhat * gamma[c] + beta[c] with xhat = (x - center[c]) * scale[c], or with
+    ``relu`` max(that, 0) (NaN stays NaN). xhat is not stored: backward recomputes it
+    from x (``engine.batchnorm``).
 
     Subtracting the centre first (not folding it into a shift) avoids cancellation when a
     channel's mean is large next to its spread.
@@ -135,21 +134,17 @@ def channel_normalize_numba(x, center, scale, gamma, beta, relu, keep_xhat):
     N, C, H, W = x.shape
     P = H * W
     xf = x.reshape(x.size)
-    xhat = np.empty(xf.size if keep_xhat else 0, dtype=xf.dtype)
     out = np.empty_like(xf)
     for nc in prange(N * C):
         c = nc % C
         m, a, g, b = center[c], scale[c], gamma[c], beta[c]
         o = uint64(nc * P)
         for i in range(uint64(P)):
-            v = (xf[o + i] - m) * a
-            if keep_xhat:  # loop-invariant: LLVM compiles the loop once for each value
-                xhat[o + i] = v
-            y = v * g + b
+            y = (xf[o + i] - m) * a * g + b
             if relu:
                 y = 0 if y < 0 else y
             out[o + i] = y
-    return xhat, out.reshape(N, C, H, W)
+    return out.reshape(N, C, H, W)
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -198,18 +193,16 @@ def channel_sums(dout: np.ndarray, y: np.ndarray, relu_out: np.ndarray | None = 
 
 
 def channel_normalize(x: np.ndarray, center: np.ndarray, scale: np.ndarray, gamma: np.ndarray,
-                      beta: np.ndarray, relu: bool = False, tier: str | None = None,
-                      keep_xhat: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
-    """Batch norm's forward maps for x (N, C, H, W) and per-channel (C,) factors:
-    xhat = (x - center) * scale and out = xhat * gamma + beta (``relu``: max(that, 0)),
-    returned as (xhat, out); xhat None without ``keep_xhat`` (never stored)."""
+                      beta: np.ndarray, relu: bool = False,
+                      tier: str | None = None) -> np.ndarray:
+    """Batch norm's forward map for x (N, C, H, W) and per-channel (C,) factors:
+    out = (x - center) * scale * gamma + beta (``relu``: max(that, 0))."""
     center, scale, gamma, beta = (v.astype(x.dtype, copy=False)
                                   for v in (center, scale, gamma, beta))
     if dispatch.resolve(tier) == "numba":
-        xhat, out = dispatch.run(channel_normalize_numba, x.nbytes, np.ascontiguousarray(x),
-                                 center, scale, gamma, beta, relu, keep_xhat)
-        return (xhat.reshape(x.shape) if keep_xhat else None), out
-    return channel_normalize_numpy(x, center, scale, gamma, beta, relu, keep_xhat)
+        return dispatch.run(channel_normalize_numba, x.nbytes, np.ascontiguousarray(x),
+                            center, scale, gamma, beta, relu)
+    return channel_normalize_numpy(x, center, scale, gamma, beta, relu)
 
 
 def channel_affine2(x: np.ndarray, x_scale: np.ndarray, y: np.ndarray, y_scale: np.ndarray,
