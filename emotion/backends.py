@@ -44,7 +44,7 @@ class OpenCVDNNModel:
         self.layers = model.layers  # for code that reads the architecture (class count)
         self.training = False
 
-    def predict_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def predict_proba(self, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
         """Softmax probabilities (N, K) for float32 input (N, 1, 48, 48), in batches."""
         out = []
         for i in range(0, len(x), batch_size):

@@ -57,7 +57,7 @@ def tta_views(faces: np.ndarray, mode: str = "flip") -> list[np.ndarray]:
     return [np.ascontiguousarray(v) for v in views]
 
 
-def predict_proba(model, faces: np.ndarray, tta: str = "flip", batch_size: int = 256) -> np.ndarray:
+def predict_proba(model, faces: np.ndarray, tta: str = "flip", batch_size: int = 128) -> np.ndarray:
     """Class probabilities (N, K) for uint8 faces (N, 48, 48), averaged over TTA views."""
     if len(faces) == 0:
         return np.zeros((0, model.layers[-1].config().get("out_features", 7)), np.float32)

@@ -146,9 +146,11 @@ class Sequential:
             layer.training = False
         return self
 
-    def predict_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def predict_proba(self, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
         """Softmax probabilities (N, K) in eval mode, ``batch_size`` samples at a time (which
-        bounds the memory); restores the mode after. N = 0 gives an empty (0, K) array."""
+        bounds the memory; 128 ran the emotion models faster than 256, whose larger
+        feature maps each cost fresh memory); restores the mode after. N = 0 gives an
+        empty (0, K) array."""
         from minicnn.functional.loss import softmax
 
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
