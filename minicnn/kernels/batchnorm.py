@@ -101,7 +101,7 @@ def channel_sums_numba(dout, y, center, gate, relu):
     read)."""
     N, C, H, W = dout.shape
     df = dout.reshape(N, C, H * W)
-    xf = y.reshape(N, C, H * W)
+    yf = y.reshape(N, C, H * W)
     gf = gate.reshape(N, C, H * W)
     s = np.empty(C, dtype=np.float64)
     sx = np.empty(C, dtype=np.float64)
@@ -115,7 +115,7 @@ def channel_sums_numba(dout, y, center, gate, relu):
                 if relu:  # loop-invariant: LLVM compiles the loop once for each value
                     d = d * (gf[n, c, i] > 0)
                 a += d
-                b += d * (xf[n, c, i] - m)
+                b += d * (yf[n, c, i] - m)
         s[c] = a
         sx[c] = b
     return s, sx
