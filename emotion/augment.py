@@ -185,3 +185,21 @@ def augment_batch(
         if ok:
             result[i] = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
     return result
+
+
+def random_windows(images: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random size x size window of each image, at a uniformly drawn position.
+
+    The classic crop augmentation of FER2013 models; here it also makes a training step
+    cheaper, since a 40x40 input costs about 0.84x a 48x48 one. Returns a new (N, size, size)
+    array of the images' dtype.
+    """
+    n, height, width = images.shape
+    if size > min(height, width):
+        raise ValueError(f"a {size}x{size} window does not fit in {height}x{width} images")
+    ys = rng.integers(0, height - size + 1, n)
+    xs = rng.integers(0, width - size + 1, n)
+    out = np.empty((n, size, size), dtype=images.dtype)
+    for i in range(n):
+        out[i] = images[i, ys[i]:ys[i] + size, xs[i]:xs[i] + size]
+    return out

@@ -47,7 +47,7 @@ import numpy as np
 from tqdm import tqdm
 
 import minicnn
-from emotion.augment import AugmentConfig, augment_batch
+from emotion.augment import AugmentConfig, augment_batch, random_windows
 from emotion.cli import Bounded
 from emotion.data import DataError, Dataset, class_counts, load_fer2013
 from emotion.labels import CLASSES
@@ -108,6 +108,7 @@ RANGES = {
     "restart_epochs": Bounded(int, low=0),
     "restarts": Bounded(int, low=1),
     "restart_lr": Bounded(float, low=0, low_open=True),
+    "crop": Bounded(int, low=0),
     "step_epochs": Bounded(int, low=1),
     "gamma": Bounded(float, low=0, low_open=True),
     "weight_decay": Bounded(float, low=0),
@@ -202,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--class-weights", default="sqrt", choices=["none", "sqrt", "balanced"],
                    help="loss weight per class: none, 1/sqrt(frequency), or 1/frequency "
                         "(helps the rare 'disgust' class)")
+    m.add_argument("--crop", type=RANGES["crop"], default=0, metavar="N",
+                   help="train the first cycle (the epochs before the warm restarts) on a "
+                        "random N x N window of each augmented face, which costs less per "
+                        "step; the restarts and validation see whole faces. 0: off")
     m.add_argument("--no-augment", dest="augment", action="store_false",
                    help="turn off training-time augmentation")
     m.add_argument("--photo-augment", dest="photo_augment", action="store_true", default=None,
@@ -534,7 +539,7 @@ def save_checkpoint(path: Path, model, opt, rng, cfg: dict, state: dict) -> None
 _MISSING = object()
 # What a checkpoint written before an option existed ran with, where that is not the
 # option's default now.
-ADDED_LATER = {"photo_augment": False, "restart_epochs": 0, "restarts": 1}
+ADDED_LATER = {"photo_augment": False, "restart_epochs": 0, "restarts": 1, "crop": 0}
 
 
 def changed_settings(cfg: dict, saved_cfg: dict) -> list[str]:
@@ -646,6 +651,9 @@ def fill_recipe(cfg: dict) -> dict:
         cfg["restart_epochs"] = REAL_RESTART if recipe_restarts else 0
     if cfg.get("restarts") is None:
         cfg["restarts"] = REAL_RESTARTS if recipe_restarts else 1
+    if (cfg.get("crop") or 0) > INPUT_SIZE:
+        raise TrainingError(f"--crop {cfg['crop']} is larger than the {INPUT_SIZE}x{INPUT_SIZE} "
+                            f"faces")
     if cfg["restart_epochs"] * cfg["restarts"] >= cfg["epochs"]:
         raise TrainingError(f"{cfg['restarts']} x --restart-epochs {cfg['restart_epochs']} "
                             f"must be fewer than --epochs {cfg['epochs']} (the restarts are "
@@ -689,6 +697,8 @@ def _train(cfg: dict, say, progress: dict) -> dict:
     opt = make_optimizer(cfg, model)
     schedule = make_schedule(cfg, steps_per_epoch)
     fresh_starts = set(restart_steps(cfg, steps_per_epoch))
+    first_restart = min(fresh_starts, default=cfg["epochs"] * steps_per_epoch)
+    crop = cfg.get("crop") or 0
     weights = class_weight_vector(y_train, cfg["class_weights"])
     aug = (AugmentConfig.none() if not cfg["augment"] else
            AugmentConfig.photo() if cfg.get("photo_augment") else AugmentConfig())
@@ -718,7 +728,8 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         f"threads {threads}; {plural(cfg['epochs'], 'epoch')} x "
         f"{plural(steps_per_epoch, 'step')} of {batch}"
         + (f", ending in {plural(cfg['restarts'], 'warm restart')} of {cfg['restart_epochs']}"
-           if cfg["restart_epochs"] else ""))
+           if cfg["restart_epochs"] else "")
+        + (f"; {crop}x{crop} windows until the first restart" if crop else ""))
     if weights is not None:
         say("class weights: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(CLASSES, weights)))
 
@@ -741,8 +752,10 @@ def _train(cfg: dict, say, progress: dict) -> dict:
             for i in bar:
                 idx = order[i * batch:(i + 1) * batch]
                 faces = augment_batch(x_train[idx], rng, aug) if aug.enabled else x_train[idx]
-                x, y = to_model_input(faces), y_train[idx]
                 step = (epoch - 1) * steps_per_epoch + i
+                x, y = to_model_input(faces), y_train[idx]
+                if crop and step < first_restart:  # standardised as a whole face, as at test
+                    x = random_windows(x[:, 0], crop, rng)[:, None]
                 if step in fresh_starts:  # a warm restart: Adam's moments start afresh
                     opt = make_optimizer(cfg, model)
                 opt.lr = schedule(step)

@@ -130,3 +130,22 @@ def test_default_recipe_draws_what_it_drew_before_the_photo_faults(images):
     assert photo.calls[len(before):len(before) + 6] == ["random", "uniform", "random",
                                                         "uniform", "random", "integers"]
     assert out.shape == images.shape
+
+
+def test_random_windows_are_windows_of_each_image_at_drawn_positions(images):
+    from emotion.augment import random_windows
+
+    out = random_windows(images, 40, np.random.default_rng(3))
+    assert out.shape == (16, 40, 40) and out.dtype == np.uint8
+    positions = set()
+    for img, win in zip(images, out):
+        found = [(y, x) for y in range(9) for x in range(9)
+                 if np.array_equal(img[y:y + 40, x:x + 40], win)]
+        assert found, "a window that is not a part of its image"
+        positions.add(found[0])
+    assert len(positions) > 4  # drawn, not one fixed place
+    again = random_windows(images, 40, np.random.default_rng(3))
+    assert np.array_equal(out, again)
+    assert np.array_equal(random_windows(images, 48, np.random.default_rng(0)), images)
+    with pytest.raises(ValueError, match="49x49 window does not fit in 48x48"):
+        random_windows(images, 49, np.random.default_rng(0))

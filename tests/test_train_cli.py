@@ -571,3 +571,27 @@ def test_warm_restarts_start_new_cycles_and_resume_across_them(tmp_path, capsys)
     for key in a:
         if key != "__spec__":
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_crop_trains_the_first_cycle_on_windows_and_the_restarts_on_whole_faces(
+        tmp_path, capsys, monkeypatch):
+    """--crop N: the epochs before the first warm restart see N x N windows of the
+    standardised faces; the restart's epochs and validation see whole 48x48 faces."""
+    shapes = []
+    real = minicnn.Sequential.forward
+
+    def spy(self, x, *args, **kwargs):
+        if self.training:
+            shapes.append(x.shape[2:])
+        return real(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(minicnn.Sequential, "forward", spy)
+    code, out, err = run(QUICK + ["--epochs", "3", "--restart-epochs", "1", "--crop", "40",
+                                  "--out", "c"], capsys)
+    assert code == 0, err
+    assert "40x40 windows until the first restart" in out
+    assert shapes == [(40, 40)] * 6 + [(48, 48)] * 3  # 3 steps an epoch
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["crop"] == 40
+    code, _, err = run(QUICK + ["--crop", "49", "--out", "d"], capsys)
+    assert code != 0 and "--crop 49 is larger than the 48x48 faces" in err
+    assert "Traceback" not in err
