@@ -8,7 +8,7 @@ Prints accuracy, per-class precision / recall / F1, macro-F1 and the confusion m
 table (or JSON with --json -), and can save the confusion matrix as a PNG. The faces go
 through exactly the preprocessing and test-time augmentation the recognizer uses. The
 folders of --json and --confusion are created, and checked to be writable, before the
-evaluation starts.
+evaluation starts; neither may be the weights or the data file.
 """
 
 from __future__ import annotations
@@ -68,11 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Fail before the evaluation, not after it: the output folders exist (created if
-    needed) and take a file, and the two outputs are not one file. OSError otherwise."""
+    needed) and take a file, no output is an input (the weights or the data file), and
+    the two outputs are not one file. OSError otherwise."""
     outputs = [(opt, path) for opt, path in (("--json", args.json),
                                              ("--confusion", args.confusion))
                if path and path != "-"]
     for opt, path in outputs:
+        for in_opt, in_path in (("--weights", args.weights), ("--data", args.data)):
+            if in_path and same_file(path, in_path):
+                raise OSError(f"{opt} {path} is the {in_opt} file ({in_path}): writing it "
+                              "would replace it; choose another path")
         check_writable(path, opt)
     if len(outputs) == 2 and same_file(outputs[0][1], outputs[1][1]):
         raise OSError(f"--json and --confusion name the same file ({args.json})")

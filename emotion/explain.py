@@ -42,7 +42,7 @@ import numpy as np
 
 from emotion.cli import Bounded
 from emotion.faces import DEFAULT_MIN_SIZE, crop_faces, make_detector, to_gray
-from emotion.outputs import OutputNamer, training_checkpoint_hint
+from emotion.outputs import OutputNamer, check_folder, training_checkpoint_hint
 from emotion.plots import plt, save_figure
 from emotion.preprocess import INPUT_SIZE, to_model_input
 from emotion.recognizer import EmotionRecognizer, read_image
@@ -217,6 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {training_checkpoint_hint(args.weights) or exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     out_dir = Path(args.out)
+    try:  # a file in its place or an unwritable folder: say so before any work
+        check_folder(out_dir, "--out")
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
     namer = OutputNamer(args.images)
     failed = 0
     for name in args.images:

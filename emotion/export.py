@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from emotion.labels import CLASSES
+from emotion.outputs import check_writable
 from emotion.preprocess import INPUT_SIZE, PREPROCESSING, to_model_input
 from emotion.recognizer import DEFAULT_WEIGHTS, load_weights
 
@@ -61,6 +62,7 @@ def export(weights: str | os.PathLike | None, out: str | os.PathLike, softmax: b
     if out.exists() and source.exists() and os.path.samefile(out, source):
         raise ValueError(f"{out}: is the weights file being exported; choose another name")
     model = load_weights(weights).eval()
+    check_writable(out, "--onnx")  # OSError naming the folder, rather than a bare errno
     proto = to_onnx(model, (1, INPUT_SIZE, INPUT_SIZE), softmax=softmax,
                     metadata=onnx_metadata(source), graph_name="emotion")
     data = proto.SerializeToString()

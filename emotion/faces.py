@@ -387,6 +387,8 @@ class HaarDetector:
                 max_side: float | None = None) -> np.ndarray:
         """Raw cascade hits (M, 4) in ``small``, for faces min_side..max_side px there."""
         lo = max(1, int(min_side))
+        if lo > min(small.shape[:2]):  # no face that large fits (and OpenCV takes only int32)
+            return np.zeros((0, 4))
         hi = (0, 0) if max_side is None else (int(max_side), int(max_side))
         found = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor,
                                               minNeighbors=self.min_neighbors,
@@ -477,6 +479,7 @@ class YuNetDetector:
             first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "cv2.error"
             raise ValueError(f"{path}: OpenCV could not load this as a YuNet face-detection "
                              f"model ({first})") from None
+        self.path = path
         self.min_size, self.min_fraction = min_size, min_fraction
         self.largest_only, self.max_side = largest_only, max_side
         self._size: tuple[int, int] | None = None
@@ -487,10 +490,15 @@ class YuNetDetector:
         min_side = _min_side(bgr.shape, self.min_size, self.min_fraction)
         small, scale = _shrink_for_detection(bgr, self.max_side)
         size = (small.shape[1], small.shape[0])
-        if size != self._size:  # re-planning the network is cheap but not free; skip repeats
-            self.net.setInputSize(size)
-            self._size = size
-        _, faces = self.net.detect(small)
+        try:
+            if size != self._size:  # re-planning the network is cheap but not free
+                self.net.setInputSize(size)
+                self._size = size
+            _, faces = self.net.detect(small)
+        except cv2.error as exc:  # an .onnx file that loads but is not YuNet
+            first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "cv2.error"
+            raise ValueError(f"{self.path}: OpenCV could not run this as a YuNet face-detection "
+                             f"model ({first})") from None
         # Each row: x, y, w, h, five landmarks (x, y), score. Boxes may poke out of the frame.
         rows = np.zeros((0, 15)) if faces is None else faces
         boxes = [tuple(float(v) / scale for v in row[:4]) for row in rows]

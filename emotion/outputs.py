@@ -9,7 +9,8 @@ of one run collide, and say so early.
   file that is neither is replaced: it is the path this naming gives for that input, so
   rerunning a command refreshes its own outputs.
 * ``check_writable(path)``: create the parent folder and make sure a file can be written
-  there, before a long computation rather than after it.
+  there, before a long computation rather than after it; ``check_folder(path)`` checks an
+  output folder the same way (without creating it).
 * ``training_checkpoint_hint(path)``: a sentence for a ``--weights`` file that is an
   ``emotion.train`` checkpoint rather than a model file.
 """
@@ -108,7 +109,40 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
         os.unlink(probe)
     except OSError as exc:
         raise OSError(f"{what} {path}: cannot write in {parent} "
-                      f"({exc.strerror or exc})") from None
+                      f"({_why(parent, exc)})") from None
+    return path
+
+
+def _why(folder: Path, exc: OSError) -> str:
+    """The reason a folder cannot be created or written: a file where a folder of its path
+    should be (``photo.jpg/out``), else the error's own text."""
+    for part in (folder, *folder.parents):
+        if part.exists():
+            if not part.is_dir():
+                return f"{part} is a file, not a folder"
+            break
+    return exc.strerror or str(exc)
+
+
+def check_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Make sure files can be written in the folder ``path`` before the work that produces
+    them, without creating it (a run that writes nothing leaves no empty folder): refuse a
+    file in its place or in place of one of its parents, and write and remove a probe file
+    in it or, when it does not exist yet, in its nearest existing parent. Raises OSError
+    with a message naming the path and the option."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{what} {path} is a file, not a folder; give a folder name")
+    try:
+        nearest = next(p for p in (path, *path.parents) if p.exists())
+        if not nearest.is_dir():
+            raise NotADirectoryError(f"{nearest} is a file, not a folder")
+        fd, probe = tempfile.mkstemp(prefix=".", suffix=".probe", dir=nearest)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OSError(f"{what} {path}: cannot write in this folder "
+                      f"({_why(path, exc)})") from None
     return path
 
 

@@ -50,7 +50,7 @@ from emotion.cli import Bounded
 from emotion.draw import draw_results
 from emotion.faces import DEFAULT_MIN_SIZE, make_detector
 from emotion.labels import CLASSES
-from emotion.outputs import OutputNamer, training_checkpoint_hint
+from emotion.outputs import OutputNamer, check_folder, training_checkpoint_hint
 from emotion.preprocess import DEFAULT_TTA, TTA_MODES
 from emotion.recognizer import EmotionRecognizer, FaceResult, read_image
 
@@ -197,10 +197,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {training_checkpoint_hint(args.weights) or exc}", file=sys.stderr)
         return EXIT_USER_ERROR
 
+    out_dir = Path(args.annotate) if args.annotate else None
+    if out_dir is not None:
+        try:  # a file in its place or an unwritable folder: say so once, before any work
+            check_folder(out_dir, "--annotate")
+        except OSError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
     files, errors = find_images(args.inputs)
     for message in errors:
         print(f"error: {message}", file=sys.stderr)
-    out_dir = Path(args.annotate) if args.annotate else None
     namer = OutputNamer(path for path, _ in files)
     written = 0
     documents: list[dict] = []

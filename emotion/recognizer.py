@@ -106,7 +106,8 @@ def load_weights(weights: str | os.PathLike | None = None):
     else:
         path = Path(weights)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such weights file")
+            what = "is a folder, not a weights file" if path.is_dir() else "no such weights file"
+            raise FileNotFoundError(f"{path}: {what}")
     model = minicnn.load(path)
     meta = model.metadata
     if not isinstance(meta.get("classes"), list) or meta["classes"] != list(CLASSES):

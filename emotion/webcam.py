@@ -29,7 +29,8 @@ Outputs, all optional and written atomically (a temp file renamed at the end):
 --timeline  a PNG of each face's smoothed probabilities over time, one subplot per face.
 
 Without a display (no $DISPLAY on Linux, or cv2.imshow failing) it runs headless.
-Exit status 2 when the camera or file cannot be opened or the weights cannot be loaded.
+Exit status 2 when the camera or file cannot be opened, the weights cannot be loaded, or an
+output cannot be written or would replace an input (checked before the first frame).
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ from emotion.faces import (
     make_video_detector,
 )
 from emotion.labels import CLASSES
-from emotion.outputs import same_file, training_checkpoint_hint
-from emotion.recognizer import EmotionRecognizer
+from emotion.outputs import check_writable, same_file, training_checkpoint_hint
+from emotion.recognizer import DEFAULT_WEIGHTS, EmotionRecognizer
 from minicnn.threads import set_num_threads
 
 EXIT_USER_ERROR = 2
@@ -275,7 +276,8 @@ def open_source(source: str | int) -> tuple[cv2.VideoCapture, bool]:
         return cap, True
     path = Path(source)
     if not path.is_file():
-        raise SourceError(f"{path}: no such video file")
+        raise SourceError(f"{path}: {'is a folder, not a' if path.is_dir() else 'no such'} "
+                          "video file")
     cap = _quiet_capture(str(path))
     if not cap.isOpened():
         raise SourceError(f"{path}: OpenCV cannot open this as a video")
@@ -466,15 +468,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def output_conflict(source: str, outputs: dict[str, str | None]) -> str | None:
-    """A message when an output would replace the source video or another output (the same
-    file by any spelling or link: ``same_file``), else None. ``outputs``: option -> path."""
+def output_conflict(source: str, outputs: dict[str, str | None],
+                    inputs: dict[str, str | os.PathLike | None] | None = None) -> str | None:
+    """A message when an output would replace the source video, another input file
+    (``inputs``: option -> path, e.g. the weights) or another output (the same file by any
+    spelling or link: ``same_file``), else None. ``outputs``: option -> path."""
     given = [(opt, path) for opt, path in outputs.items() if path]
     is_file = not source.strip().isdigit()  # a camera index has no file to protect
     for i, (opt, path) in enumerate(given):
         if is_file and same_file(path, source):
             return (f"{opt} {path} is the source video (--source {source}): writing it would "
                     f"replace the video; choose another path")
+        for in_opt, in_path in (inputs or {}).items():
+            if in_path and same_file(path, in_path):
+                return (f"{opt} {path} is the {in_opt} file ({in_path}): writing it would "
+                        f"replace it; choose another path")
         for other, other_path in given[:i]:
             if same_file(path, other_path):
                 return f"{other} and {opt} name the same file ({path}); give each its own path"
@@ -484,8 +492,10 @@ def output_conflict(source: str, outputs: dict[str, str | None]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 user error)."""
     args = build_parser().parse_args(argv)
-    conflict = output_conflict(args.source, {"--output": args.output, "--csv": args.csv,
-                                             "--timeline": args.timeline})
+    outputs = {"--output": args.output, "--csv": args.csv, "--timeline": args.timeline}
+    conflict = output_conflict(args.source, outputs,
+                               {"--weights": args.weights or DEFAULT_WEIGHTS,
+                                "--yunet": args.yunet})
     if conflict:
         print(f"error: {conflict}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -500,6 +510,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cap, is_camera = open_source(args.source)
     except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    try:  # a folder in an output's place or an unwritable folder: say so before the run
+        for opt, path in outputs.items():
+            if path:
+                check_writable(path, opt)
+    except OSError as exc:
+        cap.release()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     # One thread for the network: a frame's few faces are small GEMMs, and OpenBLAS's

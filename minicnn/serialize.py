@@ -67,6 +67,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> N
     """``write(f)`` into a temp file next to ``path``, then atomically replace ``path``: a
     crash never leaves half a file behind."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; give a file name to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -100,7 +102,8 @@ def read_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np
     size, or sizes above ``MAX_ARRAY_BYTES`` / ``MAX_FILE_BYTES``."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
+        what = "is a folder, not a file" if path.is_dir() else "no such file"
+        raise WeightsError(f"{path}: {what}")
     headers, total = {}, 0
     try:
         with zipfile.ZipFile(path) as zf:

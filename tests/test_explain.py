@@ -184,6 +184,20 @@ def test_cli_user_errors_exit_2_without_traceback(tmp_path, weights, capsys):
     assert code == 2 and "no.npz: no such weights file" in capsys.readouterr().err
 
 
+def test_cli_out_that_is_a_file_exits_2_without_traceback(tmp_path, weights, capsys):
+    face = (np.random.default_rng(0).random((48, 48)) * 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "crop.png"), face)
+    before = (tmp_path / "crop.png").read_bytes()
+    for out, message in (("crop.png", "is a file, not a folder; give a folder name"),
+                         ("crop.png/sub", "crop.png is a file, not a folder")):
+        code = explain_cli.main([str(tmp_path / "crop.png"), "--whole-image", "--weights",
+                                 str(weights), "--out", str(tmp_path / out)])
+        err = capsys.readouterr().err
+        assert code == 2 and f"--out {tmp_path / out}" in err and message in err, err
+        assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert (tmp_path / "crop.png").read_bytes() == before
+
+
 def test_cli_gives_equal_stems_distinct_names_and_never_overwrites_an_input(tmp_path, weights,
                                                                            capsys):
     rng = np.random.default_rng(0)

@@ -117,6 +117,15 @@ def test_haar_is_the_default_and_finds_nothing_in_a_blank_image():
     assert detector.detect(np.full((240, 320, 3), 200, np.uint8)) == []
 
 
+def test_haar_min_size_larger_than_the_image_finds_nothing():
+    # 10**14 does not fit OpenCV's int minSize: it must not reach detectMultiScale
+    image = np.full((240, 320), 128, np.uint8)
+    for min_size in (241, 10**14):
+        detector = HaarDetector(min_size=min_size, max_side=None)
+        assert detector.detect(image) == []
+        assert detector.detect_near(image, [(10, 10, 100, 100)]) == []
+
+
 def test_haar_rejects_a_bad_scale_factor():
     with pytest.raises(ValueError, match="scale_factor"):
         HaarDetector(scale_factor=1.0)
@@ -411,6 +420,19 @@ def fake_yunet(monkeypatch, tmp_path):
 
     make.model = model
     return make
+
+
+def test_yunet_model_that_fails_to_run_gives_a_clear_error(fake_yunet):
+    detector, fake, _ = fake_yunet([])
+
+    def broken(image):
+        raise cv2.error("OpenCV(4.x) convolution_layer.cpp: error: (-215:Assertion failed) "
+                        "ngroups > 0")
+
+    fake.detect = broken  # an .onnx file that loads but is not YuNet fails only here
+    with pytest.raises(ValueError, match="face_detection_yunet_fake.onnx: OpenCV could not "
+                                         "run this as a YuNet"):
+        detector.detect(np.zeros((60, 80, 3), np.uint8))
 
 
 def test_yunet_boxes_are_ints_clipped_to_the_image_and_sorted(fake_yunet):

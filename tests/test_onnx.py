@@ -208,6 +208,7 @@ def test_export_cli_refuses_to_overwrite_its_input(onnx, weights, tmp_path, caps
 @pytest.mark.parametrize("case, message", [
     ("folder", "is a folder"), ("missing", "no such weights file"),
     ("not-a-model", "not a readable .npz file"), ("no-onnx", 'pip install -e ".[onnx]"'),
+    ("under-a-file", "is a file, not a folder"),
 ])
 def test_export_cli_user_errors_exit_2_with_one_line(onnx, weights, tmp_path, capsys,
                                                       monkeypatch, case, message):
@@ -221,6 +222,9 @@ def test_export_cli_user_errors_exit_2_with_one_line(onnx, weights, tmp_path, ca
     elif case == "not-a-model":
         source = tmp_path / "text.npz"
         source.write_text("hello")
+    elif case == "under-a-file":
+        (tmp_path / "afile").write_text("x")
+        out = tmp_path / "afile" / "m.onnx"
     else:
         monkeypatch.setitem(sys.modules, "onnx", None)
     assert export.main(["--onnx", str(out), "--weights", str(source)]) == 2

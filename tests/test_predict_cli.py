@@ -221,6 +221,24 @@ def test_missing_and_unreadable_files_are_reported_after_the_good_ones(images, w
     assert "Traceback" not in err
 
 
+def test_annotate_into_a_file_exits_2_before_reading_any_image(images, weights, tmp_path,
+                                                              monkeypatch, capsys):
+    root, _ = images
+    photo = root / "a.jpg"
+    before = photo.read_bytes()
+
+    def never(path):
+        raise AssertionError("read an image although --annotate cannot be written")
+
+    monkeypatch.setattr(predict, "read_image", never)
+    for target, message in ((photo, f"--annotate {photo} is a file, not a folder"),
+                            (photo / "sub", f"({photo} is a file, not a folder)")):
+        code, out, err = run([root, "--annotate", target, "--weights", weights], capsys)
+        assert code == 2 and out == "" and message in err, err
+        assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert photo.read_bytes() == before
+
+
 def test_bad_weights_exit_2_naming_the_file(images, tmp_path, capsys):
     root, _ = images
     bad = tmp_path / "bad.npz"

@@ -146,6 +146,16 @@ def test_refuses_garbage_and_missing_files(tmp_path, content, message):
         minicnn.load(path)
 
 
+def test_a_folder_is_named_as_a_folder_when_loading_and_saving(tmp_path):
+    folder = tmp_path / "model.npz"
+    folder.mkdir()
+    with pytest.raises(WeightsError, match="model.npz: is a folder, not a file"):
+        minicnn.load(folder)
+    with pytest.raises(IsADirectoryError, match="model.npz: is a folder; give a file name"):
+        small_model().save(folder)
+    assert list(folder.iterdir()) == [] and sorted(tmp_path.iterdir()) == [folder]
+
+
 def test_refuses_npz_without_spec(tmp_path):
     path = tmp_path / "plain.npz"
     np.savez(path, W=np.zeros(3))

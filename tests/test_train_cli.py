@@ -192,6 +192,25 @@ def test_evaluate_checks_its_outputs_before_evaluating(tmp_path, capsys, monkeyp
     assert exc.value.code == 2
 
 
+def test_evaluate_refuses_an_output_that_is_its_weights_or_data(tmp_path, capsys,
+                                                                monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("evaluated although an output would replace an input")
+
+    monkeypatch.setattr(evaluate_cli, "evaluate", never)
+    (tmp_path / "w.npz").write_bytes(b"weights")
+    (tmp_path / "fer2013.csv").write_text("emotion,pixels,Usage\n")
+    for option in ("--json", "--confusion"):
+        for path, which in (("./w.npz", "--weights"), ("sub/../fer2013.csv", "--data")):
+            (tmp_path / "sub").mkdir(exist_ok=True)
+            code = evaluate_cli.main(["--weights", "w.npz", "--data", "fer2013.csv",
+                                      option, path])
+            err = capsys.readouterr().err
+            assert code == 2 and f"{option} {path} is the {which} file" in err, err
+    assert (tmp_path / "w.npz").read_bytes() == b"weights"
+    assert (tmp_path / "fer2013.csv").read_text() == "emotion,pixels,Usage\n"
+
+
 def test_quickstart_learns_the_synthetic_set_well_above_chance(tmp_path, capsys):
     """`python -m emotion.train` with no data: the small model on synthetic faces must beat
     chance (1/7 = 14%) by a wide margin within its default 10 epochs (~30 s on 2 cores)."""

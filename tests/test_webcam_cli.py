@@ -254,6 +254,42 @@ def test_an_output_that_is_the_source_is_refused_before_anything_is_written(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "link.mp4"]
 
 
+def test_an_output_that_is_the_weights_file_is_refused(tmp_path, weights, capsys):
+    video = synthetic_video(tmp_path / "in.mp4")
+    own = tmp_path / "w.npz"
+    own.write_bytes(Path(weights).read_bytes())
+    before = own.read_bytes()
+    for option in ("--output", "--csv", "--timeline"):
+        code = webcam.main(["--source", str(video), "--no-display", "--weights", str(own),
+                            option, str(tmp_path / "." / "w.npz")])
+        err = capsys.readouterr().err
+        assert code == 2 and f"{option} " in err and "is the --weights file" in err, err
+    assert own.read_bytes() == before
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_run(tmp_path, weights,
+                                                                    monkeypatch, capsys):
+    video = synthetic_video(tmp_path / "in.mp4")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x")
+
+    def never(*args, **kwargs):
+        raise AssertionError("processed the video although an output cannot be written")
+
+    monkeypatch.setattr(webcam, "process_stream", never)
+    for option in ("--output", "--csv", "--timeline"):
+        for path, message in (("adir", "is a folder"), ("afile/x.out", "cannot write in")):
+            code = webcam.main(["--source", str(video), "--no-display", "--weights",
+                                str(weights), option, str(tmp_path / path)])
+            err = capsys.readouterr().err
+            assert code == 2 and f"{option} {tmp_path / path}" in err and message in err, err
+            assert len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile", "in.mp4"]
+    assert list((tmp_path / "adir").iterdir()) == []
+    code = webcam.main(["--source", str(tmp_path / "adir"), "--no-display"])
+    assert code == 2 and "adir: is a folder, not a video file" in capsys.readouterr().err
+
+
 def test_a_training_checkpoint_as_weights_points_to_best_npz(tmp_path, capsys):
     video = synthetic_video(tmp_path / "in.mp4")
     np.savez(tmp_path / "checkpoint.npz", **{"model/param/0.W": np.zeros(3, np.float32),
