@@ -72,7 +72,9 @@ def find_images(inputs: Sequence[str | os.PathLike]) -> tuple[list[tuple[Path, P
     errors: list[str] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
+        if not str(item):  # Path("") is ".": an unset shell variable must not walk the cwd
+            errors.append("'': an empty path (an unset variable?); name a file or folder")
+        elif path.is_dir():
             found = sorted(p for p in path.rglob("*")
                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
                            and not any(part.startswith(".") for part in p.relative_to(path).parts))

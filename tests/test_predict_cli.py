@@ -239,6 +239,14 @@ def test_annotate_into_a_file_exits_2_before_reading_any_image(images, weights, 
     assert photo.read_bytes() == before
 
 
+def test_an_empty_path_is_an_error_not_the_current_folder(images, weights, monkeypatch,
+                                                          capsys):
+    root, _ = images
+    monkeypatch.chdir(root)  # a folder with images: "" must not mean "."
+    code, out, err = run(["", "--json", "--weights", weights], capsys)
+    assert code == 2 and json.loads(out) == [] and "an empty path" in err
+
+
 def test_bad_weights_exit_2_naming_the_file(images, tmp_path, capsys):
     root, _ = images
     bad = tmp_path / "bad.npz"
