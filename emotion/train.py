@@ -53,6 +53,7 @@ from emotion.data import DataError, Dataset, class_counts, load_fer2013
 from emotion.labels import CLASSES
 from emotion.metrics import classification_report, format_report
 from emotion.models import ARCHITECTURES, build
+from emotion.outputs import check_folder
 from emotion.plots import plot_confusion, plot_curves
 from emotion.preprocess import INPUT_SIZE, PREPROCESSING, predict_proba, to_model_input
 from emotion.synthetic import synthetic_splits
@@ -273,7 +274,9 @@ def find_data(explicit: str | None) -> Path | None:
 
 def check_out_dir(out: Path, resume: bool) -> None:
     """Refuse to start a new run where one was started (any of ``RUN_FILES``), and to resume
-    where there is no checkpoint; before any data is loaded or anything written."""
+    where there is no checkpoint, and a file or an unwritable folder in --out's place;
+    before any data is loaded or anything written."""
+    check_folder(out, "--out")
     found = [name for name in RUN_FILES if (out / name).exists()]
     ckpt = out / "checkpoint.npz"
     if resume and not ckpt.is_file():

@@ -109,6 +109,11 @@ def test_user_mistakes_give_clear_errors(tmp_path, capsys):
     assert code == 2 and "different settings" in err and "epochs: 1 -> 2" in err
     code, _, err = run(["--data", str(tmp_path / "nowhere"), "--out", "x"], capsys)
     assert code == 2 and "nowhere" in err and "Traceback" not in err
+    (tmp_path / "photo.jpg").write_bytes(b"not a folder")
+    for out in ("photo.jpg", "photo.jpg/run"):
+        code, _, err = run(QUICK + ["--epochs", "1", "--out", out], capsys)
+        assert code == 2 and "--out" in err and "photo.jpg is a file, not a folder" in err, err
+    assert (tmp_path / "photo.jpg").read_bytes() == b"not a folder"
 
 
 def test_a_finished_run_without_its_checkpoint_is_never_replaced(tmp_path, capsys):
