@@ -390,8 +390,9 @@ def test_direct_convolution_tiers_agree_with_im2col(n, C, F, H, W, K, padding, d
                                                     relu, bias, seed):
     """kernels/direct.py, every tier: the output against im2col + GEMM, the weight gradient
     against cols @ dout, and dx (the direct convolution of dout with the flipped filters)
-    against col2im; 3x3 (nine taps a pass), 5x5 (a row of five taps
-    a pass) and other sizes (a tap a pass), odd F (a filter left over)."""
+    against col2im; 3x3 (nine taps a pass; the weight gradient three filters and a row
+    of taps a pass), 5x5 (a row of five taps a pass) and other sizes (a tap a pass), F
+    not a multiple of 2 or 3 (filters left over)."""
     KH = KW = K
     assume(padding < K)
     assume(H + 2 * padding >= KH and W + 2 * padding >= KW)
