@@ -205,9 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="loss weight per class: none, 1/sqrt(frequency), or 1/frequency "
                         "(helps the rare 'disgust' class)")
     m.add_argument("--crop", type=RANGES["crop"], default=0, metavar="N",
-                   help="train the first cycle (the epochs before the warm restarts) on a "
-                        "random N x N window of each augmented face, which costs less per "
-                        "step; the restarts and validation see whole faces. 0: off")
+                   help="train the first cycle (the epochs before the warm restarts, "
+                        "which it needs) on a random N x N window of each augmented face, "
+                        "which costs less per step; those epochs are validated on centre "
+                        "windows, and the restarts train and validate on whole faces. 0: off")
     m.add_argument("--no-augment", dest="augment", action="store_false",
                    help="turn off training-time augmentation")
     m.add_argument("--photo-augment", dest="photo_augment", action="store_true", default=None,
@@ -397,13 +398,21 @@ def _first_schedule(cfg: dict, total: int, steps_per_epoch: int):
     return Constant(cfg["lr"])
 
 
-def evaluate_split(model, images, labels, tta: str = "none") -> tuple[float, float, np.ndarray]:
-    """(mean cross-entropy, accuracy, probabilities) in eval mode."""
+def evaluate_split(model, images, labels, tta: str = "none",
+                   window: int = 0) -> tuple[float, float, np.ndarray]:
+    """(mean cross-entropy, accuracy, probabilities) in eval mode; ``window``: on the
+    centre window x window of each standardised face instead (no TTA), as ``--crop`` trains."""
     if len(images) == 0:
         return float("nan"), float("nan"), np.zeros((0, len(CLASSES)))
     # eval mode's function with each batch norm folded into its convolution, as the
     # recognizer runs it: the same outputs up to rounding, with two passes fewer a layer
-    probs = predict_proba(fold_batchnorm(model), images, tta=tta)
+    folded = fold_batchnorm(model)
+    if window:
+        o = (INPUT_SIZE - window) // 2
+        x = np.ascontiguousarray(to_model_input(images)[:, :, o:o + window, o:o + window])
+        probs = folded.predict_proba(x, 128)
+    else:
+        probs = predict_proba(folded, images, tta=tta)
     loss = float(-np.mean(np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-12))))
     return loss, float((probs.argmax(1) == labels).mean()), probs
 
@@ -657,6 +666,10 @@ def fill_recipe(cfg: dict) -> dict:
     if (cfg.get("crop") or 0) > INPUT_SIZE:
         raise TrainingError(f"--crop {cfg['crop']} is larger than the {INPUT_SIZE}x{INPUT_SIZE} "
                             f"faces")
+    if cfg.get("crop") and not cfg["restart_epochs"]:
+        raise TrainingError(f"--crop {cfg['crop']} trains the epochs before the first warm "
+                            "restart on windows, so it needs --restart-epochs: the restarts "
+                            "teach the network whole faces")
     if cfg["restart_epochs"] * cfg["restarts"] >= cfg["epochs"]:
         raise TrainingError(f"{cfg['restarts']} x --restart-epochs {cfg['restart_epochs']} "
                             f"must be fewer than --epochs {cfg['epochs']} (the restarts are "
@@ -783,7 +796,12 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         finally:
             bar.close()
         train_seconds = time.perf_counter() - started
-        val_loss, val_acc, _ = evaluate_split(model, val_split.images, val_split.labels)
+        # an epoch on windows is validated on centre windows, and cannot be the best epoch:
+        # the network has not yet learnt whole faces (the pooling of a 40x40 window, for
+        # example, can leave out rows that a 48x48 face's keeps)
+        window = crop if crop and epoch * steps_per_epoch <= first_restart else 0
+        val_loss, val_acc, _ = evaluate_split(model, val_split.images, val_split.labels,
+                                              window=window)
         if len(val_split) and not math.isfinite(val_loss):
             raise stop(f"the validation loss became {val_loss}", epoch, steps_per_epoch)
         # Nothing non-finite is ever saved: the previous checkpoint stays the good one.
@@ -796,9 +814,11 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         record = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                   "val_loss": val_loss, "val_acc": val_acc, "lr": opt.lr,
                   "train_seconds": round(train_seconds, 2), "seconds": round(seconds, 2)}
+        if window:
+            record["val_window"] = window
         history.append(record)
         state["train_seconds"] += seconds
-        improved = val_acc > state["best_val_acc"]
+        improved = not window and val_acc > state["best_val_acc"]
         if improved:
             state["best_val_acc"], state["best_epoch"] = val_acc, epoch
             model.save(out / "best.npz", metadata=model_metadata(
@@ -812,7 +832,8 @@ def _train(cfg: dict, say, progress: dict) -> dict:
                     train_loss_label=train_loss_label(cfg))
         say(f"epoch {epoch:3d}/{cfg['epochs']}  train loss {record['train_loss']:.4f} "
             f"acc {100 * record['train_acc']:.2f}%  val loss {val_loss:.4f} "
-            f"acc {100 * val_acc:.2f}%  {seconds:.0f}s" + ("  *best" if improved else ""))
+            f"acc {100 * val_acc:.2f}%" + (f" ({window}x{window} centres)" if window else "")
+            + f"  {seconds:.0f}s" + ("  *best" if improved else ""))
         if cfg["stop_after_epoch"] and epoch >= cfg["stop_after_epoch"]:
             say(f"stopping after epoch {epoch} as asked; continue with --resume")
             return {"stopped_at": epoch}

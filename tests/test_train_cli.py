@@ -616,6 +616,12 @@ def test_crop_trains_the_first_cycle_on_windows_and_the_restarts_on_whole_faces(
     assert "40x40 windows until the first restart" in out
     assert shapes == [(40, 40)] * 6 + [(48, 48)] * 3  # 3 steps an epoch
     assert json.loads((tmp_path / "c" / "config.json").read_text())["crop"] == 40
-    code, _, err = run(QUICK + ["--crop", "49", "--out", "d"], capsys)
-    assert code != 0 and "--crop 49 is larger than the 48x48 faces" in err
-    assert "Traceback" not in err
+    # the cropped epochs are validated on centre windows and are never the best epoch
+    metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert [h.get("val_window") for h in metrics["history"]] == [40, 40, None]
+    assert metrics["best_epoch"] == 3 and out.count("(40x40 centres)") == 2
+    assert minicnn.load(tmp_path / "c" / "best.npz").metadata["epoch"] == 3
+    for args, message in ((["--crop", "49"], "--crop 49 is larger than the 48x48 faces"),
+                          (["--crop", "40", "--epochs", "2"], "needs --restart-epochs")):
+        code, _, err = run(QUICK + args + ["--out", "d"], capsys)
+        assert code == 2 and message in err and "Traceback" not in err, err
