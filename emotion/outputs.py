@@ -104,13 +104,18 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
+        _probe(parent, f".{path.name}.")
     except OSError as exc:
         raise OSError(f"{what} {path}: cannot write in {parent} "
                       f"({_why(parent, exc)})") from None
     return path
+
+
+def _probe(folder: Path, prefix: str) -> None:
+    """Write and remove an empty file in ``folder``: OSError when that is not possible."""
+    fd, probe = tempfile.mkstemp(prefix=prefix, suffix=".probe", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _why(folder: Path, exc: OSError) -> str:
@@ -134,13 +139,8 @@ def check_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{what} {path} is a file, not a folder; give a folder name")
     try:
-        nearest = next(p for p in (path, *path.parents) if p.exists())
-        if not nearest.is_dir():
-            raise NotADirectoryError(f"{nearest} is a file, not a folder")
-        fd, probe = tempfile.mkstemp(prefix=".", suffix=".probe", dir=nearest)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
+        _probe(next(p for p in (path, *path.parents) if p.exists()), ".")
+    except OSError as exc:  # a file as the nearest existing part included: _why names it
         raise OSError(f"{what} {path}: cannot write in this folder "
                       f"({_why(path, exc)})") from None
     return path

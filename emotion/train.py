@@ -410,7 +410,7 @@ def evaluate_split(model, images, labels, tta: str = "none",
     if window:
         o = (INPUT_SIZE - window) // 2
         x = np.ascontiguousarray(to_model_input(images)[:, :, o:o + window, o:o + window])
-        probs = folded.predict_proba(x, 128)
+        probs = folded.predict_proba(x)
     else:
         probs = predict_proba(folded, images, tta=tta)
     loss = float(-np.mean(np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-12))))
@@ -760,6 +760,8 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         progress["epoch"] = epoch
         started = time.perf_counter()
         model.train()
+        # the epochs before the first restart train on windows (restarts start at an epoch)
+        window = crop if crop and epoch * steps_per_epoch <= first_restart else 0
         order = rng.permutation(len(x_train))
         loss_sum, correct, seen = 0.0, 0, 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg['epochs']}", leave=False,
@@ -770,8 +772,8 @@ def _train(cfg: dict, say, progress: dict) -> dict:
                 faces = augment_batch(x_train[idx], rng, aug) if aug.enabled else x_train[idx]
                 step = (epoch - 1) * steps_per_epoch + i
                 x, y = to_model_input(faces), y_train[idx]
-                if crop and step < first_restart:  # standardised as a whole face, as at test
-                    x = random_windows(x[:, 0], crop, rng)[:, None]
+                if window:  # standardised as a whole face, as at test
+                    x = random_windows(x[:, 0], window, rng)[:, None]
                 if step in fresh_starts:  # a warm restart: Adam's moments start afresh
                     opt = make_optimizer(cfg, model)
                 opt.lr = schedule(step)
@@ -799,7 +801,6 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         # an epoch on windows is validated on centre windows, and cannot be the best epoch:
         # the network has not yet learnt whole faces (the pooling of a 40x40 window, for
         # example, can leave out rows that a 48x48 face's keeps)
-        window = crop if crop and epoch * steps_per_epoch <= first_restart else 0
         val_loss, val_acc, _ = evaluate_split(model, val_split.images, val_split.labels,
                                               window=window)
         if len(val_split) and not math.isfinite(val_loss):
