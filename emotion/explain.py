@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from emotion.cli import Bounded
-from emotion.faces import DEFAULT_MIN_SIZE, crop_faces, make_detector, to_gray
+from emotion.faces import DEFAULT_MIN_SIZE, DetectorError, crop_faces, make_detector, to_gray
 from emotion.outputs import OutputNamer, check_folder, training_checkpoint_hint
 from emotion.plots import plt, save_figure
 from emotion.preprocess import INPUT_SIZE, to_model_input
@@ -235,6 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 boxes = recognizer.detect(image)
                 faces = crop_faces(gray, boxes, recognizer.margin) if boxes else None
+        except DetectorError as exc:  # would fail on every image: say it once and stop
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
         except (OSError, ValueError) as exc:
             message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
             print(f"error: {message}", file=sys.stderr)

@@ -448,6 +448,11 @@ class HaarDetector:
         return _finish(found, shape, min_side, self.largest_only)
 
 
+class DetectorError(ValueError):
+    """The face detector itself failed (not one image): every later image would fail too,
+    so a caller looping over images stops at the first."""
+
+
 class YuNetDetector:
     """OpenCV's YuNet CNN face detector (``cv2.FaceDetectorYN``) from a user-given .onnx file.
 
@@ -460,7 +465,8 @@ class YuNetDetector:
     min_size, min_fraction, largest_only, max_side : as for ``HaarDetector``.
 
     Raises FileNotFoundError when the file is missing and ValueError when OpenCV cannot
-    load it as a YuNet model.
+    load it as a YuNet model; ``detect`` raises DetectorError when it loads but does not
+    run as one.
     """
 
     def __init__(self, model_path: str | os.PathLike[str], score_threshold: float = 0.8,
@@ -497,8 +503,8 @@ class YuNetDetector:
             _, faces = self.net.detect(small)
         except cv2.error as exc:  # an .onnx file that loads but is not YuNet
             first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "cv2.error"
-            raise ValueError(f"{self.path}: OpenCV could not run this as a YuNet face-detection "
-                             f"model ({first})") from None
+            raise DetectorError(f"{self.path}: OpenCV could not run this as a YuNet "
+                                f"face-detection model ({first})") from None
         # Each row: x, y, w, h, five landmarks (x, y), score. Boxes may poke out of the frame.
         rows = np.zeros((0, 15)) if faces is None else faces
         boxes = [tuple(float(v) / scale for v in row[:4]) for row in rows]

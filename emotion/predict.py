@@ -48,7 +48,7 @@ import numpy as np
 from emotion.backends import BACKENDS, use_backend
 from emotion.cli import Bounded
 from emotion.draw import draw_results
-from emotion.faces import DEFAULT_MIN_SIZE, make_detector
+from emotion.faces import DEFAULT_MIN_SIZE, DetectorError, make_detector
 from emotion.labels import CLASSES
 from emotion.outputs import OutputNamer, check_folder, training_checkpoint_hint
 from emotion.preprocess import DEFAULT_TTA, TTA_MODES
@@ -224,6 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 target = write_image_atomic(target, annotate(image, faces))
                 written += 1
                 print(f"{path}: annotated copy -> {target}", file=sys.stderr)
+        except DetectorError as exc:  # would fail on every image: say it once and stop
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
         except (OSError, ValueError) as exc:
             # One bad file must not stop a folder of good ones: report it and move on.
             message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"

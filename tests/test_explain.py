@@ -10,6 +10,7 @@ from face_helpers import FakeDetector, save_small_model, synthetic_canvas
 import emotion.explain as explain_cli
 import minicnn
 from emotion.explain import explain, last_conv_stage
+from emotion.faces import DetectorError
 from emotion.models import build
 from minicnn.layers import BatchNorm2D, Conv2D, Dense, GlobalAvgPool2D, MaxPool2D, ReLU
 from minicnn.optim import Adam
@@ -155,6 +156,23 @@ def test_cli_writes_one_png_per_face(tmp_path, weights, monkeypatch, capsys):
     for p in out.glob("*.png"):
         assert cv2.imread(str(p)) is not None
     assert stdout.count("face ") == 2 and "%" in stdout
+
+
+def test_cli_a_detector_that_cannot_run_is_reported_once(tmp_path, weights, monkeypatch,
+                                                         capsys):
+    image, _ = synthetic_canvas(1, canvas=(240, 480))
+    for name in ("a.jpg", "b.jpg"):
+        cv2.imwrite(str(tmp_path / name), image)
+
+    class Broken:
+        def detect(self, image):
+            raise DetectorError("yunet.onnx: OpenCV could not run this as a YuNet model")
+
+    monkeypatch.setattr(explain_cli, "make_detector", lambda *a, **k: Broken())
+    code = explain_cli.main([str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), "--weights",
+                             str(weights), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("yunet.onnx") == 1, err
 
 
 def test_cli_whole_image_and_no_face(tmp_path, weights, capsys):

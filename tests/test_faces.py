@@ -15,6 +15,7 @@ from face_helpers import FER_TEST, FakeDetector, fer_face_files, place_faces
 
 import emotion.faces as faces_module
 from emotion.faces import (
+    DetectorError,
     FaceDetector,
     HaarDetector,
     TrackingDetector,
@@ -430,8 +431,8 @@ def test_yunet_model_that_fails_to_run_gives_a_clear_error(fake_yunet):
                         "ngroups > 0")
 
     fake.detect = broken  # an .onnx file that loads but is not YuNet fails only here
-    with pytest.raises(ValueError, match="face_detection_yunet_fake.onnx: OpenCV could not "
-                                         "run this as a YuNet"):
+    with pytest.raises(DetectorError, match="face_detection_yunet_fake.onnx: OpenCV could "
+                                            "not run this as a YuNet"):
         detector.detect(np.zeros((60, 80, 3), np.uint8))
 
 

@@ -27,6 +27,7 @@ from face_helpers import (
 
 import emotion.predict as predict
 import emotion.recognizer as recognizer_module
+from emotion.faces import DetectorError
 from emotion.labels import CLASSES
 
 FACES = 2
@@ -245,6 +246,23 @@ def test_an_empty_path_is_an_error_not_the_current_folder(images, weights, monke
     monkeypatch.chdir(root)  # a folder with images: "" must not mean "."
     code, out, err = run(["", "--json", "--weights", weights], capsys)
     assert code == 2 and json.loads(out) == [] and "an empty path" in err
+
+
+def test_a_detector_that_cannot_run_is_reported_once_not_per_image(images, weights,
+                                                                  monkeypatch, capsys):
+    root, _ = images
+
+    class Broken:
+        calls = 0
+
+        def detect(self, image):
+            Broken.calls += 1
+            raise DetectorError("yunet.onnx: OpenCV could not run this as a YuNet model")
+
+    monkeypatch.setattr(predict, "make_detector", lambda *a, **k: Broken())
+    code, out, err = run([root, "--weights", weights], capsys)
+    assert code == 2 and Broken.calls == 1
+    assert err.count("yunet.onnx") == 1 and len(err.splitlines()) == 1, err
 
 
 def test_bad_weights_exit_2_naming_the_file(images, tmp_path, capsys):
