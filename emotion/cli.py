@@ -50,3 +50,11 @@ class Bounded:
         if problem:
             raise argparse.ArgumentTypeError(problem)
         return value
+
+
+def path_text(text: str) -> str:
+    """An argparse ``type`` for a file or folder name: any text but the empty string, which
+    ``pathlib`` would read as the current folder (``Path("") == Path(".")``)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path; give a file or folder name")
+    return text

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotion.cli import Bounded
+from emotion.cli import Bounded, path_text
 from emotion.data import DataError, load_fer2013
 from emotion.labels import CLASSES
 from emotion.metrics import classification_report, format_report
@@ -52,15 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate an emotion model: accuracy, per-class precision/recall/F1, "
                     "macro-F1 and the confusion matrix.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--weights", default=str(DEFAULT_WEIGHTS),
+    p.add_argument("--weights", type=path_text, default=str(DEFAULT_WEIGHTS),
                    help="model file (.npz); default: the shipped model")
-    p.add_argument("--data", required=True, help="FER2013 Kaggle folder or fer2013.csv")
+    p.add_argument("--data", type=path_text, required=True,
+                   help="FER2013 Kaggle folder or fer2013.csv")
     p.add_argument("--split", default="test",
                    help="which split to score (test = PublicTest; private with the CSV)")
     p.add_argument("--tta", default=DEFAULT_TTA, choices=TTA_MODES,
                    help="test-time augmentation: none, flip (2 views) or crops (10 views)")
-    p.add_argument("--json", metavar="FILE", help="also write the report as JSON ('-': stdout)")
-    p.add_argument("--confusion", metavar="PNG", help="save the confusion matrix as a PNG")
+    p.add_argument("--json", type=path_text, metavar="FILE",
+                   help="also write the report as JSON ('-': stdout)")
+    p.add_argument("--confusion", type=path_text, metavar="PNG",
+                   help="save the confusion matrix as a PNG")
     p.add_argument("--threads", type=Bounded(int, low=1), default=os.cpu_count() or 1,
                    help="threads for the network (at least 1)")
     return p

@@ -40,7 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emotion.cli import Bounded
+from emotion.cli import Bounded, path_text
 from emotion.faces import DEFAULT_MIN_SIZE, DetectorError, crop_faces, make_detector, to_gray
 from emotion.outputs import OutputNamer, check_folder, training_checkpoint_hint
 from emotion.plots import plt, save_figure
@@ -190,15 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="For each face in an image: the predicted emotion, a Grad-CAM heat map "
                     "and a saliency map, saved as one PNG per face.")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--weights", metavar="W", help="model file (default: the shipped model)")
-    p.add_argument("--out", metavar="DIR", default="explained",
+    p.add_argument("--weights", type=path_text, metavar="W",
+                   help="model file (default: the shipped model)")
+    p.add_argument("--out", type=path_text, metavar="DIR", default="explained",
                    help="folder for the PNGs, named <stem>_face<i>.png (default: explained/); "
                         "inputs with the same stem get <stem>-2_face<i>.png, ...; inputs are "
                         "never overwritten")
     p.add_argument("--whole-image", action="store_true",
                    help="skip face detection: the whole image is one face (for crops such as "
                         "FER2013's 48x48 images)")
-    p.add_argument("--yunet", metavar="MODEL.onnx",
+    p.add_argument("--yunet", type=path_text, metavar="MODEL.onnx",
                    help="use OpenCV's YuNet face detector with this model instead of Haar")
     p.add_argument("--min-face", type=Bounded(int, low=1), default=DEFAULT_MIN_SIZE,
                    metavar="N",

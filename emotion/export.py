@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion.cli import path_text
 from emotion.labels import CLASSES
 from emotion.outputs import check_writable
 from emotion.preprocess import INPUT_SIZE, PREPROCESSING, to_model_input
@@ -97,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m emotion.export",
         description="Export the emotion model to ONNX (OpenCV DNN, onnxruntime, ...).")
-    p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the file to write")
-    p.add_argument("--weights", metavar="W",
+    p.add_argument("--onnx", type=path_text, required=True, metavar="OUT.onnx",
+                   help="the file to write")
+    p.add_argument("--weights", type=path_text, metavar="W",
                    help=f"model file to export (default: the shipped {DEFAULT_WEIGHTS.name})")
     p.add_argument("--logits", action="store_true",
                    help='end the graph with the logits ("logits") instead of the softmax')

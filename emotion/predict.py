@@ -46,7 +46,7 @@ import cv2
 import numpy as np
 
 from emotion.backends import BACKENDS, use_backend
-from emotion.cli import Bounded
+from emotion.cli import Bounded, path_text
 from emotion.draw import draw_results
 from emotion.faces import DEFAULT_MIN_SIZE, DetectorError, make_detector
 from emotion.labels import CLASSES
@@ -160,8 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--whole-image", action="store_true",
                    help="skip face detection: each image is one face (for crops such as "
                         "FER2013's 48x48 images)")
-    p.add_argument("--weights", metavar="W", help="model file (default: the shipped model)")
-    p.add_argument("--yunet", metavar="MODEL.onnx",
+    p.add_argument("--weights", type=path_text, metavar="W",
+                   help="model file (default: the shipped model)")
+    p.add_argument("--yunet", type=path_text, metavar="MODEL.onnx",
                    help="use OpenCV's YuNet face detector with this model instead of Haar")
     p.add_argument("--largest", action="store_true", help="keep only the largest face per image")
     p.add_argument("--min-face", type=Bounded(int, low=1), default=DEFAULT_MIN_SIZE,

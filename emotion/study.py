@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import minicnn
+from emotion.cli import path_text
 from emotion.labels import CLASSES
 from emotion.models import build
 from emotion.preprocess import to_model_input
@@ -45,7 +46,7 @@ def example_parser(description: str, study: bool = True) -> argparse.ArgumentPar
                             "faces (no weights or data needed)")
         p.add_argument("--synthetic", action="store_true",
                        help="use synthetic faces even when FER2013 is available")
-    p.add_argument("--out", default="examples_out", metavar="DIR",
+    p.add_argument("--out", type=path_text, default="examples_out", metavar="DIR",
                    help="folder for the PNG (default: examples_out/)")
     return p
 

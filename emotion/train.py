@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 import minicnn
 from emotion.augment import AugmentConfig, augment_batch, random_windows
-from emotion.cli import Bounded
+from emotion.cli import Bounded, path_text
 from emotion.data import DataError, Dataset, class_counts, load_fer2013
 from emotion.labels import CLASSES
 from emotion.metrics import classification_report, format_report
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "sad, surprise) on FER2013 with minicnn, on the CPU.",
         formatter_class=HelpFormatter)
     d = p.add_argument_group("data")
-    d.add_argument("--data", metavar="PATH",
+    d.add_argument("--data", type=path_text, metavar="PATH",
                    help="FER2013 as a Kaggle folder (train/<class>/*.jpg, test/<class>/*.jpg) "
                         f"or fer2013.csv. Default: ${DATA_ENV_VAR}, else the first of "
                         f"{', '.join(str(x) for x in DEFAULT_DATA_LOCATIONS)} that exists, "
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--arch", default=None, choices=sorted(ARCHITECTURES),
                    help=f"architecture (see emotion/models.py); default: '{REAL_ARCH}' on "
                         f"FER2013 (the shipped model's), '{SYNTHETIC_ARCH}' on the synthetic set")
-    m.add_argument("--init", metavar="PATH",
+    m.add_argument("--init", type=path_text, metavar="PATH",
                    help="start from the weights of this model file (saved from the same "
                         "--arch, e.g. a finished run's best.npz) instead of random ones: a "
                         "new learning-rate cycle on a trained model")
@@ -222,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=RANGES["seed"], default=0,
                    help="seeds the initial weights, the --limit subset, shuffling, "
                         "augmentation and dropout (>= 0)")
-    r.add_argument("--out", default="runs/default", metavar="DIR", help="output folder")
+    r.add_argument("--out", type=path_text, default="runs/default", metavar="DIR",
+                   help="output folder")
     r.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (the folder may "
                         "have moved; the other settings must be the run's own)")

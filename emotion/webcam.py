@@ -49,7 +49,7 @@ import cv2
 import numpy as np
 
 from emotion.backends import BACKENDS, use_backend
-from emotion.cli import Bounded
+from emotion.cli import Bounded, path_text
 from emotion.draw import draw_face, draw_fps, ui_scale
 from emotion.faces import (
     DEFAULT_MIN_SIZE,
@@ -434,16 +434,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m emotion.webcam",
         description="Live facial-expression recognition on a camera or a video file.")
-    p.add_argument("--source", default="0",
+    p.add_argument("--source", type=path_text, default="0",
                    help="camera index (0, 1, ...) or a video file path (default 0)")
-    p.add_argument("--output", metavar="VIDEO.mp4", help="write the annotated video here")
-    p.add_argument("--csv", metavar="FRAMES.csv", help="write per-frame, per-face rows here")
-    p.add_argument("--timeline", metavar="PNG", help="write a probability-over-time plot here")
+    p.add_argument("--output", type=path_text, metavar="VIDEO.mp4",
+                   help="write the annotated video here")
+    p.add_argument("--csv", type=path_text, metavar="FRAMES.csv",
+                   help="write per-frame, per-face rows here")
+    p.add_argument("--timeline", type=path_text, metavar="PNG",
+                   help="write a probability-over-time plot here")
     p.add_argument("--no-display", action="store_true", help="do not open a window")
     p.add_argument("--max-frames", type=Bounded(int, low=1), metavar="N",
                    help="stop after N frames (at least 1)")
-    p.add_argument("--weights", metavar="W", help="model file (default: the shipped model)")
-    p.add_argument("--yunet", metavar="M", help="YuNet .onnx model: use it instead of Haar")
+    p.add_argument("--weights", type=path_text, metavar="W",
+                   help="model file (default: the shipped model)")
+    p.add_argument("--yunet", type=path_text, metavar="M",
+                   help="YuNet .onnx model: use it instead of Haar")
     p.add_argument("--smoothing", type=float, default=0.6,
                    help="weight of the past in the per-face moving average, 0..1 (default 0.6)")
     p.add_argument("--min-face", type=Bounded(int, low=1), default=DEFAULT_MIN_SIZE,
