@@ -75,15 +75,21 @@ DATA_ENV_VAR = "FER2013_DIR"
 DEFAULT_DATA_LOCATIONS = (Path("data/fer2013"), Path("~/data/fer2013"),
                           Path("~/.cache/minicnn-emotion/fer2013"))
 VALIDATION_SPLITS = ("test", "val", "private")
-# 55 epochs fit the 150-minute budget on 2 cores; the shipped model v4 had 65 (a first
-# cycle of 35 instead of 25: see its model card)
-REAL_EPOCHS, SYNTHETIC_EPOCHS = 55, 10
+# The recipe's first one-cycle on FER2013: the shipped model v4's 35 epochs where they fit
+# in --minutes (REAL_MINUTES) with the restarts, else as many as fit, at least
+# REAL_FIRST_CYCLE_MIN; the run's own step time decides (``plan_first_cycle``).
+REAL_FIRST_CYCLE, REAL_FIRST_CYCLE_MIN, REAL_MINUTES = 35, 10, 150
+SYNTHETIC_EPOCHS = 10
+# Share of --minutes the plan fills: epochs vary by several percent on a shared machine.
+PLAN_SHARE = 0.95
 # the shipped model's recipe ends in REAL_RESTARTS warm restarts of REAL_RESTART epochs each
 REAL_RESTART, REAL_RESTARTS, REAL_RESTART_LR = 15, 2, 1e-3
 REAL_ARCH, SYNTHETIC_ARCH = "wide", "small"
 # Options that may differ between a run and its --resume without changing the result
-# (threads: only in the last bits, see the module docstring; out: the folder may move).
-RESUME_FREE = {"resume", "threads", "progress", "stop_after_epoch", "data", "cache", "out"}
+# (threads: only in the last bits, see the module docstring; out: the folder may move;
+# minutes: a resume keeps the epochs the run planned).
+RESUME_FREE = {"resume", "threads", "progress", "stop_after_epoch", "data", "cache", "out",
+               "minutes"}
 # Any of these in --out means a run was started there: a new run refuses the folder.
 RUN_FILES = ("checkpoint.npz", "best.npz", "final.npz", "metrics.json", "curves.png",
              "confusion.png", "config.json")
@@ -102,6 +108,7 @@ class Interrupted(Exception):
 RANGES = {
     "limit": Bounded(int, low=0),
     "epochs": Bounded(int, low=1),
+    "minutes": Bounded(float, low=0, low_open=True),
     "batch_size": Bounded(int, low=1),
     "lr": Bounded(float, low=0, low_open=True),
     "momentum": Bounded(float, low=0, high=1, high_open=True),
@@ -163,9 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "--arch, e.g. a finished run's best.npz) instead of random ones: a "
                         "new learning-rate cycle on a trained model")
     m.add_argument("--epochs", type=RANGES["epochs"], default=None, metavar="N",
-                   help=f"at least 1; default: {REAL_EPOCHS} on FER2013 (the shipped model's "
-                        f"recipe with a shorter first cycle, to fit 150 minutes on 2 cores; "
-                        f"the shipped model had 65), {SYNTHETIC_EPOCHS} on the synthetic set")
+                   help="at least 1; default on FER2013: the shipped model's recipe, "
+                        f"{REAL_FIRST_CYCLE} one-cycle epochs and the warm restarts (65 in all), "
+                        "with a shorter first cycle where that would not fit in --minutes on "
+                        f"this machine; {SYNTHETIC_EPOCHS} on the synthetic set")
+    m.add_argument("--minutes", type=RANGES["minutes"], default=None, metavar="M",
+                   help="without --epochs on FER2013: shorten the recipe's first cycle (of "
+                        f"{REAL_FIRST_CYCLE} epochs) to what fits in M minutes here, measured "
+                        f"by timing a few steps before the run (default: {REAL_MINUTES})")
     m.add_argument("--batch-size", type=RANGES["batch_size"], default=64, metavar="N",
                    help="images per step (at least 1)")
     m.add_argument("--optimizer", default="adamw", choices=["sgd", "adam", "adamw"],
@@ -647,16 +659,25 @@ def train(cfg: dict, say=print) -> dict:
         raise
 
 
+def sized_by_minutes(cfg: dict) -> bool:
+    """Whether the run's epochs are the FER2013 recipe's, sized to --minutes (no --epochs).
+    TrainingError for --minutes where it cannot apply."""
+    if cfg.get("minutes") is not None and (cfg["epochs"] is not None or cfg["synthetic"]):
+        raise TrainingError("--minutes sizes the FER2013 recipe's epochs: it cannot be used "
+                            "with --epochs" + ("" if cfg["epochs"] is not None else
+                                               " or on the synthetic set"))
+    return cfg["epochs"] is None and not cfg["synthetic"]
+
+
 def fill_recipe(cfg: dict) -> dict:
     """The defaults that depend on the data, in place: on FER2013 the README's recipe
-    (``REAL_ARCH``, ``REAL_EPOCHS`` epochs ending in ``REAL_RESTARTS`` warm restarts
-    of ``REAL_RESTART``, photo faults on), on the synthetic set a quick one. TrainingError
-    when the restarts would not leave a first epoch."""
+    (``REAL_ARCH``, a one-cycle of ``REAL_FIRST_CYCLE`` epochs and then ``REAL_RESTARTS``
+    warm restarts of ``REAL_RESTART``, photo faults on; ``plan_run`` may then shorten the
+    first cycle to fit --minutes), on the synthetic set a quick one.
+    TrainingError when the restarts would not leave a first epoch."""
     if cfg["arch"] is None:
         cfg["arch"] = SYNTHETIC_ARCH if cfg["synthetic"] else REAL_ARCH
     recipe_epochs = cfg["epochs"] is None
-    if recipe_epochs:
-        cfg["epochs"] = SYNTHETIC_EPOCHS if cfg["synthetic"] else REAL_EPOCHS
     if cfg.get("photo_augment") is None:
         cfg["photo_augment"] = not cfg["synthetic"]
     recipe_restarts = recipe_epochs and not cfg["synthetic"]
@@ -664,6 +685,9 @@ def fill_recipe(cfg: dict) -> dict:
         cfg["restart_epochs"] = REAL_RESTART if recipe_restarts else 0
     if cfg.get("restarts") is None:
         cfg["restarts"] = REAL_RESTARTS if recipe_restarts else 1
+    if recipe_epochs:
+        cfg["epochs"] = SYNTHETIC_EPOCHS if cfg["synthetic"] else \
+            REAL_FIRST_CYCLE + cfg["restarts"] * cfg["restart_epochs"]
     if (cfg.get("crop") or 0) > INPUT_SIZE:
         raise TrainingError(f"--crop {cfg['crop']} is larger than the {INPUT_SIZE}x{INPUT_SIZE} "
                             f"faces")
@@ -678,10 +702,84 @@ def fill_recipe(cfg: dict) -> dict:
     return cfg
 
 
+def plan_first_cycle(epoch_seconds: float, seconds_left: float, restart_epochs: int) -> int:
+    """The recipe's first-cycle epochs: as many as fit in ``seconds_left`` after the
+    ``restart_epochs`` of the restarts, at ``epoch_seconds`` an epoch; at most
+    ``REAL_FIRST_CYCLE`` (the shipped model's), at least ``REAL_FIRST_CYCLE_MIN``."""
+    fit = int(seconds_left // max(epoch_seconds, 1e-9)) - restart_epochs
+    return max(REAL_FIRST_CYCLE_MIN, min(REAL_FIRST_CYCLE, fit))
+
+
+def time_epoch(cfg: dict, x_train, y_train, x_val, batch: int, steps_per_epoch: int,
+               weights, aug: AugmentConfig) -> tuple[float, float, float]:
+    """(seconds of a training step, of a validation pass, of an epoch) on this machine now:
+    a throwaway copy of the network (its own weights and random numbers, so the run is the
+    same as with --epochs) takes 3 steps to warm up, then the median of 8 is timed, and
+    the validation of up to 512 faces is scaled to the whole split."""
+    model = build(cfg["arch"], rng=0)
+    rng = np.random.default_rng(0)
+    model.rng = rng
+    for layer in model.layers:
+        layer.rng = rng
+    opt = make_optimizer(cfg, model)
+    opt.lr = 1e-6  # the steps only need to run, not to learn
+    times = []
+    for _ in range(3 + 8):
+        started = time.perf_counter()
+        idx = rng.integers(0, len(x_train), batch)
+        faces = augment_batch(x_train[idx], rng, aug) if aug.enabled else x_train[idx]
+        logits = model.forward(to_model_input(faces))
+        _, dlogits = softmax_cross_entropy(logits, y_train[idx], cfg["label_smoothing"],
+                                           weights)
+        model.backward(dlogits, need_input_grad=False)
+        opt.step(model.gradients())
+        times.append(time.perf_counter() - started)
+    step = float(np.median(times[3:]))
+    n = min(len(x_val), 512)
+    started = time.perf_counter()
+    evaluate_split(model, x_val[:n], np.zeros(n, dtype=np.int64))
+    val = (time.perf_counter() - started) * len(x_val) / max(n, 1)
+    return step, val, step * steps_per_epoch + val
+
+
+def augment_config(cfg: dict) -> AugmentConfig:
+    if not cfg["augment"]:
+        return AugmentConfig.none()
+    return AugmentConfig.photo() if cfg.get("photo_augment") else AugmentConfig()
+
+
+def plan_run(cfg: dict, out: Path, x_train, y_train, x_val, batch: int, steps_per_epoch: int,
+             weights, elapsed: float, say) -> int:
+    """The first cycle's epochs of a run sized by --minutes: a resumed run keeps its own
+    (from config.json); a new one times an epoch here (``time_epoch``) and fits the run,
+    with the final report (three validation passes), in ``PLAN_SHARE`` of --minutes less
+    the ``elapsed`` seconds of loading."""
+    restarts = cfg["restarts"] * cfg["restart_epochs"]
+    if cfg["resume"]:
+        try:
+            saved = json.loads((out / "config.json").read_text())
+            return int(saved["epochs"]) - restarts
+        except (OSError, ValueError, KeyError, TypeError):
+            raise TrainingError(f"{out / 'config.json'}: missing or unreadable, so the run's "
+                                "epochs are unknown; resume with the run's --epochs") from None
+    step, val, epoch = time_epoch(cfg, x_train, y_train, x_val, batch, steps_per_epoch,
+                                  weights, augment_config(cfg))
+    left = cfg["minutes"] * 60 * PLAN_SHARE - elapsed - 3 * val
+    first = plan_first_cycle(epoch, left, restarts)
+    total = first + restarts
+    say(f"--minutes {cfg['minutes']:g}: a step takes {1e3 * step:.0f} ms here and a "
+        f"validation {val:.1f} s, so an epoch about {epoch:.0f} s; first cycle "
+        f"{first} epochs" + (" (the shipped model's)" if first == REAL_FIRST_CYCLE else
+                             f" (the shipped model had {REAL_FIRST_CYCLE})")
+        + f", {total} in all: about {total * epoch / 60:.0f} minutes")
+    return first
+
+
 def _train(cfg: dict, say, progress: dict) -> dict:
     """``train``'s body; ``progress`` tells ``train`` what is saved when it stops:
     "started" (the folder is in use), "saved" (the checkpoint's epoch), "epoch" (the one
     running) and "written" (files this process created)."""
+    began = time.perf_counter()
     threads = set_num_threads(cfg["threads"])
     out = Path(cfg["out"])
     check_out_dir(out, cfg["resume"])
@@ -691,7 +789,7 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         say(f"removed {plural(len(removed), 'temporary file')} an interrupted write left in "
             f"{out}: {', '.join(removed)}")
     ds, source, val_name = load_data(cfg, say)
-    fill_recipe(cfg)
+    sized = sized_by_minutes(cfg)
     train_split, val_split = ds["train"], ds[val_name]
     x_train, y_train = train_split.images, train_split.labels
     if cfg["limit"] and cfg["limit"] < len(x_train):
@@ -703,6 +801,14 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         raise DataError(f"{source}: need at least 2 training images, found {len(x_train)}")
     batch = min(cfg["batch_size"], len(x_train))
     steps_per_epoch = len(x_train) // batch  # drop the ragged last batch: batch norm needs >1
+    weights = class_weight_vector(y_train, cfg["class_weights"])
+    fill_recipe(cfg)
+    if sized:
+        cfg["minutes"] = cfg.get("minutes") or REAL_MINUTES
+        restarts = cfg["restarts"] * cfg["restart_epochs"]
+        cfg["epochs"] = restarts + plan_run(cfg, out, x_train, y_train, val_split.images, batch,
+                                            steps_per_epoch, weights,
+                                            time.perf_counter() - began, say)
 
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.npz"
@@ -716,9 +822,7 @@ def _train(cfg: dict, say, progress: dict) -> dict:
     fresh_starts = set(restart_steps(cfg, steps_per_epoch))
     first_restart = min(fresh_starts, default=cfg["epochs"] * steps_per_epoch)
     crop = cfg.get("crop") or 0
-    weights = class_weight_vector(y_train, cfg["class_weights"])
-    aug = (AugmentConfig.none() if not cfg["augment"] else
-           AugmentConfig.photo() if cfg.get("photo_augment") else AugmentConfig())
+    aug = augment_config(cfg)
 
     if cfg.get("init") and not cfg["resume"]:
         try:

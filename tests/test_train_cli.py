@@ -4,6 +4,7 @@ kill-and-resume equivalence, the NaN guard and user-mistake handling."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,18 +152,7 @@ def test_help_lists_every_option(capsys):
 
 def test_evaluate_cli_json_and_confusion(tmp_path, capsys):
     assert run(QUICK + ["--epochs", "1", "--out", "r"], capsys)[0] == 0
-    # a tiny Kaggle-layout folder made from synthetic faces
-    import cv2
-
-    from emotion.labels import CLASSES
-    from emotion.synthetic import make_synthetic
-
-    faces, labels = make_synthetic(3, rng=1)
-    for split in ("train", "test"):
-        for i, (face, label) in enumerate(zip(faces, labels)):
-            folder = tmp_path / "kaggle" / split / CLASSES[label]
-            folder.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(folder / f"{i}.png"), face)
+    kaggle_folder(tmp_path / "kaggle")
     # the outputs' folders do not exist yet: they are created
     code = evaluate_cli.main(["--weights", "r/best.npz", "--data", "kaggle", "--json",
                               "reports/new/report.json", "--confusion", "figs/cm.png",
@@ -497,9 +487,10 @@ def test_photo_augment_trains_with_the_photo_faults(tmp_path, capsys, monkeypatc
 
 
 def test_the_defaults_on_fer2013_are_the_shipped_models_recipe():
-    """The README's command (no options) trains the recipe: ``wide``, 55 epochs of which
-    the last 30 two warm restarts of 15, photo faults on; the synthetic quickstart stays small and
-    without them; either can be overridden."""
+    """The README's command (no options) trains the recipe: ``wide``, 65 epochs of which
+    the last 30 two warm restarts of 15 (before --minutes shortens the first cycle: see
+    below), photo faults on; the synthetic quickstart stays small and without them; either
+    can be overridden."""
     def filled(args, synthetic):
         cfg = train_cli.resolve_config(train_cli.build_parser().parse_args(args))
         cfg["synthetic"] = synthetic
@@ -509,16 +500,82 @@ def test_the_defaults_on_fer2013_are_the_shipped_models_recipe():
         return (cfg["arch"], cfg["epochs"], cfg["restart_epochs"], cfg["restarts"],
                 cfg["photo_augment"])
 
-    assert recipe(filled([], synthetic=False)) == ("wide", 55, 15, 2, True)
+    assert recipe(filled([], synthetic=False)) == ("wide", 65, 15, 2, True)
     assert recipe(filled([], synthetic=True)) == ("small", 10, 0, 1, False)
     cfg = filled(["--arch", "default", "--epochs", "30", "--no-photo-augment"], False)
     assert recipe(cfg) == ("default", 30, 0, 1, False)  # epochs of one's own: no restart
     assert recipe(filled(["--epochs", "30", "--restart-epochs", "10"], False))[1:4] == (30, 10, 1)
+    # restarts of one's own with the recipe's epochs: the recipe's first cycle before them
+    assert recipe(filled(["--restart-epochs", "10"], False))[1:4] == (55, 10, 2)
     assert filled(["--photo-augment"], synthetic=True)["photo_augment"] is True
     with pytest.raises(train_cli.TrainingError, match="1 x --restart-epochs 5 must be fewer"):
         filled(["--epochs", "5", "--restart-epochs", "5"], False)
     with pytest.raises(train_cli.TrainingError, match="3 x --restart-epochs 2 must be fewer"):
         filled(["--epochs", "6", "--restart-epochs", "2", "--restarts", "3"], False)
+
+
+def test_the_first_cycle_is_what_fits_in_the_minutes_between_a_floor_and_v4s():
+    plan = train_cli.plan_first_cycle
+    assert plan(100.0, 65 * 100.0, 30) == 35  # v4's recipe fits exactly
+    assert plan(100.0, 200 * 100.0, 30) == 35  # never longer than v4's
+    assert plan(160.0, 150 * 60 * 0.95, 30) == 23  # a slower machine: 53 epochs fit
+    assert plan(600.0, 150 * 60 * 0.95, 30) == train_cli.REAL_FIRST_CYCLE_MIN  # the floor
+
+
+def kaggle_folder(root: Path) -> Path:
+    """A tiny Kaggle-layout FER2013 folder of synthetic faces (21 a split)."""
+    import cv2
+
+    from emotion.labels import CLASSES
+    from emotion.synthetic import make_synthetic
+
+    faces, labels = make_synthetic(3, rng=1)
+    for split in ("train", "test"):
+        for i, (face, label) in enumerate(zip(faces, labels)):
+            folder = root / split / CLASSES[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(folder / f"{i}.png"), face)
+    return root
+
+
+def test_minutes_sizes_the_recipe_from_the_timed_steps_and_a_resume_keeps_it(
+        tmp_path, capsys, monkeypatch):
+    """Without --epochs on FER2013 the run times a few steps, then gives the first cycle as
+    many epochs as fit in --minutes with the restarts; a resume keeps the planned epochs
+    and times nothing."""
+    data = kaggle_folder(tmp_path / "kaggle")
+    step, val, epoch = train_cli.time_epoch(  # the real measurement runs and is positive
+        {"arch": "small", "optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05,
+         "momentum": 0.9, "label_smoothing": 0.1},
+        np.zeros((8, 48, 48), np.uint8), np.zeros(8, np.int64), np.zeros((4, 48, 48), np.uint8),
+        4, 2, None, train_cli.AugmentConfig())
+    assert 0 < step and 0 < val and epoch == pytest.approx(2 * step + val)
+    # an epoch of 60 s: 0.95 * 16 minutes (less the final report's 3 s) hold 15 epochs,
+    # 1 of them the restart
+    monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: (0.5, 1.0, 60.0))
+    args = ["--data", str(data), "--arch", "small", "--batch-size", "32", "--no-progress",
+            "--restart-epochs", "1", "--restarts", "1", "--minutes", "16"]
+    code, out, err = run(args + ["--out", "m", "--stop-after-epoch", "2"], capsys)
+    assert code == 0, err
+    assert "--minutes 16: a step takes 500 ms here and a validation 1.0 s, so an epoch " \
+           "about 60 s; first cycle 14 epochs (the shipped model had 35), 15 in all" in out
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["epochs"] == 15 and saved["restart_epochs"] == 1
+
+    def never(*a, **k):
+        raise AssertionError("a resume timed the steps again")
+
+    monkeypatch.setattr(train_cli, "time_epoch", never)
+    code, out, err = run(args + ["--out", "m", "--resume", "--stop-after-epoch", "3"], capsys)
+    assert code == 0, err
+    assert "resuming" in out and "after epoch 2 of 15" in out
+
+
+def test_minutes_is_refused_where_it_cannot_size_the_recipe(tmp_path, capsys):
+    for extra, message in ((["--epochs", "3"], "cannot be used with --epochs"),
+                           (["--synthetic"], "or on the synthetic set")):
+        code, _, err = run(["--minutes", "5", "--out", "x", *extra], capsys)
+        assert code != 0 and "--minutes sizes the FER2013 recipe" in err and message in err
 
 
 def test_a_checkpoint_from_before_photo_augment_resumes_as_without_it():
