@@ -69,20 +69,17 @@ DEFAULT_MIN_FRACTION = 0.05  # of the shorter image side: fewer tiny false faces
 DEFAULT_MAX_SIDE = 1280  # px: larger images are shrunk for detection only (speed)
 DEFAULT_SCALE_FACTOR = 1.1  # Haar: step between scales (photos)
 DEFAULT_MIN_NEIGHBORS = 3  # Haar: overlapping raw hits a candidate needs (photos); see verify
-# Video: detect on a 400-px copy with 20% scale steps and 4 neighbours. On a 640x480 frame
-# with one face a 320-px copy took Haar from 59 ms to 16 ms here (2 cores), which is what
-# makes 30 frames/s possible, but it lost faces under ~128 px. A grid of sizes, steps and
-# neighbours on FER faces placed on 640x480 frames (benchmarks/bench_detect_scale.py, the
-# benchmarks README) chose 400 px and 4 neighbours: recall over 64-128-px faces 0.43 ->
-# 0.55, no false box on 40 empty frames, 1.1x the 320-px detection time.
+# Video: detect on a 400-px copy with 20% scale steps and 4 neighbours, which makes 30
+# frames/s possible; a smaller copy lost small faces. The grid of sizes, steps and
+# neighbours that chose these is benchmarks/bench_detect_scale.py (results in the
+# benchmarks README).
 VIDEO_MAX_SIDE, VIDEO_SCALE_FACTOR, VIDEO_MIN_NEIGHBORS = 400, 1.2, 4
 # Video, between full searches (TrackingDetector): each known face is looked for again in
 # its box grown by its own side on every side, at sizes within 1.5x of its own (two of
 # the cascade's 1.2x scale steps either way), and a full search runs every 5th frame so
-# that new faces appear within 5 frames. Measured on a 640x480 frame with a 200-px face:
-# 3.4 ms against 22 ms for the full search. A window grown by only half the side was a
-# little faster (2.7 ms) but lost faces near the frame's edge, where the window is cut
-# off and the cascade collects too few overlapping hits; 2x in size cost 2.5x the time.
+# that new faces appear within 5 frames: a few times cheaper than a full search
+# (benchmarks README). A smaller window lost faces near the frame's edge, where it is cut
+# off and the cascade collects too few overlapping hits.
 TRACK_SEARCH, TRACK_SIZE_CHANGE, TRACK_RESCAN_EVERY = 1.0, 1.5, 5
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 EYE_CASCADE = "haarcascade_eye.xml"

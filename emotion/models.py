@@ -29,11 +29,7 @@ two cores allow. The global-average-pool head was chosen by measurement: with a 
 dense head (as in the reference notebook) the net sat at the majority-class rate (25%)
 for the first epochs, with PyTorch too, while the pooled head reached 44% training
 accuracy after 240 steps.
-Measured here: v1's run took about 4 minutes per FER2013 epoch on 2 cores (225-290 s;
-127 minutes for 30 epochs) and reached 66.6% on PublicTest with flip TTA. With the
-convolutions as Winograd's F(m x m, 3x3) and the ReLU fused into batch norm, `default`
-later ran 3.6-4.9 steps/s, and `wide` 158-191 s an epoch with validation (see
-emotion/weights/MODEL_CARD.md).
+What each model scored and how long it trained is in emotion/weights/MODEL_CARD.md.
 
 ``seed``: the reference notebook's Keras CNN, for comparison: four 3x3 "valid" convs of
 128, 256, 512 and 512 filters (ReLU), each followed by max-pool 2 and dropout 0.4, then

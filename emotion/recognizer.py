@@ -178,8 +178,7 @@ class EmotionRecognizer:
         if tta not in TTA_MODES:
             raise ValueError(f"unknown test-time augmentation {tta!r}; choose from {TTA_MODES}")
         # Inference copy: batch norm folded into the convolutions (minicnn.fuse), the same
-        # function with two fewer passes over each feature map (measured here, alternating
-        # runs: 8-9% faster for one face and for batches of 256).
+        # function with two fewer passes over each feature map.
         self.model = fold_batchnorm(model)
         self.detector = detector if detector is not None else HaarDetector(
             min_size=min_face_size, largest_only=largest_only)

@@ -527,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     # One thread for the network: a frame's few faces are small GEMMs, and OpenBLAS's
     # waiting threads would otherwise compete with OpenCV's detector for the cores
-    # (measured on 2 cores, 640x480, one face: 28.6 -> 23.8 ms a frame).
+    # (benchmarks README, "The application's choices").
     set_num_threads(1)
     try:
         detector = TrackingDetector(make_video_detector(args.yunet, args.min_face, args.largest,

@@ -2,9 +2,9 @@
 GEMMs split between the engine's threads (``engine.threads``), each on one-thread BLAS.
 
 A multi-threaded OpenBLAS call waits for its helper threads by spinning and yielding, and
-on a busy machine each yield can hand the core to another process for a time slice: a
-100 x 4320 x 100 product measured 1 ms on one thread and up to 130 ms on two right after a
-convolution. The engine's own threads meet at a condition variable instead. Products
+on a busy machine each yield can hand the core to another process for a whole time slice
+(benchmarks/README.md has the measurement). The engine's own threads meet at a condition
+variable instead. Products
 under ``SPLIT_MACS`` are too small to be worth a thread and run on one thread here.
 """
 

@@ -129,8 +129,8 @@ def _pad_into(src, dst, padding):
 
 
 # The loops below index each tap's input as a slice (x1 = xc[Wp:], read at i + 1, ...)
-# from a signed range: LLVM then vectorises them (about 25-33 G multiply-adds a second on
-# one core here), and not the same loops written with unsigned offsets (about 5).
+# from a signed range: LLVM then vectorises them, and not the same loops written with
+# unsigned offsets (several times slower: benchmarks/README.md).
 @njit(nogil=True, cache=True, fastmath={"contract"})
 def _plane3x3(acc, xc, w, f, c, Wp, L):
     """acc[i] += the 9 taps of filter w[f, c] over the flat padded plane xc, i < L."""
