@@ -1,9 +1,12 @@
-"""Pieces shared by the command-line tools' argument parsers."""
+"""Pieces shared by the command-line tools: argument types, and why a path is not the file
+a tool was given."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+from pathlib import Path
 
 
 class Bounded:
@@ -58,3 +61,17 @@ def path_text(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("an empty path; give a file or folder name")
     return text
+
+
+def not_a_file(path: str | os.PathLike, noun: str) -> str:
+    """Why ``path``, which is not a regular file, cannot be read as ``noun`` ("image file",
+    "weights file", ...): a folder, a broken link, a pipe or device (which would block or
+    never end), or nothing at all. For messages such as ``f"{path}: {not_a_file(...)}"``."""
+    path = Path(path)
+    if path.is_dir():
+        return f"is a folder, not a {noun}"
+    if path.is_symlink() and not path.exists():
+        return f"is a link to {os.readlink(path)}, which does not exist or loops"
+    if path.exists():
+        return f"is a pipe, socket or device, not a {noun}"
+    return f"no such {noun}"

@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from emotion.cli import not_a_file
 from emotion.faces import to_gray
 from emotion.images import decode_image
 from emotion.labels import CLASSES, FER_CSV_ORDER, NUM_CLASSES, class_index
@@ -496,7 +497,7 @@ def load_csv(
     started = time.perf_counter()
     path = Path(path).expanduser()
     if not path.is_file():
-        raise DataError(f"{path}: no such CSV file")
+        raise DataError(f"{path}: {not_a_file(path, 'CSV file')}")
     n_pixels = IMAGE_SIZE * IMAGE_SIZE
     csv_to_ours = np.asarray(FER_CSV_ORDER, dtype=np.int64)
     report = LoadReport(source=str(path))

@@ -55,6 +55,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from emotion.cli import not_a_file
 from emotion.preprocess import INPUT_SIZE
 
 Box = tuple[int, int, int, int]  # (x, y, w, h) in pixels; (x, y) is the top-left corner
@@ -472,7 +473,7 @@ class YuNetDetector:
                  max_side: int | None = DEFAULT_MAX_SIDE, top_k: int = 5000) -> None:
         path = Path(model_path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such YuNet model file (download "
+            raise FileNotFoundError(f"{path}: {not_a_file(path, 'YuNet model file')} (download "
                                     f"face_detection_yunet_2023mar.onnx from the OpenCV model zoo)")
         try:
             # The input size is a placeholder: detect() sets it to each frame's size.

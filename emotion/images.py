@@ -23,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotion.cli import not_a_file
+
 MAX_IMAGE_PIXELS = 50_000_000
 
 # JPEG start-of-frame markers (which carry the size): C0-CF except DHT (C4), JPG (C8), DAC (CC)
@@ -112,8 +114,7 @@ def decode_image(path: str | os.PathLike, flags: int = cv2.IMREAD_COLOR) -> np.n
     """
     path = Path(path)
     if not path.is_file():
-        what = "is a folder, not an image file" if path.is_dir() else "no such file"
-        raise FileNotFoundError(f"{path}: {what}")
+        raise FileNotFoundError(f"{path}: {not_a_file(path, 'image file')}")
     data = np.fromfile(str(path), dtype=np.uint8)
     size = image_size(data.tobytes())
     if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:

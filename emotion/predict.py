@@ -46,7 +46,7 @@ import cv2
 import numpy as np
 
 from emotion.backends import BACKENDS, use_backend
-from emotion.cli import Bounded, path_text
+from emotion.cli import Bounded, not_a_file, path_text
 from emotion.draw import draw_results
 from emotion.faces import DEFAULT_MIN_SIZE, DetectorError, make_detector
 from emotion.labels import CLASSES
@@ -87,7 +87,7 @@ def find_images(inputs: Sequence[str | os.PathLike]) -> tuple[list[tuple[Path, P
         elif path.is_file():
             files.append((path, Path(path.name)))
         else:
-            errors.append(f"{path}: no such file or folder")
+            errors.append(f"{path}: {not_a_file(path, 'file or folder')}")
     return files, errors
 
 

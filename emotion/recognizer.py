@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 import minicnn
+from emotion.cli import not_a_file
 from emotion.faces import (
     DEFAULT_MARGIN,
     DEFAULT_MIN_SIZE,
@@ -106,8 +107,7 @@ def load_weights(weights: str | os.PathLike | None = None):
     else:
         path = Path(weights)
         if not path.is_file():
-            what = "is a folder, not a weights file" if path.is_dir() else "no such weights file"
-            raise FileNotFoundError(f"{path}: {what}")
+            raise FileNotFoundError(f"{path}: {not_a_file(path, 'weights file')}")
     model = minicnn.load(path)
     meta = model.metadata
     if not isinstance(meta.get("classes"), list) or meta["classes"] != list(CLASSES):

@@ -49,7 +49,7 @@ import cv2
 import numpy as np
 
 from emotion.backends import BACKENDS, use_backend
-from emotion.cli import Bounded, path_text
+from emotion.cli import Bounded, not_a_file, path_text
 from emotion.draw import draw_face, draw_fps, ui_scale
 from emotion.faces import (
     DEFAULT_MIN_SIZE,
@@ -276,8 +276,7 @@ def open_source(source: str | int) -> tuple[cv2.VideoCapture, bool]:
         return cap, True
     path = Path(source)
     if not path.is_file():
-        raise SourceError(f"{path}: {'is a folder, not a' if path.is_dir() else 'no such'} "
-                          "video file")
+        raise SourceError(f"{path}: {not_a_file(path, 'video file')}")
     cap = _quiet_capture(str(path))
     if not cap.isOpened():
         raise SourceError(f"{path}: OpenCV cannot open this as a video")

@@ -31,3 +31,14 @@ def test_an_empty_path_is_refused_by_the_parser(module, rest, option, capsys):
     err = capsys.readouterr().err
     assert f"argument {option}: an empty path" in err, err
     parser.parse_args([*rest, option, "name"])  # a real name still parses
+
+
+def test_not_a_file_names_what_the_path_is(tmp_path):
+    from emotion.cli import not_a_file
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    assert not_a_file(tmp_path / "folder", "weights file") == "is a folder, not a weights file"
+    assert not_a_file(tmp_path / "link", "image file") == (
+        f"is a link to {tmp_path / 'gone'}, which does not exist or loops")
+    assert not_a_file(tmp_path / "none", "video file") == "no such video file"

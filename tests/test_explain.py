@@ -196,7 +196,7 @@ def test_cli_user_errors_exit_2_without_traceback(tmp_path, weights, capsys):
                              "--weights", str(weights), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2
-    assert "missing.jpg: no such file" in err and "bad.jpg: not a readable image" in err
+    assert "missing.jpg: no such image file" in err and "bad.jpg: not a readable image" in err
     assert "Traceback" not in err
     code = explain_cli.main([str(tmp_path / "bad.jpg"), "--weights", str(tmp_path / "no.npz")])
     assert code == 2 and "no.npz: no such weights file" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -219,6 +220,20 @@ def test_missing_and_unreadable_files_are_reported_after_the_good_ones(images, w
     assert code == 2
     assert [Path(d["file"]).name for d in json.loads(out)] == ["a.jpg"]  # still processed
     assert "missing.jpg" in err and "notes.txt" in err and "not a readable image" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
+def test_a_pipe_and_a_broken_link_are_named_as_such_not_read(images, weights, tmp_path,
+                                                             capsys):
+    root, _ = images
+    pipe, link = tmp_path / "pipe.jpg", tmp_path / "link.jpg"
+    os.mkfifo(pipe)  # opening it to read would wait forever for a writer
+    link.symlink_to(tmp_path / "gone.jpg")
+    code, out, err = run([pipe, link, root / "a.jpg", "--json", "--weights", weights], capsys)
+    assert code == 2 and [Path(d["file"]).name for d in json.loads(out)] == ["a.jpg"]
+    assert "pipe.jpg: is a pipe, socket or device, not a file or folder" in err, err
+    assert f"link.jpg: is a link to {tmp_path / 'gone.jpg'}, which does not exist" in err, err
     assert "Traceback" not in err
 
 
