@@ -97,11 +97,9 @@ class Sequential:
         """Backpropagate dL/dlogits; returns dL/dx (None if ``need_input_grad`` is False,
         which lets the first layer skip work the training loop never uses).
 
-        Each layer's saved activations are released once its gradients are done: the first
-        stage's large gradients no longer meet the later stages' activations. For the
-        ``default`` model at batch 64 a training step's peak of NumPy memory fell from 201
-        to 165 MB (tracemalloc), and the memory it adds to the process from 252 to 176 MB
-        (benchmarks, memory case). A second backward needs a new forward."""
+        Each layer's saved activations are released once its gradients are done, so the
+        first stage's large gradients never meet the later stages' activations in memory
+        (the saving is in benchmarks/README.md). A second backward needs a new forward."""
         if not self._saved:
             raise RuntimeError("backward needs a forward first (each backward releases the "
                                "activations its forward kept)")

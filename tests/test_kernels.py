@@ -286,11 +286,11 @@ def test_winograd_transform_tiers_agree(n, C, F, H, W, padding, m, dtype, relu, 
     got = {}
     for tier in ("numpy", "numba"):
         V = np.empty((A2, nT, C), dtype)
-        Y = np.empty((A2, nT, F), dtype)
+        dM = np.empty((A2, nT, F), dtype)
         out = np.empty((n, F, OH, OW), dtype)
         dx = np.full(x.shape, np.nan, dtype)
         got[tier] = (kernels.winograd_input(x, V, padding, m, tier=tier),
-                     kernels.winograd_grad_output(dout, Y, m, tier=tier),
+                     kernels.winograd_grad_output(dout, dM, m, tier=tier),
                      kernels.winograd_output(M, bias, out, relu=relu, m=m, tier=tier),
                      kernels.winograd_input_grad(dV, dx, padding, m, tier=tier))
     for ref, fast in zip(got["numpy"], got["numba"]):

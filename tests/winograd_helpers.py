@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from minicnn.engine.algorithm import algorithm
+from minicnn.engine.algorithm import algorithm, choose
+from minicnn.kernels import output_hw
 
 
 @contextmanager
@@ -27,3 +28,10 @@ def target_columns(n: int) -> Iterator[None]:
         yield
     finally:
         conv.TARGET_COLUMNS = old
+
+
+def runs_as_winograd(N: int, C: int, F: int, H: int, W: int, padding: int) -> bool:
+    """Whether the engine runs a 3x3, stride-1 convolution of x (N, C, H, W) with F filters
+    as Winograd (``engine.algorithm``)."""
+    OH, OW = output_hw(H, W, 3, 3, 1, padding)
+    return choose(N, C, F, 3, 3, 1, padding, OH, OW).name == "winograd"

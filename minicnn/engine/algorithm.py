@@ -1,11 +1,11 @@
 """Which algorithm each convolution runs: im2col + one GEMM, Winograd's F(m x m, 3x3)
 with m = 2, 3 or 4, or direct loops, chosen per layer from its shapes by a small cost model.
 
-A 3x3 convolution with stride 1 and padding 0 or 1 can run either way. Winograd does
-fewer multiplies (alpha^2 / (9 m^2) of im2col's, alpha = m + 2) but pays for tile
-transforms, one GEMM call per tile position, and a transform of the weights on every
-call, and its GEMMs have only C as their inner dimension. The model adds up, in
-seconds on one core:
+Every convolution can run as im2col; a 3x3 one with stride 1 and padding 0 or 1 also as
+Winograd, and (with Numba) a square stride-1 one as direct loops. Winograd does fewer
+multiplies (alpha^2 / (9 m^2) of im2col's, alpha = m + 2) but pays for tile transforms,
+one GEMM call per tile position, and a transform of the weights on every call, and its
+GEMMs have only C as their inner dimension. The model adds up, in seconds on one core:
 
     GEMM      multiply-adds / (PEAK * k / (k + K_HALF) * F / (F + F_HALF))   k: the
               GEMM's inner dimension (C*KH*KW for im2col, C for Winograd)
@@ -54,7 +54,7 @@ ALGORITHMS = ("auto", "im2col", "winograd", "direct")
 
 class Choice(NamedTuple):
     name: str  # "im2col", "winograd" or "direct"
-    tile: int  # Winograd's output tile m (2, 3 or 4); 0 for im2col
+    tile: int  # Winograd's output tile m (2, 3 or 4); 0 for im2col and direct
 
 
 def _parse(spec: str) -> tuple[str, int | None]:
@@ -139,9 +139,8 @@ def winograd_tile(N: int, C: int, F: int, OH: int, OW: int) -> int:
     return _winograd_tile(N, C, F, OH, OW, _forced[1])
 
 
-# Remembered per shape (and forced choice): the model's arithmetic took about 30 us a
-# layer, a tenth of a small layer's forward at batch 1. Call ``forget_choices()`` after
-# changing the model's constants.
+# Remembered per shape (and forced choice): the model's arithmetic is not free next to a
+# small layer's forward at batch 1. Call ``forget_choices()`` after changing its constants.
 @functools.lru_cache(maxsize=4096)
 def _choose(N, C, F, KH, KW, stride, padding, OH, OW, forced, compiled=True) -> Choice:
     name = forced[0]

@@ -47,9 +47,9 @@ from minicnn.kernels.winograd import tile_count
 TARGET_COLUMNS = 1024  # columns per GEMM chunk, per thread
 SHORT_COLUMN = 288  # im2col columns of fewer values (C*KH*KW) get proportionally more
 CACHE_COLUMNS_BYTES = 16 * 2**20  # keep a layer's columns for backward up to this size
-# Fewer images than this run as one part, with BLAS on all threads: for 2 or 3 images (2:
-# a face and its mirror image, the webcam's every frame) 15-20% faster than the images
-# split between threads; from 4 images on the split was faster.
+# Fewer images than this run as one part with BLAS on all threads rather than split
+# between threads: faster for 2 or 3 images (a face and its mirror, the webcam's every
+# frame; measured in benchmarks/README.md, under MIN_SPLIT_IMAGES).
 MIN_SPLIT_IMAGES = 4
 
 Chunk = tuple[int, int]  # images [start, stop) of the batch
@@ -74,14 +74,6 @@ def plan_chunks(N: int, pixels_per_image: int, parts: int = 1,
         cuts = [start + (stop - start) * k // max(count, 1) for k in range(count + 1)]
         plan.append(tuple(zip(cuts[:-1], cuts[1:])))
     return tuple(plan)
-
-
-def use_winograd(C: int, KH: int, KW: int, stride: int, padding: int, N: int, H: int,
-                 W: int, F: int | None = None) -> bool:
-    """Whether a convolution of x (N, C, H, W) runs as Winograd (``engine.algorithm``)."""
-    OH, OW = output_hw(H, W, KH, KW, stride, padding)
-    return choose(N, C, C if F is None else F, KH, KW, stride, padding, OH, OW).name == \
-        "winograd"
 
 
 class ConvCache(NamedTuple):
@@ -175,7 +167,9 @@ def _winograd_forward(x, w, b, padding, m, relu, out, plan, keep_tiles):
     them by chunk start, or None, and their owner token)."""
     N, C, F = x.shape[0], x.shape[1], w.shape[0]
     A2, T = (m + 2) ** 2, tile_count(*out.shape[2:], m)  # tile positions; tiles per image
-    with threads.blas_threads(1):  # (see there: no spinning BLAS thread during the map)
+    # the NumPy tier's transform is a GEMM: BLAS on one thread, so that no BLAS worker
+    # spins into the map (the Numba tier uses no BLAS)
+    with threads.blas_threads(1):
         U = kernels.winograd_weights(w, m)  # (A2, C, F)
     keep = keep_tiles and A2 * N * T * C * x.itemsize <= CACHE_COLUMNS_BYTES
     storage, owner = kept_columns(w, A2 * N * T * C, x.dtype) if keep else (None, 0)
@@ -291,9 +285,9 @@ def _direct_backward(dout, cache, need_dx, need_db):
 
 def _winograd_backward(dout, cache, need_dx, need_db):
     """Backward of a Winograd convolution with m x m tiles, through the forward formula in
-    reverse: per chunk, dout's tiles transformed once, Y = A dY A^T; the weight
-    gradient's transform dU (A2, F, C) = sum over tiles of Y^T V; and the input
-    gradient's, dV = Y U^T, taken back to dx by the transpose of the input transform."""
+    reverse: per chunk, dout's tiles transformed once, dM = A dY A^T; the weight
+    gradient's transform dU (A2, F, C) = sum over tiles of dM^T V; and the input
+    gradient's, dV = dM U^T, taken back to dx by the transpose of the input transform."""
     x, w, padding, m = cache.x, cache.w, cache.padding, cache.choice.tile
     N, C, H, W = x.shape
     F, OH, OW = dout.shape[1:]
@@ -319,17 +313,17 @@ def _winograd_backward(dout, cache, need_dx, need_db):
             else:
                 V = scratch(A2 * nT * C, x.dtype).reshape(A2, nT, C)
                 kernels.winograd_input(x[s:e], V, padding, m)
-            Y = scratch(A2 * nT * F, x.dtype, "gemm").reshape(A2, nT, F)
-            kernels.winograd_grad_output(dout[s:e], Y, m)
+            dM = scratch(A2 * nT * F, x.dtype, "gemm").reshape(A2, nT, F)
+            kernels.winograd_grad_output(dout[s:e], dM, m)
             if k == 0:
-                np.matmul(Y.transpose(0, 2, 1), V, out=dU_parts[part])
+                np.matmul(dM.transpose(0, 2, 1), V, out=dU_parts[part])
             else:
-                dU_parts[part] += np.matmul(Y.transpose(0, 2, 1), V, out=dU)
+                dU_parts[part] += np.matmul(dM.transpose(0, 2, 1), V, out=dU)
             if need_dx:  # the "cols" scratch slot is free (V kept) or used up: it takes dV
-                dV = np.matmul(Y, Ut, out=scratch(A2 * nT * C, x.dtype).reshape(A2, nT, C))
+                dV = np.matmul(dM, Ut, out=scratch(A2 * nT * C, x.dtype).reshape(A2, nT, C))
                 kernels.winograd_input_grad(dV, dx[s:e], padding, m)
 
     threads.map_concurrently(run, range(parts))
     db = db_parts.sum(axis=0) if need_db else None
-    with threads.blas_threads(1):  # (no spinning BLAS thread in the next layer's map)
+    with threads.blas_threads(1):  # as for winograd_weights in forward
         return dx, kernels.winograd_weight_grad(dU_parts, m), db

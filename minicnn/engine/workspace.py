@@ -11,12 +11,12 @@ an earlier cache's backward that its columns are gone, and it recomputes them.
 
 ``keep_freed_memory``: glibc's malloc hands large freed blocks back to the system (it
 trims the heap once more than twice its adaptive mmap threshold is free at its top), and
-a training step frees and reallocates tens of MB of activations: each step then touched
-fresh pages again, 3500-4700 page faults a step on the zoo's vggbn, simpleconvnet and
-s2bn. The engine therefore asks glibc, once at import, to serve blocks up to
-``MMAP_THRESHOLD`` from the heap and to keep up to ``TRIM_THRESHOLD`` of freed memory:
-the process keeps its peak rather than returning it between steps, as PyTorch's caching
-allocators do on the GPU. Set MINICNN_KEEP_FREED_MEMORY=0, or glibc's own
+a training step frees and reallocates tens of MB of activations, so every step would
+fault fresh pages in again. The engine therefore asks glibc, once at import, to serve
+blocks up to ``MMAP_THRESHOLD`` from the heap and to keep up to ``TRIM_THRESHOLD`` of
+freed memory: the process keeps its peak rather than returning it between steps, as
+PyTorch's caching allocators do on the GPU (measured in benchmarks/README.md, "Freed
+memory kept by glibc"). Set MINICNN_KEEP_FREED_MEMORY=0, or glibc's own
 MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_, to keep the system's policy.
 """
 

@@ -122,7 +122,7 @@ def _pad_into(src, dst, padding):
         d = dst[c]
         for i in range(d.size):
             d[i] = 0
-        for h in range(H):  # (loops over views: a slice assignment took 4x as long)
+        for h in range(H):  # loops over views: Numba's slice assignment is slower here
             row, drow = src[c, h], d[(h + padding) * Wp + padding:]
             for j in range(W):
                 drow[j] = row[j]

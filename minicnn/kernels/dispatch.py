@@ -1,6 +1,7 @@
 """The kernel dispatcher: which tier a kernel call runs in.
 
-    tier "naive"  loops that read like the maths (the reference; slow)
+    tier "naive"  loops that read like the maths (what the tests check the others against;
+                  slow)
     tier "numpy"  vectorised NumPy on strided views
     tier "numba"  compiled, parallel loops
 

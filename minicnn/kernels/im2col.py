@@ -50,7 +50,7 @@ def output_hw(H: int, W: int, KH: int, KW: int, stride: int, padding: int) -> tu
 
 # --------------------------------------------------------------------------- naive tier
 def im2col_naive(x: np.ndarray, KH: int, KW: int, stride: int, padding: int) -> np.ndarray:
-    """Reference im2col: x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW). Loops only."""
+    """Naive im2col: x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW). Loops only."""
     N, C, H, W = x.shape
     OH, OW = output_hw(H, W, KH, KW, stride, padding)
     cols = np.zeros((C * KH * KW, N * OH * OW), dtype=x.dtype)
@@ -72,7 +72,7 @@ def col2im_naive(
     cols: np.ndarray, x_shape: tuple[int, int, int, int], KH: int, KW: int, stride: int,
     padding: int,
 ) -> np.ndarray:
-    """Reference col2im: cols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W), adding overlaps."""
+    """Naive col2im: cols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W), adding overlaps."""
     N, C, H, W = x_shape
     OH, OW = output_hw(H, W, KH, KW, stride, padding)
     dx = np.zeros(x_shape, dtype=cols.dtype)
@@ -318,8 +318,8 @@ def regroup_add_bias_numba(y, bias, out, relu):
     for i_f in prange(n * F):
         i = i_f // F
         f = i_f % F
-        # both rows as slices indexed from 0: LLVM vectorises that loop, and not one
-        # indexed src[i * P + p] (2-3x slower)
+        # both rows as slices indexed from 0: LLVM vectorises that loop, not one indexed
+        # src[i * P + p] (measured in benchmarks/README.md)
         add_bias_row(out[i, f], y[f, i * P:(i + 1) * P], bias[f], relu)
     return out
 

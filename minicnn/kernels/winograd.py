@@ -7,7 +7,7 @@ tile under it (alpha = m + 2): 9*m^2 multiplies per (input channel, output chann
 36, 81 or 144. Winograd's algorithm computes the same block with alpha^2, 16, 25 or 36,
 as
 
-    Y = A^T [ (G g G^T) * (B^T d B) ] A            (* is elementwise)
+    out = A^T [ (G g G^T) * (B^T d B) ] A          (* is elementwise)
 
 for a 3x3 filter g and an alpha x alpha input tile d, with the fixed matrices below.
 Summed over the input channels c, the elementwise products become alpha^2 independent
@@ -18,26 +18,23 @@ matrix products, one per position xi = (a, b) of the transformed tile:
     M[xi]  = V[xi] @ U[xi]                         (alpha^2, T, F)   the GEMMs
     out    = A^T M A        for every (tile, f)                      output transform
 
-The weight gradient follows by the chain rule through the same formula (the transposed
-algorithm, Lavin & Gray's F(3x3, m x m)): with dY the m x m block of dL/dout of a tile,
+The gradients follow by the chain rule through out = A^T M A (the transposed algorithm,
+Lavin & Gray's F(3x3, m x m)). With dY the m x m block of dL/dout over a tile:
 
-    dU[xi] = sum over tiles of  (A dY A^T)[xi] * V[xi]     as GEMMs: Y[xi]^T @ V[xi]
-    dw     = G^T dU G           for every (f, c)
+    dM[xi] = (A dY A^T)[xi]  for every (tile, f)   (alpha^2, T, F)   dout's transform, once
+    dU[xi] = sum over tiles of dM[xi]^T @ V[xi]    (alpha^2, F, C)   GEMMs
+    dw     = G^T dU G        for every (f, c)
+    dV[xi] = dM[xi] @ U[xi]^T                      (alpha^2, T, C)   the GEMMs transposed
+    dx     = B dV B^T        for every tile, added up where the tiles overlap
 
-so dw saves the same share of multiplies. The input gradient takes the same path back:
-
-    dV[xi] = Y[xi] @ U[xi]^T                       (alpha^2, T, C)   the GEMMs transposed
-    dx     = B dV B^T  for every tile, added up where the tiles overlap
-
-the transpose of the input transform (``winograd_input_grad``), so dout's tiles are
-transformed once for both gradients.
+so dw saves the same share of multiplies, and dx is the transpose of the input transform
+(``winograd_input_grad``).
 
 Which m: larger tiles save more multiplies on maps that are a whole number of tiles, and
 their transforms move less data per output pixel (alpha^2 / m^2 values: 4, 2.8, 2.25),
 but they take more adds, a map that is no multiple of m wastes the outputs of its last
-tiles (a 6x6 map: 28 of F(4x4)'s 64), and their rounding error grows with m (about 1e-5
-of the output's largest value in float32 for F(4x4, 3x3), against 6e-7 for im2col; the
-figures are in benchmarks/README.md), far below what training notices.
+tiles (a 6x6 map: 28 of F(4x4)'s 64), and their rounding error grows with m, though it
+stays far below what training notices (the figures are in benchmarks/README.md).
 ``engine.algorithm`` picks m per layer.
 
 T is the number of m x m output tiles, n * ceil(OH/m) * ceil(OW/m) for n images and an
@@ -183,7 +180,7 @@ def winograd_input_grad_numpy(dV: np.ndarray, x_shape: tuple[int, ...], padding:
 
 
 def winograd_grad_output_numpy(dout: np.ndarray, m: int = 2) -> np.ndarray:
-    """dout (n, F, H, W) -> Y (alpha^2, n*TH*TW, F): A dY A^T for every tile's m x m block
+    """dout (n, F, H, W) -> dM (alpha^2, n*TH*TW, F): A dY A^T for every tile's m x m block
     dY of dout (zeros past the last whole tile), the weight gradient's transform of dout."""
     n, F, H, W = dout.shape
     a = MATRICES[m][2].T
@@ -191,8 +188,8 @@ def winograd_grad_output_numpy(dout: np.ndarray, m: int = 2) -> np.ndarray:
     padded = np.zeros((n, F, m * TH, m * TW), dtype=dout.dtype)
     padded[:, :, :H, :W] = dout
     dy = padded.reshape(n, F, TH, m, TW, m)
-    y = np.einsum("ar,nfirjq,bq->abnijf", a, dy, a)  # (A, A, n, TH, TW, F)
-    return np.ascontiguousarray(y.reshape((m + 2) ** 2, n * TH * TW, F).astype(dout.dtype))
+    dm = np.einsum("ar,nfirjq,bq->abnijf", a, dy, a)  # (A, A, n, TH, TW, F)
+    return np.ascontiguousarray(dm.reshape((m + 2) ** 2, n * TH * TW, F).astype(dout.dtype))
 
 
 def winograd_weight_grad_numpy(dU: np.ndarray, m: int = 2) -> np.ndarray:
@@ -486,8 +483,8 @@ def winograd_output_numba(M, bias, relu, out, m):
 
 
 @njit(nogil=True, cache=True, fastmath=True)
-def winograd_grad_output_numba(dout, Y, m):
-    """Y (alpha^2, n*TH*TW, F) = A dY A^T for every tile's m x m block dY of
+def winograd_grad_output_numba(dout, dM, m):
+    """dM (alpha^2, n*TH*TW, F) = A dY A^T for every tile's m x m block dY of
     dout (n, F, H, W), with zeros past the last whole tile: the weight gradient's
     transform."""
     n, F, H, W = dout.shape
@@ -500,7 +497,7 @@ def winograd_grad_output_numba(dout, Y, m):
     _to_channels_last(dout, H, W, dp, 0)
     pixels = dp.reshape(n * HP * WP, F)
     nT = n * T
-    out = Y.reshape(A * A * nT, F)
+    out = dM.reshape(A * A * nT, F)
     z = np.empty((m * A, F), dtype=dout.dtype)  # A along each row: row r * A + b
     for img in range(n):
         for i in range(TH):
@@ -511,7 +508,7 @@ def winograd_grad_output_numba(dout, Y, m):
                     _grad_1d(m, pixels, corner + r * WP, 1, z, r * A, 1)
                 for b in range(A):  # then down the columns
                     _grad_1d(m, z, b, A, out, b * nT + t, A * nT)
-    return Y
+    return dM
 
 
 # The weight transforms as parallel loops over the channels (as NumPy GEMMs with K = 9

@@ -15,11 +15,12 @@ class ReLU(Layer):
 
     def forward(self, x):
         self.check_input(x)
-        out, self.out = ops().relu_forward(x)
+        self.ops = ops()  # the active backend's functions, kept for backward
+        out, self.out = self.ops.relu_forward(x)
         return out
 
     def backward(self, dout, need_dx=True):
-        return ops().relu_backward(dout, self.out)
+        return self.ops.relu_backward(dout, self.out)
 
 
 class Flatten(Layer):

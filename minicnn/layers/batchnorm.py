@@ -15,10 +15,10 @@ class BatchNorm2D(Layer):
     """Batch norm over each channel of (N, C, H, W). gamma, beta, running_mean and
     running_var: (C,).
 
-    ``activation="relu"`` applies a ReLU to the output in the same pass (the same function
-    as a separate ``ReLU`` layer after it, with one pass over the map fewer each way and no
-    un-rectified map or separate gradient map allocated; see ``functional.batchnorm``).
-    The ``default`` model's conv -> batch norm -> ReLU blocks use it.
+    ``activation="relu"`` applies a ReLU to the output: the same function as a separate
+    ``ReLU`` layer after it. The engine does it inside batch norm's own passes, with no
+    un-rectified map or gated gradient allocated (``engine.batchnorm``); the maths is in
+    ``functional.batchnorm``.
     """
 
     saved = ("cache",)

@@ -24,9 +24,9 @@ class Conv2D(Layer):
     "glorot_uniform", ``init.normal(std)``, a callable, or None for zeros); biases start at
     zero.
 
-    ``activation="relu"`` applies a ReLU to the output in the same pass that adds the bias
-    (the same function as a separate ``ReLU`` layer after it, with one pass over the
-    output fewer). ``minicnn.fuse.fold_batchnorm`` uses it for inference.
+    ``activation="relu"`` applies a ReLU to the output: the same function as a separate
+    ``ReLU`` layer after it, which the engine applies in the pass that adds the bias.
+    ``minicnn.fuse.fold_batchnorm`` uses it for inference.
     """
 
     saved = ("cache", "out")

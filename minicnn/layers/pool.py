@@ -24,11 +24,12 @@ class MaxPool2D(Layer):
 
     def forward(self, x):
         self.check_input(x)
-        out, self.cache = ops().maxpool2d_forward(x, self.kernel_size, self.stride)
+        self.ops = ops()  # the active backend's functions, kept for backward
+        out, self.cache = self.ops.maxpool2d_forward(x, self.kernel_size, self.stride)
         return out
 
     def backward(self, dout, need_dx=True):
-        return ops().maxpool2d_backward(dout, self.cache)
+        return self.ops.maxpool2d_backward(dout, self.cache)
 
     def output_shape(self, input_shape):
         C, H, W = input_shape
