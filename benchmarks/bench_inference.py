@@ -37,6 +37,7 @@ import time
 import cv2
 import numpy as np
 
+import minicnn
 from emotion.faces import HaarDetector, TrackingDetector, crop_faces, make_video_detector
 from emotion.models import build
 from emotion.preprocess import predict_proba
@@ -91,6 +92,17 @@ def run(quick: bool = False) -> list[dict]:
         set_num_threads(before["blas"] or before["numba"] or 1)
 
 
+def _recognizer(arch: str, detector, tta: str) -> tuple[EmotionRecognizer, str, str]:
+    """(recognizer, architecture, "shipped" or "untrained"): "default" means the shipped
+    model (its own architecture, read from its file) where its weights are there, else an
+    untrained ``build("default")``; any other name an untrained ``build(arch)``."""
+    if arch == "default" and DEFAULT_WEIGHTS.is_file():
+        rec = EmotionRecognizer(None, detector=detector, tta=tta)
+        return rec, minicnn.load(DEFAULT_WEIGHTS).metadata.get("arch", "shipped"), "shipped"
+    return EmotionRecognizer.from_model(build(arch, 0), detector=detector, tta=tta), arch, \
+        "untrained"
+
+
 def _run(quick: bool) -> list[dict]:
     frame, source = make_frame()
     repeats = 3 if quick else 30
@@ -103,14 +115,13 @@ def _run(quick: bool) -> list[dict]:
     found = detector.detect(frame)
     boxes = found[:1] or [FACE_BOX]
     rows = []
-    for arch in archs:
-        model = build(arch, 0)
-        weights = "shipped" if arch == "default" and DEFAULT_WEIGHTS.is_file() else "untrained"
+    for name in archs:
         for tta in ttas:
+            rec, arch, weights = _recognizer(name, detector, tta)
+            # the network the recognizer runs (batch norm folded), on the face it crops
             classify_ms = _median_ms(
-                lambda m=model, t=tta: predict_proba(m, crop_faces(frame, boxes), tta=t), repeats)
-            rec = (EmotionRecognizer(None, detector=detector, tta=tta) if weights == "shipped"
-                   else EmotionRecognizer.from_model(model, detector=detector, tta=tta))
+                lambda r=rec, t=tta: predict_proba(r.model, crop_faces(frame, boxes), tta=t),
+                repeats)
             total_ms = _median_ms(lambda r=rec: r.analyze(frame), repeats)
             rows.append({
                 "mode": "frame", "arch": arch, "weights": weights, "tta": tta, "face": source,
@@ -131,13 +142,10 @@ def _video_rows(frame: np.ndarray, source: str, arch: str, ttas: list[str],
     """Mean ms a frame over a clip, with the webcam's TrackingDetector (see the docstring)."""
     clip = make_clip(frame, n_frames)
     full_found = sum(bool(make_video_detector().detect(f)) for f in clip)
-    model = build(arch, 0)
-    weights = "shipped" if arch == "default" and DEFAULT_WEIGHTS.is_file() else "untrained"
-    rows = []
+    name, rows = arch, []
     for tta in ttas:
         tracker = TrackingDetector(make_video_detector())
-        rec = (EmotionRecognizer(None, detector=tracker, tta=tta) if weights == "shipped"
-               else EmotionRecognizer.from_model(model, detector=tracker, tta=tta))
+        rec, arch, weights = _recognizer(name, tracker, tta)
         for f in clip[:3]:  # warm-up
             rec.analyze(f)
         tracker.reset()

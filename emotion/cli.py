@@ -1,11 +1,13 @@
-"""Pieces shared by the command-line tools: argument types, and why a path is not the file
-a tool was given."""
+"""Pieces shared by the command-line tools: argument types, why a path is not the file a
+tool was given, and whether an exception is the user's Ctrl-C."""
 
 from __future__ import annotations
 
 import argparse
 import math
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -68,10 +70,40 @@ def not_a_file(path: str | os.PathLike, noun: str) -> str:
     "weights file", ...): a folder, a broken link, a pipe or device (which would block or
     never end), or nothing at all. For messages such as ``f"{path}: {not_a_file(...)}"``."""
     path = Path(path)
-    if path.is_dir():
-        return f"is a folder, not a {noun}"
-    if path.is_symlink() and not path.exists():
-        return f"is a link to {os.readlink(path)}, which does not exist or loops"
-    if path.exists():
-        return f"is a pipe, socket or device, not a {noun}"
+    try:
+        if path.is_dir():
+            return f"is a folder, not a {noun}"
+        if path.is_symlink() and not path.exists():
+            return f"is a link to {os.readlink(path)}, which does not exist or loops"
+        if path.exists():
+            return f"is a pipe, socket or device, not a {noun}"
+    except OSError as exc:  # a name too long, a folder that may not be searched, ...
+        return f"cannot be read as a {noun} ({exc.strerror or exc})"
     return f"no such {noun}"
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C, also when it arrives inside a compiled Numba function: the dispatcher then
+    raises ``SystemError(... returned a result with an exception set)`` with the
+    KeyboardInterrupt as its context."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        if not isinstance(exc, SystemError):
+            return False
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def run(main: Callable[[], int]) -> int:
+    """``main()``'s exit status; when the program reading our output goes away (``... | head``),
+    stop quietly with status 141 (128 + SIGPIPE), as Unix tools do, instead of a traceback."""
+    try:
+        code = main()
+        sys.stdout.flush()  # a pipe closed after the last write shows up here
+        return code
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at /dev/null so that one is quiet too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -31,6 +31,7 @@ import os
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -576,8 +577,14 @@ def _open_csv_bytes(path: Path) -> Iterator:
                     f"{path}: is a zip archive (the Kaggle download?), not a CSV file; unzip "
                     f"it (e.g. `unzip {path.name} -d fer2013`) and pass the folder it makes, "
                     "or the fer2013.csv inside it")
-            with zf.open(inside[0]) as member:
-                yield member
+            try:
+                with zf.open(inside[0]) as member:
+                    yield member
+            # while the CSV is read: an encrypted member (RuntimeError), a compression
+            # zipfile cannot read (NotImplementedError), damaged data (CRC, zlib, EOF)
+            except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError) as err:
+                raise DataError(f"{path}: cannot read {inside[0]} inside this zip archive "
+                                f"({err}); unzip it and pass the fer2013.csv") from None
         return
     if head.startswith(b"\x1f\x8b") or b"\0" in head:
         what = "a gzip archive" if head.startswith(b"\x1f\x8b") else "a binary file"
@@ -680,7 +687,7 @@ def load_fer2013(
     say = log or (lambda message: None)
     source = Path(path).expanduser()
     if not source.exists():
-        raise DataError(f"{source}: no such file or folder")
+        raise DataError(f"{source}: {not_a_file(source, 'file or folder')}")
     source = source.resolve()
     if source.is_dir() and (source / "fer2013.csv").is_file() and not any(
         e.is_dir() and not _is_hidden(e.name) for e in os.scandir(source)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotion.cli import Bounded, path_text
+from emotion.cli import Bounded, path_text, run
 from emotion.data import DataError, load_fer2013
 from emotion.labels import CLASSES
 from emotion.metrics import classification_report, format_report
@@ -30,7 +30,7 @@ from emotion.plots import plot_confusion
 from emotion.preprocess import DEFAULT_TTA, TTA_MODES, predict_proba
 from emotion.recognizer import DEFAULT_WEIGHTS, load_weights
 from minicnn.fuse import fold_batchnorm
-from minicnn.serialize import WeightsError
+from minicnn.serialize import WeightsError, atomic_write
 from minicnn.threads import set_num_threads
 
 
@@ -108,9 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         print(format_report(report))
     try:
         if args.json and args.json != "-":
-            tmp = Path(args.json).with_name(f".{Path(args.json).name}.tmp")
-            tmp.write_text(json.dumps(report, indent=2))
-            os.replace(tmp, args.json)
+            text = json.dumps(report, indent=2)
+            atomic_write(args.json, lambda f: f.write(text.encode()))
         if args.confusion:
             plot_confusion(np.array(report["confusion"]), CLASSES, args.confusion,
                            title=f"{Path(args.weights).name}, '{args.split}', TTA {args.tta}")
@@ -121,4 +120,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

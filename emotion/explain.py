@@ -40,7 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emotion.cli import Bounded, path_text
+from emotion.cli import Bounded, path_text, run
 from emotion.faces import DEFAULT_MIN_SIZE, DetectorError, crop_faces, make_detector, to_gray
 from emotion.outputs import OutputNamer, check_folder, training_checkpoint_hint
 from emotion.plots import plt, save_figure
@@ -252,13 +252,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         # emotion.predict; the maps explain that class on the face itself.
         probs = recognizer.predict_faces(faces)
         exps = explain(recognizer.model, to_model_input(faces), probs.argmax(axis=1))
-        out_dir.mkdir(parents=True, exist_ok=True)
         targets = namer.claim_group(partial(face_png_names, out_dir, path.stem, len(faces)))
         for i, (face, exp, p, box, target) in enumerate(zip(faces, exps, probs, boxes, targets)):
             where = "whole image" if box is None else "box (" + ", ".join(map(str, box)) + ")"
             label = recognizer.classes[exp.class_index]
-            plot_explanation(face, exp, recognizer.classes, target, probabilities=p,
-                             title=f"{path.name}, face {i} ({where}): {label} {100 * p.max():.0f}%")
+            try:  # a folder in the PNG's place, a full disk, ...: this face fails, not the run
+                out_dir.mkdir(parents=True, exist_ok=True)
+                plot_explanation(face, exp, recognizer.classes, target, probabilities=p,
+                                 title=f"{path.name}, face {i} ({where}): {label} "
+                                       f"{100 * p.max():.0f}%")
+            except OSError as exc:
+                print(f"error: {target}: cannot write it ({exc.strerror or exc})",
+                      file=sys.stderr)
+                failed += 1
+                continue
             ranked = sorted(zip(recognizer.classes, p), key=lambda t: -t[1])
             print(f"{path} face {i} {where}: {label}  ("
                   + ", ".join(f"{c} {100 * q:.1f}%" for c, q in ranked) + f") -> {target}")
@@ -269,4 +276,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

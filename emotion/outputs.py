@@ -33,13 +33,22 @@ def _key(path: str | os.PathLike) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def _resolved(path: str | os.PathLike) -> Path:
+    """``Path(path).resolve()``; for a symlink loop, which Python before 3.13 reports as
+    RuntimeError, or any other error, the absolute path as written."""
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
+
+
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """True when ``a`` and ``b`` name the same file: the same inode when both exist (hard
     links and symlinks included), else the same absolute path once resolved."""
     ka, kb = _key(a), _key(b)
     if ka is not None and kb is not None:
         return ka == kb
-    return Path(a).resolve() == Path(b).resolve()
+    return _resolved(a) == _resolved(b)
 
 
 def numbered(path: Path, k: int) -> Path:
@@ -66,15 +75,15 @@ class OutputNamer:
         key = _key(path)
         if key is not None:
             self._input_keys.add(key)
-        self._input_paths.add(Path(path).resolve())
+        self._input_paths.add(_resolved(path))
 
     def is_input(self, path: str | os.PathLike) -> bool:
         key = _key(path)
         return (key is not None and key in self._input_keys) or \
-            Path(path).resolve() in self._input_paths
+            _resolved(path) in self._input_paths
 
     def _free(self, path: Path) -> bool:
-        return Path(path).resolve() not in self._taken and not self.is_input(path)
+        return _resolved(path) not in self._taken and not self.is_input(path)
 
     def claim_group(self, make: Callable[[int], list[Path]]) -> list[Path]:
         """The first group ``make(k)``, k = 1, 2, 3, ..., whose paths are all free (not
@@ -82,7 +91,7 @@ class OutputNamer:
         k = 1
         while True:
             paths = make(k)
-            resolved = [Path(p).resolve() for p in paths]
+            resolved = [_resolved(p) for p in paths]
             if len(set(resolved)) == len(paths) and all(self._free(p) for p in paths):
                 self._taken.update(resolved)
                 return paths
@@ -138,6 +147,9 @@ def check_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{what} {path} is a file, not a folder; give a folder name")
+    if path.is_symlink() and not path.exists():
+        raise NotADirectoryError(f"{what} {path} is a link to {os.readlink(path)}, which does "
+                                 "not exist or loops; give a folder name")
     try:
         _probe(next(p for p in (path, *path.parents) if p.exists()), ".")
     except OSError as exc:  # a file as the nearest existing part included: _why names it

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import matplotlib
 
@@ -12,14 +11,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from minicnn.serialize import atomic_write  # noqa: E402
+
 
 def save_figure(fig, path: str | os.PathLike) -> None:
-    """Write atomically: a temp file next to the target, then os.replace."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    """Write the figure atomically (``minicnn.serialize.atomic_write``: a temp file of its
+    own next to the target, then os.replace; removed if the write fails), and close it.
+    The format follows the suffix where matplotlib writes it (.pdf, .svg, ...), else PNG."""
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    fmt = suffix if suffix in fig.canvas.get_supported_filetypes() else "png"
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=110, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
 
 
 def curves_figure(history: list[dict], title: str = "",

@@ -46,13 +46,14 @@ import cv2
 import numpy as np
 
 from emotion.backends import BACKENDS, use_backend
-from emotion.cli import Bounded, not_a_file, path_text
+from emotion.cli import Bounded, not_a_file, path_text, run
 from emotion.draw import draw_results
 from emotion.faces import DEFAULT_MIN_SIZE, DetectorError, make_detector
 from emotion.labels import CLASSES
 from emotion.outputs import OutputNamer, check_folder, training_checkpoint_hint
 from emotion.preprocess import DEFAULT_TTA, TTA_MODES
 from emotion.recognizer import EmotionRecognizer, FaceResult, read_image
+from minicnn.serialize import atomic_write
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 EXIT_USER_ERROR = 2
@@ -74,20 +75,25 @@ def find_images(inputs: Sequence[str | os.PathLike]) -> tuple[list[tuple[Path, P
         path = Path(item)
         if not str(item):  # Path("") is ".": an unset shell variable must not walk the cwd
             errors.append("'': an empty path (an unset variable?); name a file or folder")
-        elif path.is_dir():
-            found = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
-            if not found:
-                print(f"{path}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in this "
-                      f"folder", file=sys.stderr)
-            # the folder's own name, also for "." or "..": never a path that leaves OUT_DIR
-            folder = Path(os.path.abspath(path)).name
-            files += [(p, Path(folder) / p.relative_to(path)) for p in found]
-        elif path.is_file():
-            files.append((path, Path(path.name)))
-        else:
-            errors.append(f"{path}: {not_a_file(path, 'file or folder')}")
+            continue
+        try:
+            if path.is_dir():
+                found = sorted(p for p in path.rglob("*")
+                               if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                               and not any(part.startswith(".")
+                                           for part in p.relative_to(path).parts))
+                if not found:
+                    print(f"{path}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in "
+                          f"this folder", file=sys.stderr)
+                # the folder's own name, also for "." or "..": never a path leaving OUT_DIR
+                folder = Path(os.path.abspath(path)).name
+                files += [(p, Path(folder) / p.relative_to(path)) for p in found]
+            elif path.is_file():
+                files.append((path, Path(path.name)))
+            else:
+                errors.append(f"{path}: {not_a_file(path, 'file or folder')}")
+        except OSError as exc:  # a name too long, a folder that may not be read, ...
+            errors.append(f"{path}: cannot be read ({exc.strerror or exc})")
     return files, errors
 
 
@@ -122,10 +128,7 @@ def write_image_atomic(path: Path, image: np.ndarray) -> Path:
     ok, buf = cv2.imencode(path.suffix, image)
     if not ok:
         raise ValueError(f"{path}: OpenCV could not encode the annotated image")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    buf.tofile(str(tmp))
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(buf.tobytes()))
     return path
 
 
@@ -254,4 +257,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

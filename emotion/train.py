@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 import minicnn
 from emotion.augment import AugmentConfig, augment_batch, random_windows
-from emotion.cli import Bounded, path_text
+from emotion.cli import Bounded, is_interrupt, path_text
 from emotion.data import DataError, Dataset, class_counts, load_fer2013
 from emotion.labels import CLASSES
 from emotion.metrics import classification_report, format_report
@@ -306,12 +306,12 @@ def check_out_dir(out: Path, resume: bool) -> None:
                             "another --out (nothing was changed)")
 
 
-# The temporary names of this module's atomic writes: atomic_savez's
-# ".<name>.<random>.tmp", write_metrics' and write_config's ".<name>.tmp" and
-# plots.save_figure's ".<name>.tmp.png".
+# The temporary names of this module's atomic writes: atomic_savez's and
+# plots.save_figure's ".<name>.<random>.tmp", write_metrics' and write_config's
+# ".<name>.tmp" (and ".<name>.tmp.png", save_figure's before it took random names).
 TEMP_FILE = re.compile(r"^\.(?:(?:checkpoint|best|final)\.npz\.[^/]+\.tmp"
                        r"|(?:metrics|config)\.json\.tmp"
-                       r"|(?:curves|confusion)\.png\.tmp\.png)$")
+                       r"|(?:curves|confusion)\.png\.(?:[^/]+\.)?tmp(?:\.png)?)$")
 
 
 def remove_temp_files(out: Path) -> list[str]:
@@ -346,6 +346,9 @@ def load_data(cfg: dict, say) -> tuple[Dataset, str, str]:
     val = next((s for s in VALIDATION_SPLITS if s in ds), None)
     if val is None:
         raise DataError(f"{path}: no validation split (expected test/, val/ or PublicTest rows)")
+    for split in ("train", val):  # every file skipped (--skip-bad): nothing to learn or check
+        if len(ds[split]) == 0:
+            raise DataError(f"{path}: the '{split}' split has no readable images")
     return ds, str(path), val
 
 
@@ -619,20 +622,6 @@ def write_config(out: Path, cfg: dict) -> None:
     tmp = out / ".config.json.tmp"
     tmp.write_text(json.dumps(cfg, indent=2))
     os.replace(tmp, out / "config.json")
-
-
-def is_interrupt(exc: BaseException) -> bool:
-    """Ctrl-C, also when it arrives inside a compiled Numba function: the dispatcher then
-    raises ``SystemError(... returned a result with an exception set)`` with the
-    KeyboardInterrupt as its context."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        if not isinstance(exc, SystemError):
-            return False
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
 
 
 def plural(n: int, word: str) -> str:

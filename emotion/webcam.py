@@ -49,7 +49,7 @@ import cv2
 import numpy as np
 
 from emotion.backends import BACKENDS, use_backend
-from emotion.cli import Bounded, not_a_file, path_text
+from emotion.cli import Bounded, is_interrupt, not_a_file, path_text
 from emotion.draw import draw_face, draw_fps, ui_scale
 from emotion.faces import (
     DEFAULT_MIN_SIZE,
@@ -63,6 +63,7 @@ from emotion.faces import (
 from emotion.labels import CLASSES
 from emotion.outputs import check_writable, same_file, training_checkpoint_hint
 from emotion.recognizer import DEFAULT_WEIGHTS, EmotionRecognizer
+from minicnn.serialize import atomic_write
 from minicnn.threads import set_num_threads
 
 EXIT_USER_ERROR = 2
@@ -187,10 +188,7 @@ def plot_timeline(history: dict[int, list[tuple[float, np.ndarray]]], path: str 
                   max_faces: int = 12, min_seconds: float = 1.0) -> None:
     """Write ``timeline_figure(history, max_faces, min_seconds)`` as a PNG, atomically."""
     fig = timeline_figure(history, max_faces, min_seconds)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
 
 
 def timeline_figure(history: dict[int, list[tuple[float, np.ndarray]]], max_faces: int = 12,
@@ -275,7 +273,11 @@ def open_source(source: str | int) -> tuple[cv2.VideoCapture, bool]:
                               f"(try --source 1, or a video file)")
         return cap, True
     path = Path(source)
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # a name too long, a folder that may not be searched, ...
+        raise SourceError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not is_file:
         raise SourceError(f"{path}: {not_a_file(path, 'video file')}")
     cap = _quiet_capture(str(path))
     if not cap.isOpened():
@@ -404,7 +406,9 @@ def process_stream(cap: cv2.VideoCapture, recognizer: EmotionRecognizer, *,
                     print("no display available; continuing without a window", file=sys.stderr)
                     display = False
         failed = False
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not is_interrupt(exc):
+            raise
         failed = False  # Ctrl+C is a way to quit, not a failure: keep what was made
     finally:
         result.seconds = time.perf_counter() - start

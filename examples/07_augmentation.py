@@ -1,10 +1,12 @@
 """What each training augmentation does to a face, one at a time and all together.
 
 ``emotion.augment`` turns one face into endless plausible variants, so a network trained for
-30 epochs never sees exactly the same image twice. Each column below switches on ONE of
-its transforms (at its training strength, with the same random draws for every face) and the
-last column applies the full training recipe. The printed numbers are how far each one moves
-the pixels, as the mean absolute change in grey levels.
+many epochs never sees exactly the same image twice. Each column below switches on ONE of
+the transforms of ``AugmentConfig()`` (at its strength there, with the same random draws
+for every face) and the last column applies all of them. FER2013 training by default
+(``--photo-augment``, ``AugmentConfig.photo()``) also tilts by up to 15 degrees and adds the
+faults of real photos: gamma curves, blur and JPEG re-compression. The printed numbers are
+how far each one moves the pixels, as the mean absolute change in grey levels.
 
 Run: python examples/07_augmentation.py [--quick] [--synthetic] [--out DIR]
 """

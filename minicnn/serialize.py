@@ -112,6 +112,11 @@ def read_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np
                 if key is None:
                     raise WeightsError(f"{path}: entry {info.filename!r} is not a .npy array; "
                                        "not a NumPy .npz file")
+                if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED,
+                                                                       zipfile.ZIP_DEFLATED):
+                    raise WeightsError(f"{path}: entry {info.filename!r} is encrypted or "
+                                       "compressed in a way NumPy never writes; not a "
+                                       "NumPy .npz file")
                 with zf.open(info) as f:
                     try:
                         version = np.lib.format.read_magic(f)
@@ -144,7 +149,8 @@ def read_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np
                 headers[key] = (tuple(shape), dtype)
     except WeightsError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+    except (OSError, ValueError, RuntimeError, zipfile.BadZipFile, EOFError,
+            zlib.error) as exc:
         raise WeightsError(f"{path}: not a readable .npz file ({exc})") from None
     return headers
 
@@ -174,7 +180,8 @@ def read_npz(path: str | os.PathLike, keys=None, expected: dict[str, np.ndarray]
                                            f"({exc})") from None
     except WeightsError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, RuntimeError, zipfile.BadZipFile, EOFError,
+            zlib.error) as exc:
         raise WeightsError(f"{path}: not a readable .npz file ({exc})") from None
     return out
 
@@ -192,6 +199,8 @@ def read_json_entry(arrays: dict[str, np.ndarray], key: str, path: Any) -> Any:
         return json.loads(str(entry))
     except json.JSONDecodeError as exc:
         raise WeightsError(f"{path}: entry {key!r} is not valid JSON ({exc})") from None
+    except RecursionError:  # nested deeper than Python's stack: not a spec minicnn wrote
+        raise WeightsError(f"{path}: entry {key!r} is JSON nested too deeply") from None
 
 
 def model_arrays(model) -> dict[str, np.ndarray]:

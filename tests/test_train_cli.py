@@ -378,7 +378,7 @@ def test_temporary_files_of_interrupted_writes_are_removed_at_start(tmp_path, ca
     assert run(args + ["--out", "r", "--stop-after-epoch", "1"], capsys)[0] == 0
     run_dir = tmp_path / "r"
     orphans = [".checkpoint.npz.k2j4h_x.tmp", ".best.npz.abc.tmp", ".metrics.json.tmp",
-               ".curves.png.tmp.png", ".config.json.tmp"]
+               ".curves.png.tmp.png", ".curves.png.x7_q2.tmp", ".config.json.tmp"]
     for name in orphans:
         (run_dir / name).write_bytes(b"\0" * 1000)
     (run_dir / "notes.tmp").write_text("mine")  # not ours: stays

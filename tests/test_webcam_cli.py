@@ -232,6 +232,32 @@ def test_haar_tracks_two_real_faces_through_a_video(tmp_path, weights, tracking)
 
 
 
+class InterruptedInNumba(FakeDetector):
+    """Ctrl-C on the third frame as it surfaces from inside a compiled Numba function: a
+    SystemError whose context is the KeyboardInterrupt."""
+
+    def detect(self, image):
+        if self.calls == 2:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                raise SystemError("<numba function> returned a result with an "
+                                  "exception set") from None  # __context__ stays set
+        return super().detect(image)
+
+
+def test_ctrl_c_inside_a_compiled_kernel_keeps_what_was_recorded(tmp_path, weights):
+    video = synthetic_video(tmp_path / "in.mp4")
+    rec = EmotionRecognizer(weights, detector=InterruptedInNumba(moving_boxes(0)))
+    cap, _ = webcam.open_source(str(video))
+    out, table = tmp_path / "out.mp4", tmp_path / "frames.csv"
+    result = webcam.process_stream(cap, rec, output=out, csv_path=table, display=False)
+    cap.release()
+    assert result.frames == 2  # stopped on the third frame, as a quit, not a failure
+    assert out.is_file() and len(list(csv.reader(table.open()))) == 1 + 2 * 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.csv", "in.mp4", "out.mp4"]
+
+
 # ------------------------------------------------------------------ outputs vs the source
 def test_an_output_that_is_the_source_is_refused_before_anything_is_written(tmp_path, weights,
                                                                             monkeypatch, capsys):
