@@ -120,10 +120,16 @@ def csv_rows(path: Path, faces: list[FaceResult]) -> list[list]:
              *(f"{f.probabilities[c]:.6f}" for c in CLASSES)] for i, f in enumerate(faces)]
 
 
+def writes_colour(suffix: str) -> bool:
+    """Whether OpenCV writes a colour image under this suffix (its PBM and PGM writers
+    take only gray images)."""
+    return suffix.lower() not in (".pbm", ".pgm") and cv2.haveImageWriter(f"x{suffix}")
+
+
 def write_image_atomic(path: Path, image: np.ndarray) -> Path:
     """Encode by the file's suffix (PNG when OpenCV cannot write that suffix) and write via
     a temp file and ``os.replace``, so a crash never leaves half an image. Returns the path."""
-    if not cv2.haveImageWriter(str(path)):
+    if not writes_colour(path.suffix):
         path = path.with_name(path.name + ".png")
     ok, buf = cv2.imencode(path.suffix, image)
     if not ok:
@@ -135,8 +141,8 @@ def write_image_atomic(path: Path, image: np.ndarray) -> Path:
 def annotated_name(out_dir: Path, rel: Path) -> Path:
     """Where the annotated copy of an input with relative name ``rel`` goes, before any
     numbering: ``out_dir/<rel's folder>/<stem>_annotated<ext>``, ``.png`` when OpenCV
-    cannot write ``<ext>``."""
-    suffix = rel.suffix if rel.suffix and cv2.haveImageWriter(f"x{rel.suffix}") else ".png"
+    cannot write a colour image as ``<ext>``."""
+    suffix = rel.suffix if rel.suffix and writes_colour(rel.suffix) else ".png"
     return out_dir / rel.parent / f"{rel.stem}_annotated{suffix}"
 
 

@@ -170,3 +170,13 @@ def test_predict_piped_into_a_reader_that_leaves_exits_quietly(photo, weights):
     proc.stdout.close()  # as `| head -0` would: the first write meets a closed pipe
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 141 and b"Traceback" not in err, err.decode()
+
+
+def test_annotating_a_pgm_photo_writes_a_png(photo, weights, tmp_path, capsys):
+    gray = tmp_path / "me.pgm"  # OpenCV writes PGM, but only gray images: the copy is colour
+    cv2.imwrite(str(gray), cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE))
+    code = predict_cli.main([str(gray), "--annotate", str(tmp_path / "out"), "--weights",
+                             str(weights)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["me_annotated.png"]
