@@ -166,16 +166,21 @@ def test_sequential_rng_keeps_weights_set_by_hand_and_draws_the_rest():
     replaced = Dense(2, 2)
     replaced.params["W"] = np.eye(2, dtype=np.float32)  # assigned
     fresh = Dense(2, 2)
+    drawn_at_construction = fresh.params["W"].copy()
     zeros = Dense(2, 2, init=None)
     model = minicnn.Sequential([set_by_hand, replaced, fresh, zeros], rng=0)
     assert (model.layers[0].params["W"] == 0.5).all()
     assert (model.layers[1].params["W"] == np.eye(2)).all()
     assert not zeros.params["W"].any()
-    # the fresh layer was drawn from the seed: the same seed gives the same weights
-    again = minicnn.Sequential([Dense(4, 2), Dense(2, 2), Dense(2, 2), Dense(2, 2, init=None)],
-                               rng=0)
-    np.testing.assert_array_equal(again.layers[0].params["W"], minicnn.Sequential(
-        [Dense(4, 2)], rng=0).layers[0].params["W"])
+    # the fresh layer was drawn again, from the seed: the same model built again with the
+    # same seed gets the same weights there
+    twin_by_hand, twin_replaced = Dense(4, 2), Dense(2, 2)
+    twin_by_hand.params["W"][...] = 0.5
+    twin_replaced.params["W"] = np.eye(2, dtype=np.float32)
+    twin = minicnn.Sequential([twin_by_hand, twin_replaced, Dense(2, 2), Dense(2, 2, init=None)],
+                              rng=0)
+    assert not np.array_equal(fresh.params["W"], drawn_at_construction)
+    np.testing.assert_array_equal(fresh.params["W"], twin.layers[2].params["W"])
     assert not fresh.parameters_set() and set_by_hand.parameters_set()
 
 

@@ -13,7 +13,8 @@ round more, about 1e-5 with 4x4 tiles).
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 import pytest
@@ -233,6 +234,28 @@ def test_dense_fast_equals_reference(N, D, M, parts, split_macs, dtype, seed):
         close(g, r)
 
 
+BACKWARDS = ("conv2d_backward", "batchnorm2d_backward", "maxpool2d_backward", "relu_backward")
+
+
+@contextmanager
+def refusing(module, names=BACKWARDS) -> Iterator[None]:
+    """Inside the block, the functions ``names`` of ``module`` (``minicnn.functional`` or
+    ``minicnn.engine``) fail when called."""
+    saved = {name: getattr(module, name) for name in names}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a backward ran on {module.__name__}, not on the backend of "
+                             "its forward")
+
+    for name in names:
+        setattr(module, name, refuse)
+    try:
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(module, name, function)
+
+
 @given(st.integers(1, 6), st.sampled_from([0, 1, 2, "same", "valid"]),
        st.sampled_from([1, 3, 5]), st.integers(1, 2), dtypes, seeds)
 def test_layers_run_the_active_backend_and_agree(N, padding, k, stride, dtype, seed):
@@ -254,7 +277,8 @@ def test_layers_run_the_active_backend_and_agree(N, padding, k, stride, dtype, s
             out = model.forward(x)
         dout = np.random.default_rng(seed + 1).standard_normal(out.shape).astype(dtype)
         other = "fast" if name == "reference" else "reference"
-        with minicnn.backend(other):  # the layers keep their forward's backend
+        # the layers keep their forward's backend: the other one's backwards must not run
+        with minicnn.backend(other), refusing(engine if other == "fast" else F):
             dx = model.backward(dout)
         results[name] = out, dx, model.gradients()
     (out, dx, grads), (fout, fdx, fgrads) = results["reference"], results["fast"]

@@ -81,13 +81,13 @@ def test_crop_is_square_centred_and_keeps_the_aspect_ratio():
 
 
 def test_crop_at_the_border_is_padded_by_edge_replication():
-    img = np.tile(np.arange(100, dtype=np.uint8), (100, 1))  # value = column index
+    img = np.tile(np.arange(100, 200, dtype=np.uint8), (100, 1))  # value = 100 + column
     crop = crop_face(img, (0, 0, 48, 48), margin=0.5)  # 96 px square from -24 to 72
     assert crop.shape == (48, 48) and crop.dtype == np.uint8
     # The left quarter (24 of 96 px -> 12 of 48) lies outside the image: it must be
-    # replicated column 0, not black (no change there) or mirrored (values would rise).
-    assert (crop[:, :11] == 0).all()
-    assert crop[:, -1].min() > 60
+    # replicated column 0 (100), not black (0) or mirrored (values would rise).
+    assert (crop[:, :11] == 100).all()
+    assert crop[:, -1].min() > 160
 
 
 def test_crop_outside_the_image_is_an_error():

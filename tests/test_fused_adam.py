@@ -17,7 +17,7 @@ from minicnn.optim import Adam, AdamW
 def run(backend, cls, dtype, wd, steps=4):
     rng = np.random.default_rng(1)
     params = {"w": rng.standard_normal((7, 5, 3)).astype(dtype),
-              "b": rng.standard_normal(40000).astype(dtype)}  # above the serial-kernel size
+              "b": rng.standard_normal(600_000).astype(dtype)}  # above SERIAL_BYTES: threads
     opt = cls(params, lr=3e-2, weight_decay=wd, no_decay=["b"])
     with minicnn.backend(backend):
         for _ in range(steps):

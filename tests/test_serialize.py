@@ -57,9 +57,17 @@ def test_round_trip_preserves_outputs_and_metadata(tmp_path):
 
 def test_float64_round_trip(tmp_path):
     model = small_model().astype(np.float64)
+    x = np.random.default_rng(1).standard_normal((8, 1, 8, 8))  # float64
+    model.forward(x)  # training mode: the running statistics move off their defaults
     model.save(tmp_path / "m.npz")
     loaded = minicnn.load(tmp_path / "m.npz")
-    assert all(v.dtype == np.float64 for v in loaded.parameters().values())
+    for mine, theirs in ((model.parameters(), loaded.parameters()),
+                         (model.buffers(), loaded.buffers())):
+        assert mine.keys() == theirs.keys()
+        for name, v in mine.items():
+            assert theirs[name].dtype == np.float64
+            np.testing.assert_array_equal(theirs[name], v)
+    np.testing.assert_array_equal(loaded.eval().forward(x), model.eval().forward(x))
 
 
 def test_load_weights_into_existing_model_keeps_arrays_live(tmp_path):
