@@ -266,6 +266,24 @@ def test_regroup_add_bias_tiers_agree_with_the_definition(with_bias, relu):
         np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
 
 
+@given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.integers(1, 9),
+       st.integers(1, 9), st.sampled_from([0, 1]), st.sampled_from([2, 3, 4]),
+       st.booleans(), st.integers(0, 2**31 - 1))
+def test_winograd_naive_tier_is_the_convolution(n, C, F, H, W, padding, m, bias, seed):
+    """The naive tier, the formula in loops, against the reference convolution (im2col
+    and one product), for every tile size, partial last tiles and paddings 0 and 1."""
+    from minicnn.functional.conv import conv2d_forward
+    from minicnn.kernels.winograd import winograd_conv2d_naive
+
+    assume(min(H, W) + 2 * padding >= 3)
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal((n, C, H, W)), rng.standard_normal((F, C, 3, 3))
+    b = rng.standard_normal(F) if bias else None
+    expected = conv2d_forward(x, w, b, 1, padding)[0]
+    np.testing.assert_allclose(winograd_conv2d_naive(x, w, b, padding, m), expected,
+                               rtol=1e-10, atol=1e-10)
+
+
 @given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 4), st.integers(1, 11),
        st.integers(1, 11), st.sampled_from([0, 1, 2]), st.sampled_from([2, 3, 4]),
        st.sampled_from([np.float32, np.float64]), st.booleans(), st.integers(0, 2**31 - 1))

@@ -46,10 +46,11 @@ Why channels last in V and M: the transforms then run along a tile's channels, a
 unit-stride loop that vectorises, instead of along a row of 3-12 tiles (a 6x6 to 24x24
 map). What they cost next to the GEMMs is in benchmarks/README.md ("Performance chapter").
 
-Two tiers live here: the readable NumPy one (tiles as a strided view, the transforms as
-einsums; it doubles as the naive tier) and the Numba one (``*_numba``); the public
-functions at the end pick one. ``minicnn.engine`` uses them for 3x3 convolutions with
-stride 1 and padding 1 or 0.
+Three tiers live here: the naive one (``winograd_conv2d_naive``: the whole convolution,
+tile by tile, in loops that follow the formula above; read it first), the NumPy one (tiles
+as a strided view, the transforms as einsums, split into the steps the engine runs) and
+the Numba one (``*_numba``); the public functions at the end pick NumPy or Numba.
+``minicnn.engine`` uses them for 3x3 convolutions with stride 1 and padding 1 or 0.
 """
 
 from __future__ import annotations
@@ -121,6 +122,39 @@ def tile_count(H: int, W: int, m: int = 2) -> int:
     return TH * TW
 
 
+# --------------------------------------------------------------------------- naive tier
+def winograd_conv2d_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                          padding: int = 1, m: int = 2) -> np.ndarray:
+    """The 3x3 convolution (stride 1) of x (N, C, H, W) with w (F, C, 3, 3) and bias b (F,)
+    or None, as Winograd's F(m x m, 3x3): for every image, m x m output tile and filter,
+    out = A^T [ sum over c of (G g G^T) * (B^T d B) ] A. Returns (N, F, OH, OW), OH = H +
+    2*padding - 2, the same as ``functional.conv2d_forward`` up to rounding. Loops only."""
+    bt, g, at = MATRICES[m]
+    alpha = m + 2
+    N, C, H, W = x.shape
+    F = w.shape[0]
+    OH, OW = H + 2 * padding - 2, W + 2 * padding - 2
+    TH, TW = tiles_hw(OH, OW, m)
+    # zero-padded by the convolution's padding, and at the bottom and right to whole tiles
+    xp = np.zeros((N, C, m * TH + 2, m * TW + 2))
+    xp[:, :, padding:padding + H, padding:padding + W] = x
+    U = [[g @ w[f, c] @ g.T for c in range(C)] for f in range(F)]  # alpha x alpha each
+    out = np.zeros((N, F, m * TH, m * TW))
+    for n in range(N):
+        for i in range(TH):
+            for j in range(TW):
+                d = xp[n, :, m * i:m * i + alpha, m * j:m * j + alpha]  # (C, alpha, alpha)
+                V = [bt @ d[c] @ bt.T for c in range(C)]
+                for f in range(F):
+                    M = sum(U[f][c] * V[c] for c in range(C))  # elementwise products
+                    out[n, f, m * i:m * i + m, m * j:m * j + m] = at @ M @ at.T
+    out = out[:, :, :OH, :OW]  # the last tiles' outputs past the map are dropped
+    if b is not None:
+        out += b[None, :, None, None]
+    return out.astype(x.dtype)
+
+
+# --------------------------------------------------------------------------- NumPy tier
 def filter_transform(m: int) -> np.ndarray:
     """G kron G, (alpha^2, 9): vec(G g G^T) = (G kron G) vec(g) for a 3x3 filter g, so the
     weight transform of all filters is one matrix product; row xi = alpha*a + b, column
