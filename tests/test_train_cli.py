@@ -384,7 +384,7 @@ def test_temporary_files_of_interrupted_writes_are_removed_at_start(tmp_path, ca
     (run_dir / "notes.tmp").write_text("mine")  # not ours: stays
     code, out, err = run(args + ["--out", "r", "--resume"], capsys)
     assert code == 0, err
-    assert "removed 5 temporary files" in out
+    assert "removed 6 temporary files" in out
     assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith(".")) == []
     assert (run_dir / "notes.tmp").read_text() == "mine"
 
