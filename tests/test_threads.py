@@ -179,3 +179,91 @@ def test_minicnn_threads_reexports_the_engine_counts():
 
     assert public.set_num_threads is threads.set_num_threads
     assert public.get_num_threads() == threads.get_num_threads()
+
+
+def test_every_parallel_kernel_has_a_serial_twin_of_the_same_source():
+    import importlib
+    import pathlib
+    import re
+
+    numba = pytest.importorskip("numba")
+    folder = pathlib.Path(F.__file__).parent.parent / "kernels"
+    names = []
+    for path in sorted(folder.glob("*.py")):
+        module = importlib.import_module(f"minicnn.kernels.{path.stem}")
+        for name in re.findall(r"^@parallel_njit\(.*\)\ndef (\w+)", path.read_text(), re.M):
+            kernel = getattr(module, name)
+            assert isinstance(kernel, numba.core.registry.CPUDispatcher), name
+            assert kernel.targetoptions.get("parallel"), name
+            assert not kernel.serial.targetoptions.get("parallel"), name
+            assert kernel.serial.py_func.__code__ is kernel.py_func.__code__, name
+            names.append(name)
+    assert len(names) >= 14, names  # the kernels with prange, in six files
+
+
+def test_dispatch_runs_the_serial_twin_for_small_inputs_and_in_workers(monkeypatch):
+    from minicnn.kernels import dispatch
+
+    calls = []
+
+    def kernel(*args):
+        calls.append("parallel")
+
+    kernel.serial = lambda *args: calls.append("serial")
+    before = threads.get_num_threads()
+    try:
+        if threads.set_num_threads(2)["numba"] != 2:
+            pytest.skip("needs Numba with 2 threads")
+        dispatch.run(kernel, dispatch.SERIAL_BYTES - 1)
+        dispatch.run(kernel, dispatch.SERIAL_BYTES)
+        threads.map_concurrently(lambda _: dispatch.run(kernel, dispatch.SERIAL_BYTES), [0, 1])
+    finally:
+        threads.set_num_threads(before["numba"] or before["blas"] or 1)
+    assert calls == ["serial", "parallel", "serial", "serial"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("conv", ["im2col", "winograd"])
+def test_a_training_step_is_the_same_with_parallel_kernels_and_with_their_serial_twins(
+        monkeypatch, dtype, conv):
+    """Every kernel of a step (im2col and col2im or Winograd's transforms, batch norm with
+    ReLU, max-pool, ReLU, Adam) once as the parallel kernel on 2 threads, once as its
+    serial twin. Three images: too few to split between threads, so the convolutions'
+    kernels run on the calling thread with Numba's two."""
+    from minicnn.engine.algorithm import algorithm
+    import minicnn
+    from minicnn.kernels import dispatch
+    from minicnn.layers import BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU
+    from minicnn.optim import Adam
+
+    def step(serial_bytes):
+        monkeypatch.setattr(dispatch, "SERIAL_BYTES", serial_bytes)
+        model = minicnn.Sequential([
+            Conv2D(3, 8, 3, padding=1), BatchNorm2D(8, activation="relu"), MaxPool2D(2),
+            Conv2D(8, 8, 3, padding=1, stride=2), ReLU(), Flatten(), Dense(8 * 4 * 4, 5),
+        ], rng=0)
+        model.astype(dtype)
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((3, 3, 16, 16)).astype(dtype)
+        loss = minicnn.SoftmaxCrossEntropy()
+        opt = Adam(model.parameters(), lr=1e-2)
+        out = model.forward(x)
+        loss(out, rng.integers(0, 5, 3))
+        model.backward(loss.backward())
+        opt.step(model.gradients())
+        return out, {k: v.copy() for k, v in model.parameters().items()}
+
+    before = threads.get_num_threads()
+    try:
+        if threads.set_num_threads(2)["numba"] != 2:
+            pytest.skip("needs Numba with 2 threads")
+        with algorithm(conv):
+            out_p, params_p = step(0)  # every kernel on Numba's threads
+            out_s, params_s = step(2**62)  # every kernel as its serial twin
+    finally:
+        threads.set_num_threads(before["numba"] or before["blas"] or 1)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out_p, out_s, rtol=tol, atol=tol)
+    for key in params_p:
+        np.testing.assert_allclose(params_p[key], params_s[key], rtol=tol, atol=tol,
+                                   err_msg=key)

@@ -3,8 +3,10 @@
 
 Every compiled kernel is ``@njit(cache=True)`` (compiled once, cached on disk),
 ``nogil=True`` (the engine calls kernels from several Python threads at once) and, where
-it has independent outputs, ``parallel=True`` with ``prange`` over them, so two threads
-never write the same element. float32 and float64 each get their own specialisation.
+it has independent outputs, ``@parallel_njit``: ``prange`` over them, so two threads
+never write the same element, plus a serial twin of the same source for small inputs and
+for calls from the engine's own threads. float32 and float64 each get their own
+specialisation.
 
 Unsigned indices: Numba, like NumPy, lets ``a[-1]`` mean the last element, so every index
 that might be negative gets a run-time check, and that branch keeps LLVM from turning a
@@ -16,6 +18,7 @@ values, whose bounds are computed (and clipped) before the cast; benchmarks/READ
 from __future__ import annotations
 
 import os
+import types
 
 # Numba's OpenMP workers busy-wait after each parallel kernel by default, stealing the
 # cores OpenBLAS needs for the GEMMs in between; passive waiting hands them back at once.
@@ -37,4 +40,24 @@ except ImportError:  # pragma: no cover - exercised only without numba
     prange = range
     uint64 = int
 
-__all__ = ["numba", "njit", "prange", "uint64"]
+
+
+def parallel_njit(**options):
+    """``@njit(parallel=True, **options)``, with a serial twin at ``kernel.serial``: the
+    same source compiled without threads (``prange`` then runs as ``range``).
+    ``dispatch.run`` calls the twin where starting Numba's thread pool costs more than
+    the work: small inputs, and calls from a thread that already runs one part of a
+    batch. The twin is a copy of the function under another name, so that the two
+    compilations get their own entries in Numba's on-disk cache."""
+    def wrap(fn):
+        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
+                                  fn.__defaults__, fn.__closure__)
+        twin.__qualname__ = fn.__qualname__ + "_serial"
+        twin.__doc__ = fn.__doc__
+        kernel = njit(parallel=True, **options)(fn)
+        kernel.serial = njit(**options)(twin)
+        return kernel
+    return wrap
+
+
+__all__ = ["numba", "njit", "parallel_njit", "prange", "uint64"]

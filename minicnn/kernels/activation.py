@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.kernels import dispatch
-from minicnn.kernels._numba import njit, prange
+from minicnn.kernels._numba import njit, parallel_njit, prange
 
 
 def relu_forward_numpy(x: np.ndarray) -> np.ndarray:
@@ -19,7 +19,7 @@ def relu_backward_numpy(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
     return dout * (out > 0)
 
 
-@njit(parallel=True, nogil=True, cache=True)
+@parallel_njit(nogil=True, cache=True)
 def relu_forward_numba(x):
     """max(x, 0) in one parallel pass; NaN stays NaN (as with ``np.maximum``).
 
@@ -40,7 +40,7 @@ def relu_forward_numba(x):
     return out
 
 
-@njit(parallel=True, nogil=True, cache=True)
+@parallel_njit(nogil=True, cache=True)
 def relu_backward_numba(dout, out):
     """dx = dout where out > 0 else 0, in one pass (no boolean temporary), blocks as in
     ``relu_forward_numba``.

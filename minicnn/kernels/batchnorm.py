@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.kernels import dispatch
-from minicnn.kernels._numba import njit, prange, uint64
+from minicnn.kernels._numba import njit, parallel_njit, prange, uint64
 
 
 def _per_channel(v: np.ndarray) -> np.ndarray:
@@ -64,7 +64,7 @@ def channel_affine2_numpy(x, x_scale, y, y_scale, shift, relu_out=None, center=N
 _REASSOCIATE = {"reassoc", "contract"}
 
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=_REASSOCIATE)
+@parallel_njit(nogil=True, cache=True, fastmath=_REASSOCIATE)
 def channel_moments_numba(x):
     """Per-channel mean and biased variance of x (N, C, H, W), accumulated in float64.
 
@@ -93,7 +93,7 @@ def channel_moments_numba(x):
     return mean, var
 
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=_REASSOCIATE)
+@parallel_njit(nogil=True, cache=True, fastmath=_REASSOCIATE)
 def channel_sums_numba(dout, y, center, gate, relu):
     """Per-channel sum(g) and sum(g * (y - center)) over (N, H, W), in one pass, float64,
     where g = dout, or with ``relu`` g = dout where gate > 0 else 0 (the gradient through
@@ -121,7 +121,7 @@ def channel_sums_numba(dout, y, center, gate, relu):
     return s, sx
 
 
-@njit(parallel=True, nogil=True, cache=True)
+@parallel_njit(nogil=True, cache=True)
 def channel_normalize_numba(x, center, scale, gamma, beta, relu):
     """Batch norm's forward in one pass over x (N, C, H, W), per channel c:
     out = xhat * gamma[c] + beta[c] with xhat = (x - center[c]) * scale[c], or with
@@ -147,7 +147,7 @@ def channel_normalize_numba(x, center, scale, gamma, beta, relu):
     return out.reshape(N, C, H, W)
 
 
-@njit(parallel=True, nogil=True, cache=True)
+@parallel_njit(nogil=True, cache=True)
 def channel_affine2_numba(x, x_scale, y, center, y_scale, shift, gate, relu):
     """out[n, c] = x[n, c] * x_scale[c] + (y[n, c] - center[c]) * y_scale[c] + shift[c];
     x, y (N, C, H, W). With ``relu``, x counts only where gate > 0 (``channel_sums``)."""

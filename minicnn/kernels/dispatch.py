@@ -21,7 +21,8 @@ _tier = "numba"  # the fast backend's; without Numba the first kernel call warns
 _warned = False
 
 # A Numba kernel whose largest array is smaller than this runs on the calling thread
-# alone: waking Numba's sleeping pool costs more than such a kernel's whole work.
+# alone, as its serial twin: waking Numba's sleeping pool costs more than such a
+# kernel's whole work.
 SERIAL_BYTES = 2 * 2**20
 
 
@@ -57,12 +58,9 @@ def resolve(tier: str | None) -> str:
 
 
 def run(kernel, nbytes: int, *args):
-    """kernel(*args), on one thread when ``nbytes`` (its largest array) < SERIAL_BYTES."""
-    threads = numba.get_num_threads()
-    if nbytes >= SERIAL_BYTES or threads == 1:
-        return kernel(*args)
-    numba.set_num_threads(1)  # per calling thread, so other threads are not affected
-    try:
-        return kernel(*args)
-    finally:
-        numba.set_num_threads(threads)
+    """kernel(*args), or its serial twin (``_numba.parallel_njit``) when ``nbytes`` (its
+    largest array) < SERIAL_BYTES or Numba runs one thread here (a batch-parallel
+    worker): then the work is not worth waking, or cannot use, Numba's thread pool."""
+    if nbytes < SERIAL_BYTES or numba.get_num_threads() == 1:
+        return kernel.serial(*args)
+    return kernel(*args)

@@ -29,7 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from minicnn.kernels import dispatch
-from minicnn.kernels._numba import njit, prange, uint64
+from minicnn.kernels._numba import njit, parallel_njit, prange, uint64
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -167,7 +167,7 @@ def _tap_ranges(K, stride, padding, size, out_size):
     return lo, hi
 
 
-@njit(parallel=True, nogil=True, cache=True)
+@parallel_njit(nogil=True, cache=True)
 def im2col_numba(x, KH, KW, stride, padding, OH, OW, cols):
     """Fill cols (C*KH*KW, N*OH*OW) from a C-contiguous x (N, C, H, W) (layout above);
     one thread per KW rows, each row written contiguously, the padding's entries zeroed."""
@@ -236,7 +236,7 @@ def _col2im_edge(df, cf, i, j, NP, ow0, OW):
             df[i] += cf[j + kw * (NP - 1)]
 
 
-@njit(parallel=True, nogil=True, cache=True)
+@parallel_njit(nogil=True, cache=True)
 def col2im_numba(cols, KH, KW, stride, padding, OH, OW, dx):
     """dx (N, C, H, W) = col2im(cols); dx is overwritten (not accumulated into)."""
     N, C, H, W = dx.shape
@@ -304,7 +304,7 @@ def add_bias_row(dst, src, b, relu):
             dst[p] = src[p] + b
 
 
-@njit(parallel=True, nogil=True, cache=True)
+@parallel_njit(nogil=True, cache=True)
 def regroup_add_bias_numba(y, bias, out, relu):
     """out (n, F, P) = y (F, n*P) regrouped image by image, plus bias (F,) per channel,
     then max(., 0) when ``relu``.

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.kernels import dispatch
-from minicnn.kernels._numba import njit, prange
+from minicnn.kernels._numba import njit, parallel_njit, prange
 
 
-@njit(parallel=True, nogil=True, cache=True)
+@parallel_njit(nogil=True, cache=True)
 def adam_update_numba(p, g, m, v, keep, l2, b1, c1, b2, c2, step, bias2, eps):
     """``optim.Adam``'s update in one parallel pass: p = p * keep (AdamW's decay),
     g + l2 * p (Adam's), m and v the moments' running means (c1 = 1 - b1, c2 = 1 - b2),

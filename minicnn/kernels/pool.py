@@ -17,7 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from minicnn.kernels import dispatch
-from minicnn.kernels._numba import njit, prange, uint64
+from minicnn.kernels._numba import njit, parallel_njit, prange, uint64
 from minicnn.kernels.im2col import output_hw
 
 
@@ -90,7 +90,7 @@ def maxpool_backward_numpy(
     return dx.reshape(x_shape)
 
 
-@njit(parallel=True, nogil=True, cache=True)
+@parallel_njit(nogil=True, cache=True)
 def maxpool_forward_numba(x, KH, KW, stride, OH, OW):
     """The numpy tier's contract; one thread per (n, c) plane."""
     N, C, H, W = x.shape
@@ -144,7 +144,7 @@ def maxpool_forward_numba(x, KH, KW, stride, OH, OW):
     return out, argmax
 
 
-@njit(parallel=True, nogil=True, cache=True)
+@parallel_njit(nogil=True, cache=True)
 def maxpool_backward_numba(dout, argmax, H, W):
     """The numpy tier's contract; one thread per (n, c) plane."""
     N, C, OH, OW = dout.shape

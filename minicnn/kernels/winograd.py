@@ -59,7 +59,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from minicnn.kernels import dispatch
-from minicnn.kernels._numba import njit, prange
+from minicnn.kernels._numba import njit, parallel_njit, prange
 
 # F(2x2, 3x3): interpolation points 0, 1, -1 and infinity
 BT = np.array([[1, 0, -1, 0],
@@ -548,7 +548,7 @@ def winograd_grad_output_numba(dout, dM, m):
 # The weight transforms as parallel loops over the channels (as NumPy GEMMs with K = 9
 # they would run on one BLAS thread: see ``engine.threads.blas_threads``).
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=True)
+@parallel_njit(nogil=True, cache=True, fastmath=True)
 def winograd_weights_numba(w, GG):
     """U (alpha^2, C, F) = GG @ (the 9 taps of w[f, c]) for every (c, f): the Winograd
     transform G g G^T of every filter g of w (F, C, 3, 3); GG = G kron G (alpha^2, 9)."""
@@ -573,7 +573,7 @@ def winograd_weights_numba(w, GG):
     return U
 
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=True)
+@parallel_njit(nogil=True, cache=True, fastmath=True)
 def winograd_weight_grad_numba(dU, GG):
     """dw (F, C, 3, 3) = GG^T dU, summed over dU's parts: dU (parts, alpha^2, F, C), one
     part per thread of the backward pass (their sum is the gradient's transform)."""
