@@ -13,6 +13,8 @@ of one run collide, and say so early.
   output folder the same way (without creating it).
 * ``training_checkpoint_hint(path)``: a sentence for a ``--weights`` file that is an
   ``emotion.train`` checkpoint rather than a model file.
+* ``save_figure_atomically(fig, path, **savefig)``: a matplotlib figure written in the
+  format its suffix names (PNG where matplotlib has no writer for it), atomically.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from minicnn.serialize import atomic_write
 
 
 def _key(path: str | os.PathLike) -> tuple[int, int] | None:
@@ -177,3 +181,12 @@ def training_checkpoint_hint(path: str | os.PathLike | None) -> str | None:
            else f"{path.parent / 'best.npz'} (written next to it after each epoch)")
     return (f"{path}: this is a training checkpoint (emotion.train's checkpoint.npz, the "
             f"state for --resume), not a model file; use {use}")
+
+
+def save_figure_atomically(fig, path: str | os.PathLike, **savefig) -> None:
+    """Write a matplotlib figure to ``path`` through ``minicnn.serialize.atomic_write`` (a
+    temp file of its own next to the target, then os.replace; removed if the write fails),
+    in the format of the suffix where matplotlib writes it (.pdf, .svg, ...), else PNG."""
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    fmt = suffix if suffix in fig.canvas.get_supported_filetypes() else "png"
+    atomic_write(path, lambda f: fig.savefig(f, format=fmt, **savefig))

@@ -11,17 +11,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from minicnn.serialize import atomic_write  # noqa: E402
+from emotion.outputs import save_figure_atomically  # noqa: E402
 
 
 def save_figure(fig, path: str | os.PathLike) -> None:
-    """Write the figure atomically (``minicnn.serialize.atomic_write``: a temp file of its
-    own next to the target, then os.replace; removed if the write fails), and close it.
-    The format follows the suffix where matplotlib writes it (.pdf, .svg, ...), else PNG."""
-    suffix = os.path.splitext(path)[1].lower().lstrip(".")
-    fmt = suffix if suffix in fig.canvas.get_supported_filetypes() else "png"
+    """Write the figure atomically, in the format its suffix names
+    (``outputs.save_figure_atomically``), and close it."""
     try:
-        atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=110, bbox_inches="tight"))
+        save_figure_atomically(fig, path, dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
 

@@ -61,9 +61,13 @@ from emotion.faces import (
     make_video_detector,
 )
 from emotion.labels import CLASSES
-from emotion.outputs import check_writable, same_file, training_checkpoint_hint
+from emotion.outputs import (
+    check_writable,
+    same_file,
+    save_figure_atomically,
+    training_checkpoint_hint,
+)
 from emotion.recognizer import DEFAULT_WEIGHTS, EmotionRecognizer
-from minicnn.serialize import atomic_write
 from minicnn.threads import set_num_threads
 
 EXIT_USER_ERROR = 2
@@ -186,9 +190,9 @@ def _centre_inside(a: Box, b: Box) -> bool:
 # ------------------------------------------------------------------------------ timeline
 def plot_timeline(history: dict[int, list[tuple[float, np.ndarray]]], path: str | os.PathLike,
                   max_faces: int = 12, min_seconds: float = 1.0) -> None:
-    """Write ``timeline_figure(history, max_faces, min_seconds)`` as a PNG, atomically."""
-    fig = timeline_figure(history, max_faces, min_seconds)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    """Write ``timeline_figure(history, max_faces, min_seconds)`` atomically, in the format
+    its suffix names (PNG unless matplotlib writes that suffix: .pdf, .svg, ...)."""
+    save_figure_atomically(timeline_figure(history, max_faces, min_seconds), path, dpi=100)
 
 
 def timeline_figure(history: dict[int, list[tuple[float, np.ndarray]]], max_faces: int = 12,

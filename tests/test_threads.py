@@ -230,8 +230,8 @@ def test_a_training_step_is_the_same_with_parallel_kernels_and_with_their_serial
     ReLU, max-pool, ReLU, Adam) once as the parallel kernel on 2 threads, once as its
     serial twin. Three images: too few to split between threads, so the convolutions'
     kernels run on the calling thread with Numba's two."""
-    from minicnn.engine.algorithm import algorithm
     import minicnn
+    from minicnn.engine.algorithm import algorithm
     from minicnn.kernels import dispatch
     from minicnn.layers import BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU
     from minicnn.optim import Adam

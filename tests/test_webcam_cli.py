@@ -116,6 +116,17 @@ def test_timeline_plot_is_written(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.png", "t.png"]
 
 
+def test_timeline_plot_takes_the_format_of_its_suffix(tmp_path):
+    """--timeline t.pdf writes a PDF (it wrote PNG bytes under any name); a suffix that
+    matplotlib cannot write still gets a PNG."""
+    history = {0: [(0.1 * i, onehot(i % 7)) for i in range(5)]}
+    for name, magic in (("t.pdf", b"%PDF"), ("t.svg", b"<?xml"), ("t.PNG", b"\x89PNG"),
+                        ("t.timeline", b"\x89PNG")):
+        webcam.plot_timeline(history, tmp_path / name)
+        assert (tmp_path / name).read_bytes().startswith(magic), name
+    assert len(list(tmp_path.iterdir())) == 4  # no temporary file left
+
+
 # ------------------------------------------------------------------------ video sessions
 def test_headless_video_to_annotated_video_csv_and_timeline(tmp_path, weights):
     video = synthetic_video(tmp_path / "in.mp4")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.kernels import dispatch
-from minicnn.kernels._numba import njit, parallel_njit, prange
+from minicnn.kernels._numba import parallel_njit, prange
 
 
 def relu_forward_numpy(x: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.kernels import dispatch
-from minicnn.kernels._numba import njit, parallel_njit, prange, uint64
+from minicnn.kernels._numba import parallel_njit, prange, uint64
 
 
 def _per_channel(v: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.kernels import dispatch
-from minicnn.kernels._numba import njit, parallel_njit, prange
+from minicnn.kernels._numba import parallel_njit, prange
 
 
 @parallel_njit(nogil=True, cache=True)

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from minicnn.kernels import dispatch
-from minicnn.kernels._numba import njit, parallel_njit, prange, uint64
+from minicnn.kernels._numba import parallel_njit, prange, uint64
 from minicnn.kernels.im2col import output_hw
 
 
