@@ -82,6 +82,7 @@ REAL_FIRST_CYCLE, REAL_FIRST_CYCLE_MIN, REAL_MINUTES = 35, 10, 150
 SYNTHETIC_EPOCHS = 10
 # Share of --minutes the plan fills: epochs vary by several percent on a shared machine.
 PLAN_SHARE = 0.95
+WEIGHT_CAP = 3.0  # --class-weights capped: no class above 3x the median class's weight
 # the shipped model's recipe ends in REAL_RESTARTS warm restarts of REAL_RESTART epochs each
 REAL_RESTART, REAL_RESTARTS, REAL_RESTART_LR = 15, 2, 1e-3
 REAL_ARCH, SYNTHETIC_ARCH = "wide", "small"
@@ -213,9 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "adam (default 0)")
     m.add_argument("--label-smoothing", type=RANGES["label_smoothing"], default=0.1,
                    help="share of each target spread evenly over the classes, in [0, 1)")
-    m.add_argument("--class-weights", default="sqrt", choices=["none", "sqrt", "balanced"],
-                   help="loss weight per class: none, 1/sqrt(frequency), or 1/frequency "
-                        "(helps the rare 'disgust' class)")
+    m.add_argument("--class-weights", default="sqrt",
+                   choices=["none", "sqrt", "balanced", "capped"],
+                   help="loss weight per class: none, 1/sqrt(frequency), 1/frequency "
+                        "(helps the rare 'disgust' class), or 1/frequency with no class "
+                        f"above {WEIGHT_CAP:g}x the median class's weight")
     m.add_argument("--crop", type=RANGES["crop"], default=0, metavar="N",
                    help="train the first cycle (the epochs before the warm restarts, "
                         "which it needs) on a random N x N window of each augmented face, "
@@ -353,13 +356,17 @@ def load_data(cfg: dict, say) -> tuple[Dataset, str, str]:
 
 
 def class_weight_vector(labels: np.ndarray, mode: str) -> np.ndarray | None:
-    """Loss weights per class, normalised so the average weight over samples is 1."""
+    """Loss weights per class, normalised so the average weight over samples is 1.
+    "capped": 1/frequency, but no class weighs more than ``WEIGHT_CAP`` times the median
+    class (on FER2013, disgust's 436 faces would otherwise count as much as 4,000)."""
     if mode == "none":
         return None
     counts = class_counts(labels).astype(np.float64)
     present = counts > 0
     w = np.zeros_like(counts)  # a class absent from training gets no weight at all
     w[present] = 1 / np.sqrt(counts[present]) if mode == "sqrt" else 1 / counts[present]
+    if mode == "capped":
+        w[present] = np.minimum(w[present], WEIGHT_CAP * np.median(w[present]))
     w *= len(labels) / (w * counts).sum()
     return w.astype(np.float32)
 

@@ -682,3 +682,27 @@ def test_crop_trains_the_first_cycle_on_windows_and_the_restarts_on_whole_faces(
                           (["--crop", "40", "--epochs", "2"], "needs --restart-epochs")):
         code, _, err = run(QUICK + args + ["--out", "d"], capsys)
         assert code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_class_weights_by_mode():
+    """FER2013's class counts: every mode averages 1 over the faces; "balanced" gives each
+    class the same total weight; "capped" is "balanced" with disgust held to 3x the
+    median class; a class with no faces gets no weight."""
+    counts = np.array([3995, 436, 4097, 7215, 4965, 4830, 3171])
+    labels = np.repeat(np.arange(7), counts)
+    assert train_cli.class_weight_vector(labels, "none") is None
+    w = {mode: train_cli.class_weight_vector(labels, mode).astype(np.float64)
+         for mode in ("sqrt", "balanced", "capped")}
+    for mode, weights in w.items():
+        assert (weights * counts).sum() == pytest.approx(counts.sum(), rel=1e-6), mode
+    np.testing.assert_allclose(w["balanced"] * counts, counts.sum() / 7, rtol=1e-6)
+    np.testing.assert_allclose(w["sqrt"] * np.sqrt(counts), (w["sqrt"] * np.sqrt(counts))[0],
+                               rtol=1e-6)
+    capped = w["capped"]
+    assert capped[1] == pytest.approx(train_cli.WEIGHT_CAP * np.median(capped), rel=1e-6)
+    others = np.arange(7) != 1  # below the cap: in the same proportions as "balanced"
+    np.testing.assert_allclose(capped[others] / w["balanced"][others],
+                               capped[0] / w["balanced"][0], rtol=1e-6)
+    assert w["balanced"][1] > train_cli.WEIGHT_CAP * np.median(w["balanced"])
+    missing = train_cli.class_weight_vector(np.repeat([0, 2, 3], [10, 20, 40]), "capped")
+    assert missing[1] == 0 and missing[4:].sum() == 0 and (missing[[0, 2, 3]] > 0).all()
