@@ -4,6 +4,8 @@ the results must not depend on how it was split."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -181,27 +183,53 @@ def test_minicnn_threads_reexports_the_engine_counts():
     assert public.get_num_threads() == threads.get_num_threads()
 
 
-def test_every_parallel_kernel_has_a_serial_twin_of_the_same_source():
+def _twin_kernels() -> list[tuple[object, str]]:
+    """(module, name) of every kernel declared with ``@parallel_njit``, read from the
+    kernel files' source."""
     import importlib
     import pathlib
     import re
 
-    numba = pytest.importorskip("numba")
     folder = pathlib.Path(F.__file__).parent.parent / "kernels"
-    names = []
+    found = []
     for path in sorted(folder.glob("*.py")):
         module = importlib.import_module(f"minicnn.kernels.{path.stem}")
         for name in re.findall(r"^@parallel_njit\(.*\)\ndef (\w+)", path.read_text(), re.M):
-            kernel = getattr(module, name)
-            assert isinstance(kernel, numba.core.registry.CPUDispatcher), name
-            assert kernel.targetoptions.get("parallel"), name
-            assert not kernel.serial.targetoptions.get("parallel"), name
-            assert kernel.serial.py_func.__code__ is kernel.py_func.__code__, name
-            names.append(name)
-    assert len(names) >= 14, names  # the kernels with prange, in six files
+            found.append((module, name))
+    return found
 
 
-def test_dispatch_runs_the_serial_twin_for_small_inputs_and_in_workers(monkeypatch):
+@contextmanager
+def _numba_threads(n: int) -> Iterator[None]:
+    """Numba (and BLAS) on ``n`` threads inside the block; each gets its own count back."""
+    before = threads.get_num_threads()
+    try:
+        if threads.set_num_threads(n)["numba"] != n:
+            pytest.skip(f"needs Numba with {n} threads")
+        yield
+    finally:
+        threads.set_num_threads(before["blas"] or before["numba"] or 1)
+        if before["numba"]:
+            import numba
+
+            numba.set_num_threads(before["numba"])
+
+
+def test_every_parallel_kernel_has_a_serial_twin_of_the_same_source():
+    numba = pytest.importorskip("numba")
+    if numba.config.DISABLE_JIT:
+        pytest.skip("NUMBA_DISABLE_JIT: the kernels are plain functions")
+    kernels = _twin_kernels()
+    for module, name in kernels:
+        kernel = getattr(module, name)
+        assert isinstance(kernel, numba.core.registry.CPUDispatcher), name
+        assert kernel.targetoptions.get("parallel"), name
+        assert not kernel.serial.targetoptions.get("parallel"), name
+        assert kernel.serial.py_func.__code__ is kernel.py_func.__code__, name
+    assert len(kernels) >= 14, kernels  # the kernels with prange, in six files
+
+
+def test_dispatch_runs_the_serial_twin_for_small_inputs_and_in_workers():
     from minicnn.kernels import dispatch
 
     calls = []
@@ -210,34 +238,57 @@ def test_dispatch_runs_the_serial_twin_for_small_inputs_and_in_workers(monkeypat
         calls.append("parallel")
 
     kernel.serial = lambda *args: calls.append("serial")
-    before = threads.get_num_threads()
-    try:
-        if threads.set_num_threads(2)["numba"] != 2:
-            pytest.skip("needs Numba with 2 threads")
+
+    def plain(*args):  # a kernel without a twin (plain @njit) is called as it is
+        calls.append("plain")
+
+    with _numba_threads(2):
         dispatch.run(kernel, dispatch.SERIAL_BYTES - 1)
         dispatch.run(kernel, dispatch.SERIAL_BYTES)
         threads.map_concurrently(lambda _: dispatch.run(kernel, dispatch.SERIAL_BYTES), [0, 1])
-    finally:
-        threads.set_num_threads(before["numba"] or before["blas"] or 1)
-    assert calls == ["serial", "parallel", "serial", "serial"]
+        dispatch.run(plain, 0)
+    assert calls == ["serial", "parallel", "serial", "serial", "plain"]
+
+
+class _Spy:
+    """Stands in for a kernel in its module: logs which variant ``dispatch.run`` called."""
+
+    def __init__(self, kernel, name: str, log: list):
+        self.kernel, self.name, self.log = kernel, name, log
+
+    def __call__(self, *args):
+        self.log.append((self.name, "parallel"))
+        return self.kernel(*args)
+
+    def serial(self, *args):
+        self.log.append((self.name, "serial"))
+        return self.kernel.serial(*args)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("conv", ["im2col", "winograd"])
 def test_a_training_step_is_the_same_with_parallel_kernels_and_with_their_serial_twins(
         monkeypatch, dtype, conv):
-    """Every kernel of a step (im2col and col2im or Winograd's transforms, batch norm with
-    ReLU, max-pool, ReLU, Adam) once as the parallel kernel on 2 threads, once as its
-    serial twin. Three images: too few to split between threads, so the convolutions'
-    kernels run on the calling thread with Numba's two."""
+    """Every kernel of a step (im2col and col2im or Winograd's weight transforms, batch
+    norm with ReLU, max-pool, ReLU, Adam) once as the parallel kernel on 2 threads, once as
+    its serial twin: the same outputs, gradients and updated weights. Three images: too
+    few to split between threads, so the convolutions' kernels run on the calling thread
+    with Numba's two. A spy on each kernel checks which variant ran."""
     import minicnn
     from minicnn.engine.algorithm import algorithm
+    from minicnn.engine.conv import MIN_SPLIT_IMAGES
     from minicnn.kernels import dispatch
     from minicnn.layers import BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU
     from minicnn.optim import Adam
 
+    assert 3 < MIN_SPLIT_IMAGES  # else the convolutions' kernels run in workers, serially
+    log: list[tuple[str, str]] = []
+    for module, name in _twin_kernels():
+        monkeypatch.setattr(module, name, _Spy(getattr(module, name), name, log))
+
     def step(serial_bytes):
         monkeypatch.setattr(dispatch, "SERIAL_BYTES", serial_bytes)
+        log.clear()
         model = minicnn.Sequential([
             Conv2D(3, 8, 3, padding=1), BatchNorm2D(8, activation="relu"), MaxPool2D(2),
             Conv2D(8, 8, 3, padding=1, stride=2), ReLU(), Flatten(), Dense(8 * 4 * 4, 5),
@@ -248,22 +299,31 @@ def test_a_training_step_is_the_same_with_parallel_kernels_and_with_their_serial
         loss = minicnn.SoftmaxCrossEntropy()
         opt = Adam(model.parameters(), lr=1e-2)
         out = model.forward(x)
-        loss(out, rng.integers(0, 5, 3))
+        value = loss(out, rng.integers(0, 5, 3))
         model.backward(loss.backward())
+        grads = {k: v.copy() for k, v in model.gradients().items()}
         opt.step(model.gradients())
-        return out, {k: v.copy() for k, v in model.parameters().items()}
+        params = {k: v.copy() for k, v in model.parameters().items()}
+        return out, value, grads, params, set(log)
 
-    before = threads.get_num_threads()
-    try:
-        if threads.set_num_threads(2)["numba"] != 2:
-            pytest.skip("needs Numba with 2 threads")
-        with algorithm(conv):
-            out_p, params_p = step(0)  # every kernel on Numba's threads
-            out_s, params_s = step(2**62)  # every kernel as its serial twin
-    finally:
-        threads.set_num_threads(before["numba"] or before["blas"] or 1)
+    with _numba_threads(2), algorithm(conv):
+        *parallel, ran_parallel = step(0)  # every kernel on Numba's threads
+        *serial, ran_serial = step(2**62)  # every kernel as its serial twin
+    needed = {"channel_moments_numba", "channel_normalize_numba", "channel_sums_numba",
+              "maxpool_forward_numba", "maxpool_backward_numba", "relu_forward_numba",
+              "relu_backward_numba", "adam_update_numba", "im2col_numba", "col2im_numba"}
+    if conv == "winograd":
+        needed |= {"winograd_weights_numba", "winograd_weight_grad_numba"}
+    names = {name for name, _ in ran_parallel}
+    assert needed <= names, needed - names
+    assert ran_parallel == {(name, "parallel") for name in names}
+    assert ran_serial == {(name, "serial") for name in names}
     tol = 1e-5 if dtype == np.float32 else 1e-12
+    out_p, loss_p, grads_p, params_p = parallel
+    out_s, loss_s, grads_s, params_s = serial
     np.testing.assert_allclose(out_p, out_s, rtol=tol, atol=tol)
-    for key in params_p:
-        np.testing.assert_allclose(params_p[key], params_s[key], rtol=tol, atol=tol,
-                                   err_msg=key)
+    assert loss_p == pytest.approx(loss_s, rel=tol)
+    for name, (a, b) in {"grad": (grads_p, grads_s), "weight": (params_p, params_s)}.items():
+        for key in a:
+            np.testing.assert_allclose(a[key], b[key], rtol=tol, atol=tol,
+                                       err_msg=f"{name} {key}")

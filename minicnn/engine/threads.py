@@ -122,7 +122,10 @@ def _start_worker() -> None:
 @functools.cache
 def _numba_threadsafe() -> bool:
     """Whether Numba's parallel kernels may be entered from several threads at once: true of
-    its "omp" and "tbb" threading layers, not of "workqueue" (which aborts the process)."""
+    its "omp" and "tbb" threading layers, not of "workqueue" (which aborts the process).
+    The workers call only serial kernels (``dispatch.run`` picks the serial twins where
+    Numba has one thread), so this is a precaution: under "workqueue" one stray parallel
+    call from a worker would end the process, and batch-parallel mode is left off."""
     numba = _numba()
     if numba is None:
         return True  # no Numba: the NumPy kernels are safe in threads

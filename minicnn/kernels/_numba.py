@@ -41,18 +41,20 @@ except ImportError:  # pragma: no cover - exercised only without numba
     uint64 = int
 
 
-
 def parallel_njit(**options):
     """``@njit(parallel=True, **options)``, with a serial twin at ``kernel.serial``: the
     same source compiled without threads (``prange`` then runs as ``range``).
     ``dispatch.run`` calls the twin where starting Numba's thread pool costs more than
     the work: small inputs, and calls from a thread that already runs one part of a
     batch. The twin is a copy of the function under another name, so that the two
-    compilations get their own entries in Numba's on-disk cache."""
+    compilations get their own entries in Numba's on-disk cache. (That cache is keyed by
+    the kernel's source file, not by the options set here: after changing them, delete
+    the ``__pycache__`` folders of ``minicnn/kernels``.)"""
     def wrap(fn):
         twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
                                   fn.__defaults__, fn.__closure__)
         twin.__qualname__ = fn.__qualname__ + "_serial"
+        twin.__kwdefaults__ = fn.__kwdefaults__
         twin.__doc__ = fn.__doc__
         kernel = njit(parallel=True, **options)(fn)
         kernel.serial = njit(**options)(twin)

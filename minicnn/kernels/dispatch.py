@@ -62,5 +62,5 @@ def run(kernel, nbytes: int, *args):
     largest array) < SERIAL_BYTES or Numba runs one thread here (a batch-parallel
     worker): then the work is not worth waking, or cannot use, Numba's thread pool."""
     if nbytes < SERIAL_BYTES or numba.get_num_threads() == 1:
-        return kernel.serial(*args)
+        return getattr(kernel, "serial", kernel)(*args)  # a plain @njit kernel is serial
     return kernel(*args)
