@@ -14,7 +14,8 @@ Every epoch writes, atomically, into the output folder:
     curves.png       loss and accuracy, train vs validation
 
 and at the end final.npz (last weights) and confusion.png (best weights, validation set);
-config.json holds the settings from the start. A folder holding any of these files is a
+config.json holds the settings from the start (a run sized by --minutes rewrites its
+epochs there if it re-plans after one of its first epochs). A folder holding any of these files is a
 run: a new run refuses it (--resume continues it). Temporary files an interrupted write
 left behind (``.checkpoint.npz.*.tmp`` and the like) are removed at the start.
 
@@ -82,6 +83,9 @@ REAL_FIRST_CYCLE, REAL_FIRST_CYCLE_MIN, REAL_MINUTES = 35, 10, 150
 SYNTHETIC_EPOCHS = 10
 # Share of --minutes the plan fills: epochs vary by several percent on a shared machine.
 PLAN_SHARE = 0.95
+# A run sized by --minutes plans again after each of its first REPLAN_EPOCHS epochs, from
+# their measured times: the 8 steps timed before the run can be 10% off an epoch's pace.
+REPLAN_EPOCHS = 3
 WEIGHT_CAP = 3.0  # --class-weights capped: no class above 3x the median class's weight
 # the shipped model's recipe ends in REAL_RESTARTS warm restarts of REAL_RESTART epochs each
 REAL_RESTART, REAL_RESTARTS, REAL_RESTART_LR = 15, 2, 1e-3
@@ -178,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--minutes", type=RANGES["minutes"], default=None, metavar="M",
                    help="without --epochs on FER2013: shorten the recipe's first cycle (of "
                         f"{REAL_FIRST_CYCLE} epochs) to what fits in M minutes here, measured "
-                        f"by timing a few steps before the run (default: {REAL_MINUTES})")
+                        "by timing a few steps before the run, and planned again from the "
+                        f"times of its first {REPLAN_EPOCHS} epochs (default: {REAL_MINUTES})")
     m.add_argument("--batch-size", type=RANGES["batch_size"], default=64, metavar="N",
                    help="images per step (at least 1)")
     m.add_argument("--optimizer", default="adamw", choices=["sgd", "adam", "adamw"],
@@ -744,6 +749,34 @@ def augment_config(cfg: dict) -> AugmentConfig:
     return AugmentConfig.photo() if cfg.get("photo_augment") else AugmentConfig()
 
 
+def saved_epochs(out: Path) -> int:
+    """The epochs a run in ``out`` planned: its checkpoint's (a re-plan writes it before
+    config.json), else config.json's."""
+    try:
+        saved = read_json_entry(read_npz(out / "checkpoint.npz", keys={"config"}), "config",
+                                out / "checkpoint.npz")
+        return int(saved["epochs"])
+    except (OSError, WeightsError, KeyError, TypeError, ValueError):
+        pass
+    try:
+        return int(json.loads((out / "config.json").read_text())["epochs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise TrainingError(f"{out / 'config.json'}: missing or unreadable, so the run's "
+                            "epochs are unknown; resume with the run's --epochs") from None
+
+
+def replan_first_cycle(cfg: dict, history: list[dict], elapsed: float) -> int:
+    """The first cycle's epochs again, from the mean time of the epochs run so far
+    (``history``) and the ``elapsed`` seconds since the start, as ``plan_run`` would plan
+    them knowing that pace (and never below the epochs already run)."""
+    epoch = float(np.mean([r["seconds"] for r in history]))
+    val = float(np.mean([r["seconds"] - r["train_seconds"] for r in history]))
+    left = cfg["minutes"] * 60 * PLAN_SHARE - elapsed - 3 * val
+    first = plan_first_cycle(epoch, left + len(history) * epoch,
+                             cfg["restarts"] * cfg["restart_epochs"])
+    return max(first, len(history) + 1)
+
+
 def plan_run(cfg: dict, out: Path, x_train, y_train, x_val, batch: int, steps_per_epoch: int,
              weights, elapsed: float, say) -> int:
     """The first cycle's epochs of a run sized by --minutes: a resumed run keeps its own
@@ -752,12 +785,7 @@ def plan_run(cfg: dict, out: Path, x_train, y_train, x_val, batch: int, steps_pe
     the ``elapsed`` seconds of loading."""
     restarts = cfg["restarts"] * cfg["restart_epochs"]
     if cfg["resume"]:
-        try:
-            saved = json.loads((out / "config.json").read_text())
-            return int(saved["epochs"]) - restarts
-        except (OSError, ValueError, KeyError, TypeError):
-            raise TrainingError(f"{out / 'config.json'}: missing or unreadable, so the run's "
-                                "epochs are unknown; resume with the run's --epochs") from None
+        return saved_epochs(out) - restarts
     step, val, epoch = time_epoch(cfg, x_train, y_train, x_val, batch, steps_per_epoch,
                                   weights, augment_config(cfg))
     left = cfg["minutes"] * 60 * PLAN_SHARE - elapsed - 3 * val
@@ -857,7 +885,9 @@ def _train(cfg: dict, say, progress: dict) -> dict:
                              f"stopping. {kept[0].upper()}{kept[1:]}. {divergence_hint(cfg)}.")
 
     history = state["history"]
-    for epoch in range(state["epoch"] + 1, cfg["epochs"] + 1):
+    epoch = state["epoch"]
+    while epoch < cfg["epochs"]:  # a re-plan may move the end
+        epoch += 1
         progress["epoch"] = epoch
         started = time.perf_counter()
         model.train()
@@ -927,8 +957,20 @@ def _train(cfg: dict, say, progress: dict) -> dict:
                 cfg, {"epoch": epoch, "val_acc": val_acc, "val_split": val_name}))
             written.append(out / "best.npz")
         state["epoch"] = epoch
+        replanned = None
+        if sized and not cfg["resume"] and epoch <= REPLAN_EPOCHS:
+            restarts = cfg["restarts"] * cfg["restart_epochs"]
+            first = replan_first_cycle(cfg, history, time.perf_counter() - began)
+            if first + restarts != cfg["epochs"]:
+                replanned = f"{cfg['epochs']} -> {first + restarts}"
+                cfg["epochs"] = first + restarts
+                schedule = make_schedule(cfg, steps_per_epoch)
+                fresh_starts = set(restart_steps(cfg, steps_per_epoch))
+                first_restart = min(fresh_starts)
         save_checkpoint(ckpt_path, model, opt, rng, cfg, state)
         progress["saved"] = epoch
+        if replanned:
+            write_config(out, cfg)
         write_metrics(out, cfg, history, state, None)
         plot_curves(history, out / "curves.png", title=f"{cfg['arch']} on {Path(source).name}",
                     train_loss_label=train_loss_label(cfg))
@@ -936,6 +978,10 @@ def _train(cfg: dict, say, progress: dict) -> dict:
             f"acc {100 * record['train_acc']:.2f}%  val loss {val_loss:.4f} "
             f"acc {100 * val_acc:.2f}%" + (f" ({window}x{window} centres)" if window else "")
             + f"  {seconds:.0f}s" + ("  *best" if improved else ""))
+        if replanned:
+            say(f"--minutes {cfg['minutes']:g}: re-planned from the epochs so far "
+                f"({np.mean([r['seconds'] for r in history]):.0f} s each): "
+                f"{replanned} epochs, the first cycle {cfg['epochs'] - restarts}")
         if cfg["stop_after_epoch"] and epoch >= cfg["stop_after_epoch"]:
             say(f"stopping after epoch {epoch} as asked; continue with --resume")
             return {"stopped_at": epoch}

@@ -553,6 +553,8 @@ def test_minutes_sizes_the_recipe_from_the_timed_steps_and_a_resume_keeps_it(
     # an epoch of 60 s: 0.95 * 16 minutes (less the final report's 3 s) hold 15 epochs,
     # 1 of them the restart
     monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: (0.5, 1.0, 60.0))
+    # the epochs here take milliseconds: their re-plan is the next test's
+    monkeypatch.setattr(train_cli, "replan_first_cycle", lambda cfg, *a: cfg["epochs"] - 1)
     args = ["--data", str(data), "--arch", "small", "--batch-size", "32", "--no-progress",
             "--restart-epochs", "1", "--restarts", "1", "--minutes", "16"]
     code, out, err = run(args + ["--out", "m", "--stop-after-epoch", "2"], capsys)
@@ -569,6 +571,77 @@ def test_minutes_sizes_the_recipe_from_the_timed_steps_and_a_resume_keeps_it(
     code, out, err = run(args + ["--out", "m", "--resume", "--stop-after-epoch", "3"], capsys)
     assert code == 0, err
     assert "resuming" in out and "after epoch 2 of 15" in out
+
+
+def test_the_plan_is_made_again_from_the_first_epochs_measured_times():
+    """After each of its first epochs a sized run plans its first cycle again as if it had
+    known their pace: faster epochs than the probe's give it more, slower ones fewer, never
+    fewer than it has run, within the floor and v4's 35."""
+    cfg = {"minutes": 150.0, "restarts": 2, "restart_epochs": 15}
+    budget = 150 * 60 * 0.95
+
+    def epochs(*seconds, val=8.0, loading=60.0):
+        history = [{"seconds": s, "train_seconds": s - val} for s in seconds]
+        return train_cli.replan_first_cycle(cfg, history, loading + sum(seconds))
+
+    # 144-s epochs: 8,490 s less the report's 24 s hold 58 epochs, 28 of them the first cycle
+    assert epochs(144.0) == int((budget - 60 - 24) // 144) - 30 == 28
+    assert epochs(144.0, 144.0) == 28  # the pace, not the count, decides
+    assert epochs(120.0, 130.0) == 35  # fast: v4's first cycle, never more
+    assert epochs(170.0, 180.0, 175.0) == int((budget - 60 - 24) // 175) - 30 == 18
+    assert epochs(600.0) == train_cli.REAL_FIRST_CYCLE_MIN  # the floor
+    assert train_cli.replan_first_cycle(  # never fewer than the epochs already run
+        cfg, [{"seconds": 900.0, "train_seconds": 890.0}] * 12, 12 * 900.0) == 13
+
+
+def test_a_re_plan_moves_the_end_of_the_run_and_a_resume_keeps_it(tmp_path, capsys,
+                                                                    monkeypatch):
+    """The loop runs to the re-planned end, with the restarts moved with it, and records the
+    new plan in the checkpoint and config.json; only the first REPLAN_EPOCHS epochs re-plan,
+    and a resume neither re-plans nor times anything."""
+    data = kaggle_folder(tmp_path / "kaggle")
+    monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: (0.5, 1.0, 60.0))
+    plans, seen = iter([3, 4, 4]), []
+
+    def replan(cfg, history, elapsed):
+        seen.append((len(history), elapsed))
+        return next(plans)
+
+    monkeypatch.setattr(train_cli, "replan_first_cycle", replan)
+    fresh = []
+    real_optimizer = train_cli.make_optimizer
+    monkeypatch.setattr(train_cli, "make_optimizer",
+                        lambda *a: fresh.append(1) or real_optimizer(*a))
+    args = ["--data", str(data), "--arch", "small", "--batch-size", "32", "--no-progress",
+            "--restart-epochs", "1", "--restarts", "2", "--minutes", "16"]
+    code, out, err = run(args + ["--out", "m", "--stop-after-epoch", "5"], capsys)
+    assert code == 0, err
+    assert [n for n, _ in seen] == [1, 2, 3]  # after epochs 1-3 only
+    assert all(b > a > 0 for (_, a), (_, b) in zip(seen, seen[1:]))  # seconds since start
+    assert "re-planned from the epochs so far" in out and "15 -> 5 epochs, the first " \
+           "cycle 3" in out and "5 -> 6 epochs, the first cycle 4" in out
+    assert "epoch   5/6" in out and "stopping after epoch 5" in out
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["epochs"] == 6
+    assert len(fresh) == 2  # the first optimizer, and the first restart's at epoch 5 (not 4)
+
+    monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: pytest.fail("timed"))
+    monkeypatch.setattr(train_cli, "replan_first_cycle", lambda *a: pytest.fail("re-planned"))
+    (tmp_path / "m" / "config.json").write_text("{}")  # the checkpoint's plan counts
+    code, out, err = run(args + ["--out", "m", "--resume"], capsys)
+    assert code == 0, err
+    assert "after epoch 5 of 6" in out and "epoch   6/6" in out
+    assert len(fresh) == 4  # the resumed run's optimizer, then the second restart's
+    assert len(json.loads((tmp_path / "m" / "metrics.json").read_text())["history"]) == 6
+
+    # a run resumed within the first REPLAN_EPOCHS epochs keeps its plan too
+    monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: (0.5, 1.0, 60.0))
+    monkeypatch.setattr(train_cli, "replan_first_cycle", lambda cfg, *a: 7)
+    code, out, err = run(args + ["--out", "r", "--stop-after-epoch", "1"], capsys)
+    assert code == 0 and "15 -> 9 epochs" in out, err
+    monkeypatch.setattr(train_cli, "replan_first_cycle", lambda *a: pytest.fail("re-planned"))
+    code, out, err = run(args + ["--out", "r", "--resume", "--stop-after-epoch", "3"], capsys)
+    assert code == 0, err
+    assert "after epoch 1 of 9" in out and "epoch   3/9" in out
 
 
 def test_minutes_is_refused_where_it_cannot_size_the_recipe(tmp_path, capsys):
