@@ -15,9 +15,10 @@ Every epoch writes, atomically, into the output folder:
 
 and at the end final.npz (last weights) and confusion.png (best weights, validation set);
 config.json holds the settings from the start (a run sized by --minutes rewrites its
-epochs there if it re-plans after one of its first epochs). A folder holding any of these files is a
-run: a new run refuses it (--resume continues it). Temporary files an interrupted write
-left behind (``.checkpoint.npz.*.tmp`` and the like) are removed at the start.
+epochs there if it re-plans after one of its first epochs). A folder holding any of these
+files is a run: a new run refuses it (--resume continues it). Temporary files an
+interrupted write left behind (``.checkpoint.npz.*.tmp`` and the like) are removed at the
+start.
 
 Safeguards. Every option is range-checked (argparse exits 2 with a message). A NaN or
 infinite loss, or a NaN or infinite value in any weight or batch-norm statistic (checked
@@ -966,7 +967,7 @@ def _train(cfg: dict, say, progress: dict) -> dict:
                 cfg["epochs"] = first + restarts
                 schedule = make_schedule(cfg, steps_per_epoch)
                 fresh_starts = set(restart_steps(cfg, steps_per_epoch))
-                first_restart = min(fresh_starts)
+                first_restart = min(fresh_starts, default=cfg["epochs"] * steps_per_epoch)
         save_checkpoint(ckpt_path, model, opt, rng, cfg, state)
         progress["saved"] = epoch
         if replanned:

@@ -643,6 +643,13 @@ def test_a_re_plan_moves_the_end_of_the_run_and_a_resume_keeps_it(tmp_path, caps
     assert code == 0, err
     assert "after epoch 1 of 9" in out and "epoch   3/9" in out
 
+    # and a sized run without restarts re-plans its one cycle
+    monkeypatch.setattr(train_cli, "replan_first_cycle", lambda cfg, *a: 4)
+    code, out, err = run(args[:-6] + ["--restart-epochs", "0", "--minutes", "16", "--out", "z",
+                                      "--stop-after-epoch", "1"], capsys)
+    assert code == 0, err
+    assert "-> 4 epochs, the first cycle 4" in out
+
 
 def test_minutes_is_refused_where_it_cannot_size_the_recipe(tmp_path, capsys):
     for extra, message in ((["--epochs", "3"], "cannot be used with --epochs"),
