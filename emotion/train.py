@@ -86,7 +86,10 @@ SYNTHETIC_EPOCHS = 10
 PLAN_SHARE = 0.95
 # A run sized by --minutes plans again after each of its first REPLAN_EPOCHS epochs, from
 # their measured times: the 8 steps timed before the run can be 10% off an epoch's pace.
-REPLAN_EPOCHS = 3
+# A new plan keeps the first plan's rise of the one-cycle's learning rate (the first 30%
+# of that cycle, still under way) and moves only its fall, by at most REPLAN_BAND of it.
+REPLAN_EPOCHS, REPLAN_BAND = 3, 0.2
+ONECYCLE_RISE = 0.3  # OneCycle's default pct_start
 WEIGHT_CAP = 3.0  # --class-weights capped: no class above 3x the median class's weight
 # the shipped model's recipe ends in REAL_RESTARTS warm restarts of REAL_RESTART epochs each
 REAL_RESTART, REAL_RESTARTS, REAL_RESTART_LR = 15, 2, 1e-3
@@ -417,7 +420,11 @@ def restart_steps(cfg: dict, steps_per_epoch: int) -> list[int]:
 
 def _first_schedule(cfg: dict, total: int, steps_per_epoch: int):
     if cfg["schedule"] == "onecycle":
-        return OneCycle(cfg["lr"], total_steps=max(total, 2))
+        if "planned_first" not in cfg:
+            return OneCycle(cfg["lr"], total_steps=max(total, 2), pct_start=ONECYCLE_RISE)
+        # a re-planned run keeps the rise of its first plan's planned_first epochs
+        rise = ONECYCLE_RISE * cfg["planned_first"] * steps_per_epoch
+        return OneCycle(cfg["lr"], total_steps=max(total, 2), pct_start=min(rise / total, 1.0))
     if cfg["schedule"] == "cosine":
         warm = min(int(cfg["warmup_epochs"] * steps_per_epoch), total - 1)
         return CosineWarmup(cfg["lr"], total_steps=max(total, 1), warmup_steps=max(warm, 0))
@@ -750,43 +757,62 @@ def augment_config(cfg: dict) -> AugmentConfig:
     return AugmentConfig.photo() if cfg.get("photo_augment") else AugmentConfig()
 
 
-def saved_epochs(out: Path) -> int:
-    """The epochs a run in ``out`` planned: its checkpoint's (a re-plan writes it before
-    config.json), else config.json's."""
+def saved_plan(out: Path) -> dict:
+    """The plan of a run in ``out``: {"epochs": ..., "planned_first": ... (where the run
+    re-planned)}, from its checkpoint (a re-plan writes it before config.json), else from
+    config.json."""
     try:
         saved = read_json_entry(read_npz(out / "checkpoint.npz", keys={"config"}), "config",
                                 out / "checkpoint.npz")
-        return int(saved["epochs"])
+        return {k: int(saved[k]) for k in ("epochs", "planned_first") if k in saved}
     except (OSError, WeightsError, KeyError, TypeError, ValueError):
         pass
     try:
-        return int(json.loads((out / "config.json").read_text())["epochs"])
+        return {"epochs": int(json.loads((out / "config.json").read_text())["epochs"])}
     except (OSError, ValueError, KeyError, TypeError):
         raise TrainingError(f"{out / 'config.json'}: missing or unreadable, so the run's "
                             "epochs are unknown; resume with the run's --epochs") from None
 
 
-def replan_first_cycle(cfg: dict, history: list[dict], elapsed: float) -> int:
-    """The first cycle's epochs again, from the mean time of the epochs run so far
+def replan_first_cycle(cfg: dict, history: list[dict], elapsed: float, planned: int) -> int:
+    """The first cycle's epochs again, from the median time of the epochs run so far
     (``history``) and the ``elapsed`` seconds since the start, as ``plan_run`` would plan
-    them knowing that pace (and never below the epochs already run)."""
-    epoch = float(np.mean([r["seconds"] for r in history]))
-    val = float(np.mean([r["seconds"] - r["train_seconds"] for r in history]))
+    them knowing that pace; the fall of the ``planned`` first plan's one-cycle moves by at
+    most ``REPLAN_BAND``, and the rise is kept."""
+    epoch = float(np.median([r["seconds"] for r in history]))
+    val = float(np.median([r["seconds"] - r["train_seconds"] for r in history]))
     left = cfg["minutes"] * 60 * PLAN_SHARE - elapsed - 3 * val
     first = plan_first_cycle(epoch, left + len(history) * epoch,
                              cfg["restarts"] * cfg["restart_epochs"])
-    return max(first, len(history) + 1)
+    rise = ONECYCLE_RISE * planned
+    band = max(1, round(REPLAN_BAND * (planned - rise)))
+    return max(min(first, planned + band), planned - band, math.ceil(rise) + 1)
+
+
+def sync_config(out: Path, plan: dict) -> None:
+    """Make config.json's plan the checkpoint's, where a run stopped between writing the
+    two after a re-plan."""
+    try:
+        saved = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(saved, dict) and any(saved.get(k) != v for k, v in plan.items()):
+        write_config(out, {**saved, **plan})
 
 
 def plan_run(cfg: dict, out: Path, x_train, y_train, x_val, batch: int, steps_per_epoch: int,
              weights, elapsed: float, say) -> int:
     """The first cycle's epochs of a run sized by --minutes: a resumed run keeps its own
-    (from config.json); a new one times an epoch here (``time_epoch``) and fits the run,
+    (``saved_epochs``); a new one times an epoch here (``time_epoch``) and fits the run,
     with the final report (three validation passes), in ``PLAN_SHARE`` of --minutes less
     the ``elapsed`` seconds of loading."""
     restarts = cfg["restarts"] * cfg["restart_epochs"]
     if cfg["resume"]:
-        return saved_epochs(out) - restarts
+        plan = saved_plan(out)
+        sync_config(out, plan)
+        if "planned_first" in plan:
+            cfg["planned_first"] = plan["planned_first"]
+        return plan["epochs"] - restarts
     step, val, epoch = time_epoch(cfg, x_train, y_train, x_val, batch, steps_per_epoch,
                                   weights, augment_config(cfg))
     left = cfg["minutes"] * 60 * PLAN_SHARE - elapsed - 3 * val
@@ -834,6 +860,7 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         cfg["epochs"] = restarts + plan_run(cfg, out, x_train, y_train, val_split.images, batch,
                                             steps_per_epoch, weights,
                                             time.perf_counter() - began, say)
+        planned = cfg.get("planned_first", cfg["epochs"] - restarts)  # the probe's plan
 
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.npz"
@@ -959,12 +986,13 @@ def _train(cfg: dict, say, progress: dict) -> dict:
             written.append(out / "best.npz")
         state["epoch"] = epoch
         replanned = None
-        if sized and not cfg["resume"] and epoch <= REPLAN_EPOCHS:
+        # (not on windows: a window epoch is faster than the restarts' whole-face ones)
+        if sized and not cfg["resume"] and not crop and epoch <= REPLAN_EPOCHS:
             restarts = cfg["restarts"] * cfg["restart_epochs"]
-            first = replan_first_cycle(cfg, history, time.perf_counter() - began)
+            first = replan_first_cycle(cfg, history, time.perf_counter() - began, planned)
             if first + restarts != cfg["epochs"]:
                 replanned = f"{cfg['epochs']} -> {first + restarts}"
-                cfg["epochs"] = first + restarts
+                cfg["epochs"], cfg["planned_first"] = first + restarts, planned
                 schedule = make_schedule(cfg, steps_per_epoch)
                 fresh_starts = set(restart_steps(cfg, steps_per_epoch))
                 first_restart = min(fresh_starts, default=cfg["epochs"] * steps_per_epoch)
@@ -981,7 +1009,7 @@ def _train(cfg: dict, say, progress: dict) -> dict:
             + f"  {seconds:.0f}s" + ("  *best" if improved else ""))
         if replanned:
             say(f"--minutes {cfg['minutes']:g}: re-planned from the epochs so far "
-                f"({np.mean([r['seconds'] for r in history]):.0f} s each): "
+                f"({np.median([r['seconds'] for r in history]):.0f} s each): "
                 f"{replanned} epochs, the first cycle {cfg['epochs'] - restarts}")
         if cfg["stop_after_epoch"] and epoch >= cfg["stop_after_epoch"]:
             say(f"stopping after epoch {epoch} as asked; continue with --resume")

@@ -575,36 +575,39 @@ def test_minutes_sizes_the_recipe_from_the_timed_steps_and_a_resume_keeps_it(
 
 def test_the_plan_is_made_again_from_the_first_epochs_measured_times():
     """After each of its first epochs a sized run plans its first cycle again as if it had
-    known their pace: faster epochs than the probe's give it more, slower ones fewer, never
-    fewer than it has run, within the floor and v4's 35."""
+    known their pace (their median: one slow epoch does not decide): faster epochs than
+    the probe's give it more, slower ones fewer, but the one-cycle's fall moves by at most
+    REPLAN_BAND, and never past v4's 35 or below the floor."""
     cfg = {"minutes": 150.0, "restarts": 2, "restart_epochs": 15}
     budget = 150 * 60 * 0.95
 
-    def epochs(*seconds, val=8.0, loading=60.0):
+    def epochs(*seconds, planned=25, val=8.0, loading=60.0):
         history = [{"seconds": s, "train_seconds": s - val} for s in seconds]
-        return train_cli.replan_first_cycle(cfg, history, loading + sum(seconds))
+        return train_cli.replan_first_cycle(cfg, history, loading + sum(seconds), planned)
 
     # 144-s epochs: 8,490 s less the report's 24 s hold 58 epochs, 28 of them the first cycle
     assert epochs(144.0) == int((budget - 60 - 24) // 144) - 30 == 28
     assert epochs(144.0, 144.0) == 28  # the pace, not the count, decides
-    assert epochs(120.0, 130.0) == 35  # fast: v4's first cycle, never more
-    assert epochs(170.0, 180.0, 175.0) == int((budget - 60 - 24) // 175) - 30 == 18
-    assert epochs(600.0) == train_cli.REAL_FIRST_CYCLE_MIN  # the floor
-    assert train_cli.replan_first_cycle(  # never fewer than the epochs already run
-        cfg, [{"seconds": 900.0, "train_seconds": 890.0}] * 12, 12 * 900.0) == 13
+    # one slow epoch: the median pace plans 25, less the time it took (the mean would: 21)
+    assert epochs(150.0) == 26 and epochs(150.0, 150.0, 284.0) == 25
+    # a 25-epoch plan rises for 7.5 epochs and falls for 17.5: the fall moves by 4 at most
+    assert epochs(120.0, 125.0) == 29 and epochs(190.0) == 21
+    assert epochs(120.0, planned=33) == 35  # never more than v4's first cycle
+    assert epochs(900.0, planned=11) == train_cli.REAL_FIRST_CYCLE_MIN  # nor below the floor
 
 
-def test_a_re_plan_moves_the_end_of_the_run_and_a_resume_keeps_it(tmp_path, capsys,
-                                                                    monkeypatch):
-    """The loop runs to the re-planned end, with the restarts moved with it, and records the
-    new plan in the checkpoint and config.json; only the first REPLAN_EPOCHS epochs re-plan,
-    and a resume neither re-plans nor times anything."""
-    data = kaggle_folder(tmp_path / "kaggle")
+def test_a_re_plan_moves_the_end_of_the_run_keeps_the_rise_and_a_resume_keeps_it(
+        tmp_path, capsys, monkeypatch):
+    """The loop runs to the re-planned end, with the restarts moved with it, the learning
+    rate of the first plan's rise unchanged, and the new plan in the checkpoint and
+    config.json; only the first REPLAN_EPOCHS epochs re-plan, and a resume neither
+    re-plans nor times anything."""
+    data = kaggle_folder(tmp_path / "kaggle")  # 21 faces: one step an epoch
     monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: (0.5, 1.0, 60.0))
-    plans, seen = iter([3, 4, 4]), []
+    plans, seen = iter([6, 7, 7]), []  # the probe's plan: 15 epochs, a first cycle of 13
 
-    def replan(cfg, history, elapsed):
-        seen.append((len(history), elapsed))
+    def replan(cfg, history, elapsed, planned):
+        seen.append((len(history), elapsed, planned))
         return next(plans)
 
     monkeypatch.setattr(train_cli, "replan_first_cycle", replan)
@@ -614,41 +617,57 @@ def test_a_re_plan_moves_the_end_of_the_run_and_a_resume_keeps_it(tmp_path, caps
                         lambda *a: fresh.append(1) or real_optimizer(*a))
     args = ["--data", str(data), "--arch", "small", "--batch-size", "32", "--no-progress",
             "--restart-epochs", "1", "--restarts", "2", "--minutes", "16"]
-    code, out, err = run(args + ["--out", "m", "--stop-after-epoch", "5"], capsys)
+    code, out, err = run(args + ["--out", "m", "--stop-after-epoch", "8"], capsys)
     assert code == 0, err
-    assert [n for n, _ in seen] == [1, 2, 3]  # after epochs 1-3 only
-    assert all(b > a > 0 for (_, a), (_, b) in zip(seen, seen[1:]))  # seconds since start
-    assert "re-planned from the epochs so far" in out and "15 -> 5 epochs, the first " \
-           "cycle 3" in out and "5 -> 6 epochs, the first cycle 4" in out
-    assert "epoch   5/6" in out and "stopping after epoch 5" in out
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["epochs"] == 6
-    assert len(fresh) == 2  # the first optimizer, and the first restart's at epoch 5 (not 4)
+    assert [(n, p) for n, _, p in seen] == [(1, 13), (2, 13), (3, 13)]  # after epochs 1-3
+    assert all(b > a > 0 for (_, a, _), (_, b, _) in zip(seen, seen[1:]))  # since the start
+    assert "re-planned from the epochs so far" in out and "15 -> 8 epochs, the first " \
+           "cycle 6" in out and "8 -> 9 epochs, the first cycle 7" in out
+    assert "epoch   8/9" in out and "stopping after epoch 8" in out
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["epochs"] == 9 and saved["planned_first"] == 13
+    assert len(fresh) == 2  # the first optimizer, and the first restart's at epoch 8 (not 7)
+    # the learning rate rose as the 13-epoch plan's did (3.9 steps), then fell to nothing
+    lrs = [r["lr"] for r in json.loads((tmp_path / "m" / "metrics.json").read_text())["history"]]
+    probe_plan = train_cli.make_schedule({**saved, "epochs": 15, "planned_first": 13}, 1)
+    unplanned = train_cli.make_schedule({k: v for k, v in {**saved, "epochs": 15}.items()
+                                         if k != "planned_first"}, 1)
+    assert lrs[:3] == pytest.approx([unplanned(s) for s in range(3)], rel=1e-9)
+    assert lrs[:3] == pytest.approx([probe_plan(s) for s in range(3)], rel=1e-9)
+    assert lrs[3] != pytest.approx(unplanned(3))  # the fall is the new plan's
+    assert lrs[3] > lrs[4] > lrs[5] > lrs[6] and lrs[6] < 1e-5 * max(lrs)  # 7 epochs
 
     monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: pytest.fail("timed"))
     monkeypatch.setattr(train_cli, "replan_first_cycle", lambda *a: pytest.fail("re-planned"))
-    (tmp_path / "m" / "config.json").write_text("{}")  # the checkpoint's plan counts
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**saved, "epochs": 15}))
     code, out, err = run(args + ["--out", "m", "--resume"], capsys)
     assert code == 0, err
-    assert "after epoch 5 of 6" in out and "epoch   6/6" in out
+    assert "after epoch 8 of 9" in out and "epoch   9/9" in out
     assert len(fresh) == 4  # the resumed run's optimizer, then the second restart's
-    assert len(json.loads((tmp_path / "m" / "metrics.json").read_text())["history"]) == 6
+    assert len(json.loads((tmp_path / "m" / "metrics.json").read_text())["history"]) == 9
+    # the checkpoint's plan counts, and config.json is made to say it again
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["epochs"] == 9
 
     # a run resumed within the first REPLAN_EPOCHS epochs keeps its plan too
     monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: (0.5, 1.0, 60.0))
-    monkeypatch.setattr(train_cli, "replan_first_cycle", lambda cfg, *a: 7)
+    monkeypatch.setattr(train_cli, "replan_first_cycle", lambda cfg, *a: 10)
     code, out, err = run(args + ["--out", "r", "--stop-after-epoch", "1"], capsys)
-    assert code == 0 and "15 -> 9 epochs" in out, err
+    assert code == 0 and "15 -> 12 epochs" in out, err
     monkeypatch.setattr(train_cli, "replan_first_cycle", lambda *a: pytest.fail("re-planned"))
     code, out, err = run(args + ["--out", "r", "--resume", "--stop-after-epoch", "3"], capsys)
     assert code == 0, err
-    assert "after epoch 1 of 9" in out and "epoch   3/9" in out
+    assert "after epoch 1 of 12" in out and "epoch   3/12" in out
 
-    # and a sized run without restarts re-plans its one cycle
-    monkeypatch.setattr(train_cli, "replan_first_cycle", lambda cfg, *a: 4)
+    # a sized run without restarts re-plans its one cycle; a run on --crop windows does not
+    monkeypatch.setattr(train_cli, "replan_first_cycle", lambda cfg, *a: 12)
     code, out, err = run(args[:-6] + ["--restart-epochs", "0", "--minutes", "16", "--out", "z",
                                       "--stop-after-epoch", "1"], capsys)
     assert code == 0, err
-    assert "-> 4 epochs, the first cycle 4" in out
+    assert "-> 12 epochs, the first cycle 12" in out
+    monkeypatch.setattr(train_cli, "replan_first_cycle", lambda *a: pytest.fail("re-planned"))
+    code, out, err = run(args + ["--crop", "40", "--out", "c", "--stop-after-epoch", "1"],
+                         capsys)
+    assert code == 0, err
 
 
 def test_minutes_is_refused_where_it_cannot_size_the_recipe(tmp_path, capsys):
