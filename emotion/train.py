@@ -228,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="loss weight per class: none, 1/sqrt(frequency), 1/frequency "
                         "(helps the rare 'disgust' class), or 1/frequency with no class "
                         f"above {WEIGHT_CAP:g}x the median class's weight")
+    m.add_argument("--final-class-weights", default=None,
+                   choices=["none", "sqrt", "balanced", "capped"],
+                   help="class weights of the last warm restart alone (deferred "
+                        "re-weighting: the features are learnt on the natural mix, the "
+                        "last cycle evens out the classes). Default: capped in the "
+                        "README's recipe when --class-weights is sqrt, otherwise the same "
+                        "as --class-weights")
     m.add_argument("--crop", type=RANGES["crop"], default=0, metavar="N",
                    help="train the first cycle (the epochs before the warm restarts, "
                         "which it needs) on a random N x N window of each augmented face, "
@@ -590,6 +597,13 @@ _MISSING = object()
 ADDED_LATER = {"photo_augment": False, "restart_epochs": 0, "restarts": 1, "crop": 0}
 
 
+def added_later(key: str, saved_cfg: dict):
+    """What a checkpoint without ``key`` ran with (``_MISSING``: unknown)."""
+    if key == "final_class_weights":  # before it existed, one set of weights ran throughout
+        return saved_cfg.get("class_weights", _MISSING)
+    return ADDED_LATER.get(key, _MISSING)
+
+
 def changed_settings(cfg: dict, saved_cfg: dict) -> list[str]:
     """The settings that differ between this run and the checkpoint's: every key but
     ``RESUME_FREE`` ones. A key the checkpoint does not have (an option added since) counts
@@ -599,7 +613,7 @@ def changed_settings(cfg: dict, saved_cfg: dict) -> list[str]:
     for key in sorted(set(cfg) | set(saved_cfg)):
         if key in RESUME_FREE:
             continue
-        saved = saved_cfg.get(key, ADDED_LATER.get(key, _MISSING))
+        saved = saved_cfg[key] if key in saved_cfg else added_later(key, saved_cfg)
         if saved is _MISSING and key in defaults and cfg.get(key) == defaults[key]:
             continue
         if cfg.get(key) != saved:
@@ -708,6 +722,12 @@ def fill_recipe(cfg: dict) -> dict:
         raise TrainingError(f"{cfg['restarts']} x --restart-epochs {cfg['restart_epochs']} "
                             f"must be fewer than --epochs {cfg['epochs']} (the restarts are "
                             f"the last epochs of the run)")
+    if cfg.get("final_class_weights") is None:  # deferred re-weighting is part of the recipe
+        recipe = recipe_restarts and cfg["restart_epochs"] and cfg["class_weights"] == "sqrt"
+        cfg["final_class_weights"] = "capped" if recipe else cfg["class_weights"]
+    if cfg["final_class_weights"] != cfg["class_weights"] and not cfg["restart_epochs"]:
+        raise TrainingError(f"--final-class-weights {cfg['final_class_weights']} weighs the "
+                            "classes of the last warm restart, so it needs --restart-epochs")
     return cfg
 
 
@@ -873,6 +893,7 @@ def _train(cfg: dict, say, progress: dict) -> dict:
     schedule = make_schedule(cfg, steps_per_epoch)
     fresh_starts = set(restart_steps(cfg, steps_per_epoch))
     first_restart = min(fresh_starts, default=cfg["epochs"] * steps_per_epoch)
+    final_weights = class_weight_vector(y_train, cfg["final_class_weights"])
     crop = cfg.get("crop") or 0
     aug = augment_config(cfg)
 
@@ -905,6 +926,10 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         + (f"; {crop}x{crop} windows until the first restart" if crop else ""))
     if weights is not None:
         say("class weights: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(CLASSES, weights)))
+    if cfg["final_class_weights"] != cfg["class_weights"]:
+        say(f"class weights of the last warm restart ({cfg['final_class_weights']}): "
+            + (", ".join(f"{c} {w:.2f}" for c, w in zip(CLASSES, final_weights))
+               if final_weights is not None else "none"))
 
     def stop(what: str, epoch: int, step: int) -> TrainingError:
         kept = (f"the last good checkpoint (epoch {progress['saved']}) is kept in {ckpt_path}"
@@ -937,7 +962,8 @@ def _train(cfg: dict, say, progress: dict) -> dict:
                     opt = make_optimizer(cfg, model)
                 opt.lr = schedule(step)
                 logits = model.forward(x)
-                loss, dlogits = softmax_cross_entropy(logits, y, cfg["label_smoothing"], weights)
+                w = final_weights if fresh_starts and step >= max(fresh_starts) else weights
+                loss, dlogits = softmax_cross_entropy(logits, y, cfg["label_smoothing"], w)
                 if not math.isfinite(loss) or not np.isfinite(logits).all():
                     what = (f"the loss became {loss}" if not math.isfinite(loss)
                             else "the network's outputs became NaN or infinite")
@@ -1056,6 +1082,9 @@ def train_loss_label(cfg: dict) -> str:
         extras.append(f"label smoothing {cfg['label_smoothing']:g}")
     if cfg["class_weights"] != "none":
         extras.append(f"{cfg['class_weights']} class weights")
+    final = cfg.get("final_class_weights") or cfg["class_weights"]
+    if final != cfg["class_weights"]:
+        extras.append(f"{final} in the last restart")
     if cfg["augment"]:
         extras.append("augmented")
     return "train" + (f" ({', '.join(extras)})" if extras else "")

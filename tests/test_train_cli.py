@@ -512,6 +512,16 @@ def test_the_defaults_on_fer2013_are_the_shipped_models_recipe():
         filled(["--epochs", "5", "--restart-epochs", "5"], False)
     with pytest.raises(train_cli.TrainingError, match="3 x --restart-epochs 2 must be fewer"):
         filled(["--epochs", "6", "--restart-epochs", "2", "--restarts", "3"], False)
+    # deferred re-weighting: the recipe's last restart weighs the classes by capped 1/frequency
+    assert filled([], False)["final_class_weights"] == "capped"
+    for args, synthetic in (([], True), (["--restart-epochs", "0"], False),
+                            (["--epochs", "30", "--restart-epochs", "10"], False),
+                            (["--class-weights", "none"], False)):
+        cfg = filled(args, synthetic)
+        assert cfg["final_class_weights"] == cfg["class_weights"], args
+    assert filled(["--final-class-weights", "none"], False)["final_class_weights"] == "none"
+    with pytest.raises(train_cli.TrainingError, match="needs --restart-epochs"):
+        filled(["--epochs", "6", "--final-class-weights", "balanced"], False)
 
 
 def test_the_first_cycle_is_what_fits_in_the_minutes_between_a_floor_and_v4s():
@@ -781,6 +791,37 @@ def test_crop_trains_the_first_cycle_on_windows_and_the_restarts_on_whole_faces(
                           (["--crop", "40", "--epochs", "2"], "needs --restart-epochs")):
         code, _, err = run(QUICK + args + ["--out", "d"], capsys)
         assert code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_the_last_restart_trains_with_the_final_class_weights(tmp_path, capsys, monkeypatch):
+    """Each step's loss gets --class-weights until the last warm restart's first step and
+    --final-class-weights from there; a resume keeps the switch; a checkpoint from before
+    the option existed resumes when both weights are its one."""
+    seen = []
+    real = train_cli.softmax_cross_entropy
+
+    def spy(logits, y, smoothing, weights):
+        seen.append(None if weights is None else weights.copy())
+        return real(logits, y, smoothing, weights)
+
+    monkeypatch.setattr(train_cli, "softmax_cross_entropy", spy)
+    args = QUICK + ["--epochs", "5", "--restart-epochs", "1", "--restarts", "2",
+                    "--final-class-weights", "balanced", "--out", "w"]
+    code, out, err = run(args + ["--stop-after-epoch", "4"], capsys)
+    assert code == 0, err
+    assert "class weights of the last warm restart (balanced)" in out
+    code, out, err = run(args + ["--resume"], capsys)
+    assert code == 0, err
+    assert len(seen) == 5 * 3  # 96 faces in 3 steps of 32
+    first, last = seen[0], seen[-1]
+    assert first is not None and last is not None and not np.allclose(first, last)
+    for step, w in enumerate(seen):  # the last restart is epoch 5: steps 12-14
+        np.testing.assert_array_equal(w, last if step >= 12 else first, err_msg=str(step))
+    assert last.max() / last.min() > first.max() / first.min()  # 1/f spreads more than 1/sqrt(f)
+    cfg = json.loads((tmp_path / "w" / "config.json").read_text())
+    old = {k: v for k, v in cfg.items() if k != "final_class_weights"}
+    assert train_cli.changed_settings({**cfg, "final_class_weights": "sqrt"}, old) == []
+    assert train_cli.changed_settings(cfg, old) == ["final_class_weights"]
 
 
 def test_class_weights_by_mode():
