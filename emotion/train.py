@@ -225,16 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of each target spread evenly over the classes, in [0, 1)")
     m.add_argument("--class-weights", default="sqrt",
                    choices=["none", "sqrt", "balanced", "capped"],
-                   help="loss weight per class: none, 1/sqrt(frequency), 1/frequency "
+                   help="loss weight per class (the last warm restart's: see "
+                        "--final-class-weights): none, 1/sqrt(frequency), 1/frequency "
                         "(helps the rare 'disgust' class), or 1/frequency with no class "
                         f"above {WEIGHT_CAP:g}x the median class's weight")
     m.add_argument("--final-class-weights", default=None,
                    choices=["none", "sqrt", "balanced", "capped"],
                    help="class weights of the last warm restart alone (deferred "
                         "re-weighting: the features are learnt on the natural mix, the "
-                        "last cycle evens out the classes). Default: capped in the "
-                        "README's recipe when --class-weights is sqrt, otherwise the same "
-                        "as --class-weights")
+                        "last cycle evens out the classes). Default: capped on FER2013 "
+                        "without --epochs (the README's recipe, with its restarts) when "
+                        "--class-weights is sqrt, otherwise the same as --class-weights; "
+                        "a resume keeps the run's own")
     m.add_argument("--crop", type=RANGES["crop"], default=0, metavar="N",
                    help="train the first cycle (the epochs before the warm restarts, "
                         "which it needs) on a random N x N window of each augmented face, "
@@ -629,8 +631,11 @@ def load_checkpoint(path: Path, model, opt, rng, cfg: dict, say=print) -> dict:
                             "object; not a checkpoint of emotion.train")
     changed = changed_settings(cfg, saved_cfg)
     if changed:
-        diffs = ", ".join(f"{k}: {saved_cfg.get(k, '(not set)')!r} -> {cfg.get(k)!r}"
-                          for k in changed)
+        def was(key):
+            saved = saved_cfg[key] if key in saved_cfg else added_later(key, saved_cfg)
+            return "(not set)" if saved is _MISSING else repr(saved)
+
+        diffs = ", ".join(f"{k}: {was(k)} -> {cfg.get(k)!r}" for k in changed)
         raise TrainingError(f"{path}: the run was started with different settings ({diffs}); "
                             "resume with the original options or use a new --out")
     state = check_state(path, read_json_entry(arrays, "state", path), cfg)
@@ -777,21 +782,35 @@ def augment_config(cfg: dict) -> AugmentConfig:
     return AugmentConfig.photo() if cfg.get("photo_augment") else AugmentConfig()
 
 
-def saved_plan(out: Path) -> dict:
-    """The plan of a run in ``out``: {"epochs": ..., "planned_first": ... (where the run
-    re-planned)}, from its checkpoint (a re-plan writes it before config.json), else from
-    config.json."""
+def saved_config(out: Path) -> dict | None:
+    """The settings of the run in ``out``: its checkpoint's (a re-plan writes it before
+    config.json), else config.json's; None when neither can be read."""
     try:
         saved = read_json_entry(read_npz(out / "checkpoint.npz", keys={"config"}), "config",
                                 out / "checkpoint.npz")
-        return {k: int(saved[k]) for k in ("epochs", "planned_first") if k in saved}
+        if isinstance(saved, dict):
+            return saved
     except (OSError, WeightsError, KeyError, TypeError, ValueError):
         pass
     try:
-        return {"epochs": int(json.loads((out / "config.json").read_text())["epochs"])}
-    except (OSError, ValueError, KeyError, TypeError):
-        raise TrainingError(f"{out / 'config.json'}: missing or unreadable, so the run's "
-                            "epochs are unknown; resume with the run's --epochs") from None
+        saved = json.loads((out / "config.json").read_text())
+        return saved if isinstance(saved, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def saved_plan(out: Path) -> dict:
+    """The plan of a run in ``out``: {"epochs": ..., "planned_first": ... (where the run
+    re-planned)}, from ``saved_config``."""
+    try:
+        saved = saved_config(out)
+        return {"epochs": int(saved["epochs"]),
+                **({"planned_first": int(saved["planned_first"])} if "planned_first" in saved
+                   else {})}
+    except (KeyError, TypeError, ValueError):
+        pass
+    raise TrainingError(f"{out / 'config.json'}: missing or unreadable, so the run's "
+                        "epochs are unknown; resume with the run's --epochs")
 
 
 def replan_first_cycle(cfg: dict, history: list[dict], elapsed: float, planned: int) -> int:
@@ -873,6 +892,11 @@ def _train(cfg: dict, say, progress: dict) -> dict:
     batch = min(cfg["batch_size"], len(x_train))
     steps_per_epoch = len(x_train) // batch  # drop the ragged last batch: batch norm needs >1
     weights = class_weight_vector(y_train, cfg["class_weights"])
+    if cfg["resume"] and cfg.get("final_class_weights") is None:
+        # a resume keeps the run's own last-restart weights (a run from before the option:
+        # its one set), whatever the recipe's default is now
+        saved = saved_config(out) or {}
+        cfg["final_class_weights"] = saved.get("final_class_weights", saved.get("class_weights"))
     fill_recipe(cfg)
     if sized:
         cfg["minutes"] = cfg.get("minutes") or REAL_MINUTES
@@ -1084,7 +1108,7 @@ def train_loss_label(cfg: dict) -> str:
         extras.append(f"{cfg['class_weights']} class weights")
     final = cfg.get("final_class_weights") or cfg["class_weights"]
     if final != cfg["class_weights"]:
-        extras.append(f"{final} in the last restart")
+        extras.append(f"{final} class weights in the last restart")
     if cfg["augment"]:
         extras.append("augmented")
     return "train" + (f" ({', '.join(extras)})" if extras else "")

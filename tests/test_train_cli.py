@@ -823,6 +823,32 @@ def test_the_last_restart_trains_with_the_final_class_weights(tmp_path, capsys, 
     assert train_cli.changed_settings({**cfg, "final_class_weights": "sqrt"}, old) == []
     assert train_cli.changed_settings(cfg, old) == ["final_class_weights"]
 
+    # A resume without the option keeps the run's own weights, whatever the default now
+    # (here as if the recipe's capped); a run from before the option, its one set.
+    real_fill = train_cli.fill_recipe
+
+    def capped_default(cfg):
+        cfg.setdefault("final_class_weights", None)
+        cfg["final_class_weights"] = cfg["final_class_weights"] or "capped"
+        return real_fill(cfg)
+
+    monkeypatch.setattr(train_cli, "fill_recipe", capped_default)
+    plain = QUICK + ["--epochs", "3", "--restart-epochs", "1", "--out", "o"]
+    assert run(plain + ["--final-class-weights", "sqrt", "--stop-after-epoch", "1"],
+               capsys)[0] == 0
+    ckpt = tmp_path / "o" / "checkpoint.npz"
+    arrays = read_npz(ckpt)
+    saved = json.loads(str(arrays["config"]))
+    del saved["final_class_weights"]  # as a checkpoint written before the option
+    arrays["config"] = train_cli.json_array(saved)
+    np.savez(ckpt, **arrays)
+    seen.clear()
+    code, out, err = run(plain + ["--resume", "--stop-after-epoch", "2"], capsys)
+    assert code == 0, err
+    assert len(seen) == 3 and "class weights of the last warm restart" not in out
+    code, out, err = run(plain + ["--resume", "--final-class-weights", "balanced"], capsys)
+    assert code == 2 and "final_class_weights: 'sqrt' -> 'balanced'" in err, err
+
 
 def test_class_weights_by_mode():
     """FER2013's class counts: every mode averages 1 over the faces; "balanced" gives each
