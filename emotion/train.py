@@ -633,7 +633,7 @@ def load_checkpoint(path: Path, model, opt, rng, cfg: dict, say=print) -> dict:
     if changed:
         def was(key):
             saved = saved_cfg[key] if key in saved_cfg else added_later(key, saved_cfg)
-            return "(not set)" if saved is _MISSING else repr(saved)
+            return repr("(not set)" if saved is _MISSING else saved)
 
         diffs = ", ".join(f"{k}: {was(k)} -> {cfg.get(k)!r}" for k in changed)
         raise TrainingError(f"{path}: the run was started with different settings ({diffs}); "
