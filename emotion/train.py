@@ -9,7 +9,9 @@ Every epoch writes, atomically, into the output folder:
     checkpoint.npz   weights, optimizer state, epoch, RNG state, config and history; --resume
                      continues from it and reaches the same result as an uninterrupted run
                      (bit for bit with the same --threads; see below)
-    best.npz         the weights with the best validation accuracy so far (a model file)
+    best.npz         the weights with the best validation accuracy so far (a model file;
+                     with --final-class-weights, the best of the last restart's epochs
+                     once it has begun)
     metrics.json     per-epoch history, then the final evaluation
     curves.png       loss and accuracy, train vs validation
 
@@ -236,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "last cycle evens out the classes). Default: capped on FER2013 "
                         "without --epochs (the README's recipe, with its restarts) when "
                         "--class-weights is sqrt, otherwise the same as --class-weights; "
-                        "a resume keeps the run's own")
+                        "a resume keeps the run's own. When it differs, best.npz is the "
+                        "best of the last restart's epochs")
     m.add_argument("--crop", type=RANGES["crop"], default=0, metavar="N",
                    help="train the first cycle (the epochs before the warm restarts, "
                         "which it needs) on a random N x N window of each augmented face, "
@@ -950,10 +953,15 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         + (f"; {crop}x{crop} windows until the first restart" if crop else ""))
     if weights is not None:
         say("class weights: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(CLASSES, weights)))
-    if cfg["final_class_weights"] != cfg["class_weights"]:
+    # Re-weighting trades a little accuracy for even recall, so over the whole run the
+    # best epoch would almost always come before the last restart and leave it out:
+    # with other weights there, best.npz is the best of its epochs once it has begun.
+    last_only = cfg["final_class_weights"] != cfg["class_weights"]
+    if last_only:
         say(f"class weights of the last warm restart ({cfg['final_class_weights']}): "
             + (", ".join(f"{c} {w:.2f}" for c, w in zip(CLASSES, final_weights))
-               if final_weights is not None else "none"))
+               if final_weights is not None else "none")
+            + "; best.npz will be the best of its epochs")
 
     def stop(what: str, epoch: int, step: int) -> TrainingError:
         kept = (f"the last good checkpoint (epoch {progress['saved']}) is kept in {ckpt_path}"
@@ -1028,7 +1036,11 @@ def _train(cfg: dict, say, progress: dict) -> dict:
             record["val_window"] = window
         history.append(record)
         state["train_seconds"] += seconds
-        improved = not window and val_acc > state["best_val_acc"]
+        # the last restart's first epoch replaces a best from before it (see last_only)
+        last_start = max(fresh_starts, default=0)  # the last restart's first step
+        entering = (last_only and (epoch - 1) * steps_per_epoch >= last_start
+                    and (state["best_epoch"] - 1) * steps_per_epoch < last_start)
+        improved = not window and (entering or val_acc > state["best_val_acc"])
         if improved:
             state["best_val_acc"], state["best_epoch"] = val_acc, epoch
             model.save(out / "best.npz", metadata=model_metadata(
@@ -1079,7 +1091,8 @@ def _train(cfg: dict, say, progress: dict) -> dict:
     say(format_report(final["tta_flip"]))
     say(f"best validation accuracy {100 * final['tta_none']['accuracy']:.2f}% "
         f"({100 * final['tta_flip']['accuracy']:.2f}% with flip TTA) at epoch "
-        f"{state['best_epoch']}; outputs in {out}")
+        f"{state['best_epoch']}" + (" (of the last restart's epochs)" if last_only else "")
+        + f"; outputs in {out}")
     return final
 
 
