@@ -10,8 +10,8 @@ Every epoch writes, atomically, into the output folder:
                      continues from it and reaches the same result as an uninterrupted run
                      (bit for bit with the same --threads; see below)
     best.npz         the weights with the best validation accuracy so far (a model file;
-                     with --final-class-weights, the best of the last restart's epochs
-                     once it has begun)
+                     when the last restart trains with other class weights, as in the
+                     FER2013 recipe, the best of its epochs once it has begun)
     metrics.json     per-epoch history, then the final evaluation
     curves.png       loss and accuracy, train vs validation
 
@@ -938,6 +938,11 @@ def _train(cfg: dict, say, progress: dict) -> dict:
     if cfg["resume"]:
         state = load_checkpoint(ckpt_path, model, opt, rng, cfg, say)
         say(f"resuming {out} after epoch {state['epoch']} of {cfg['epochs']}")
+        last_first = reweighted_from(cfg)
+        if last_first and state["epoch"] >= last_first > state["best_epoch"] > 0:
+            say(f"note: the checkpoint's best epoch ({state['best_epoch']}) comes before the "
+                "last restart (an older version chose it over the whole run); best.npz "
+                "will be the best of the last restart's epochs still to run")
     progress.update(started=True, saved=state["epoch"], epoch=state["epoch"] + 1)
     written = progress["written"]
     if not cfg["resume"]:
@@ -953,11 +958,7 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         + (f"; {crop}x{crop} windows until the first restart" if crop else ""))
     if weights is not None:
         say("class weights: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(CLASSES, weights)))
-    # Re-weighting trades a little accuracy for even recall, so over the whole run the
-    # best epoch would almost always come before the last restart and leave it out:
-    # with other weights there, best.npz is the best of its epochs once it has begun.
-    last_only = cfg["final_class_weights"] != cfg["class_weights"]
-    if last_only:
+    if reweighted_from(cfg):
         say(f"class weights of the last warm restart ({cfg['final_class_weights']}): "
             + (", ".join(f"{c} {w:.2f}" for c, w in zip(CLASSES, final_weights))
                if final_weights is not None else "none")
@@ -1036,10 +1037,9 @@ def _train(cfg: dict, say, progress: dict) -> dict:
             record["val_window"] = window
         history.append(record)
         state["train_seconds"] += seconds
-        # the last restart's first epoch replaces a best from before it (see last_only)
-        last_start = max(fresh_starts, default=0)  # the last restart's first step
-        entering = (last_only and (epoch - 1) * steps_per_epoch >= last_start
-                    and (state["best_epoch"] - 1) * steps_per_epoch < last_start)
+        # the last restart's first epoch replaces a best from before it (reweighted_from)
+        last_first = reweighted_from(cfg)  # here: a re-plan may have moved it
+        entering = last_first is not None and epoch >= last_first > state["best_epoch"]
         improved = not window and (entering or val_acc > state["best_val_acc"])
         if improved:
             state["best_val_acc"], state["best_epoch"] = val_acc, epoch
@@ -1091,9 +1091,22 @@ def _train(cfg: dict, say, progress: dict) -> dict:
     say(format_report(final["tta_flip"]))
     say(f"best validation accuracy {100 * final['tta_none']['accuracy']:.2f}% "
         f"({100 * final['tta_flip']['accuracy']:.2f}% with flip TTA) at epoch "
-        f"{state['best_epoch']}" + (" (of the last restart's epochs)" if last_only else "")
+        f"{state['best_epoch']}"
+        + (" (of the last restart's epochs)"
+           if state["best_epoch"] >= (reweighted_from(cfg) or math.inf) else "")
         + f"; outputs in {out}")
     return final
+
+
+def reweighted_from(cfg: dict) -> int | None:
+    """The first epoch of the last warm restart when it trains with other class weights
+    (--final-class-weights), else None. Re-weighting trades a little accuracy for even
+    recall, so over the whole run the best epoch would almost always come before it and
+    leave it out: from this epoch on, best.npz is the best of the last restart's epochs."""
+    final = cfg.get("final_class_weights") or cfg["class_weights"]
+    if final == cfg["class_weights"] or not cfg.get("restart_epochs"):
+        return None
+    return cfg["epochs"] - cfg["restart_epochs"] + 1
 
 
 def interrupt_message(cfg: dict, progress: dict) -> str:
@@ -1107,8 +1120,10 @@ def interrupt_message(cfg: dict, progress: dict) -> str:
                 "command to start again")
     during = (f"during epoch {epoch} of {cfg['epochs']}" if epoch <= cfg["epochs"]
               else "after the last epoch, during the final evaluation")
+    first = reweighted_from(cfg)
+    best = "of the last restart's epochs" if first and saved >= first else "epoch"
     return (f"interrupted {during}; {out / 'checkpoint.npz'} holds epoch {saved} "
-            f"(best.npz the best epoch so far): continue with --resume --out {out}")
+            f"(best.npz the best {best} so far): continue with --resume --out {out}")
 
 
 def train_loss_label(cfg: dict) -> str:

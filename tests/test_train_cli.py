@@ -854,10 +854,11 @@ def test_with_final_class_weights_the_best_epoch_is_one_of_the_last_restart(
         tmp_path, capsys, monkeypatch):
     """The last restart's re-weighting costs a little accuracy, so with other weights
     there best.npz is the best of its epochs once it has begun (before, the best so far),
-    even when an earlier epoch scored higher; across a resume too. Without them, the best
+    even when an earlier epoch scored higher; across resumes too, and from a checkpoint of
+    an older version whose best epoch came before that restart. Without them, the best
     epoch of the whole run, as before."""
-    # validation accuracy by epoch; the last restart is epochs 5-7
-    scripted = {1: 0.9, 2: 0.8, 3: 0.7, 4: 0.6, 5: 0.3, 6: 0.5, 7: 0.4}
+    # validation accuracy by epoch; the first cycle is epochs 1-2, the last restart 6-8
+    scripted = {1: 0.9, 2: 0.8, 3: 0.7, 4: 0.6, 5: 0.65, 6: 0.3, 7: 0.5, 8: 0.4}
     real = train_cli.evaluate_split
     epochs = []
 
@@ -867,30 +868,54 @@ def test_with_final_class_weights_the_best_epoch_is_one_of_the_last_restart(
         epochs.append(len(epochs) + 1)
         return 1.0, scripted[len(epochs)], None
 
+    def best_of(name):
+        doc = json.loads((tmp_path / name / "metrics.json").read_text())
+        return doc["best_epoch"], doc["best_val_acc"]
+
     monkeypatch.setattr(train_cli, "evaluate_split", fake)
-    args = QUICK + ["--epochs", "7", "--restart-epochs", "3", "--restarts", "2"]
+    args = QUICK + ["--epochs", "8", "--restart-epochs", "3", "--restarts", "2",
+                    "--final-class-weights", "balanced"]
     best = {}
-    for stop in (4, 5):
-        code, out, err = run(args + ["--final-class-weights", "balanced", "--out", "f",
-                                     "--stop-after-epoch", str(stop)]
-                             + (["--resume"] if stop > 4 else []), capsys)
+    for stop in (5, 6, 7, None):  # each part a process of its own, as after a kill
+        code, out, err = run(args + ["--out", "f"] + (["--resume"] if stop != 5 else [])
+                             + (["--stop-after-epoch", str(stop)] if stop else []), capsys)
         assert code == 0, err
-        best[stop] = json.loads((tmp_path / "f" / "metrics.json").read_text())["best_epoch"]
+        best[stop] = best_of("f")
+    assert best == {5: (1, 0.9), 6: (6, 0.3), 7: (7, 0.5), None: (7, 0.5)}
     assert "best.npz will be the best of its epochs" in out
-    assert best == {4: 1, 5: 5}
-    code, out, err = run(args + ["--final-class-weights", "balanced", "--out", "f",
-                                 "--resume"], capsys)
+    assert "at epoch 7 (of the last restart's epochs)" in out
+    assert minicnn.load(tmp_path / "f" / "best.npz").metadata["epoch"] == 7
+
+    # a checkpoint of an older version: in the last restart, its best epoch before it
+    epochs.clear()
+    assert run(args + ["--out", "g", "--stop-after-epoch", "6"], capsys)[0] == 0
+    ckpt = tmp_path / "g" / "checkpoint.npz"
+    arrays = read_npz(ckpt)
+    state = json.loads(str(arrays["state"]))
+    state.update(best_epoch=1, best_val_acc=0.9)
+    arrays["state"] = train_cli.json_array(state)
+    np.savez(ckpt, **arrays)
+    code, out, err = run(args + ["--out", "g", "--resume", "--stop-after-epoch", "7"], capsys)
     assert code == 0, err
-    doc = json.loads((tmp_path / "f" / "metrics.json").read_text())
-    assert doc["best_epoch"] == 6 and doc["best_val_acc"] == 0.5
-    assert "at epoch 6 (of the last restart's epochs)" in out
-    assert minicnn.load(tmp_path / "f" / "best.npz").metadata["epoch"] == 6
+    assert "the checkpoint's best epoch (1) comes before the last restart" in out
+    assert best_of("g") == (7, 0.5)
 
     epochs.clear()
-    code, out, err = run(args + ["--out", "p"], capsys)  # one set of weights throughout
+    code, out, err = run(QUICK + ["--epochs", "8", "--restart-epochs", "3", "--restarts",
+                                  "2", "--out", "p"], capsys)  # one set of weights
     assert code == 0, err
-    assert json.loads((tmp_path / "p" / "metrics.json").read_text())["best_epoch"] == 1
-    assert "last restart's epochs" not in out
+    assert best_of("p") == (1, 0.9) and "last restart's epochs" not in out
+
+    cfg = {"epochs": 8, "restart_epochs": 3, "class_weights": "sqrt",
+           "final_class_weights": "capped"}
+    assert train_cli.reweighted_from(cfg) == 6
+    assert train_cli.reweighted_from({**cfg, "final_class_weights": "sqrt"}) is None
+
+    def stopped_after(saved):
+        return train_cli.interrupt_message(cfg, {"started": True, "saved": saved,
+                                                 "epoch": saved + 1, "out": Path("r")})
+    assert "(best.npz the best epoch so far)" in stopped_after(5)
+    assert "(best.npz the best of the last restart's epochs so far)" in stopped_after(6)
 
 
 def test_class_weights_by_mode():
