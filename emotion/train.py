@@ -132,6 +132,7 @@ RANGES = {
     "gamma": Bounded(float, low=0, low_open=True),
     "weight_decay": Bounded(float, low=0),
     "label_smoothing": Bounded(float, low=0, high=1, high_open=True),
+    "mixup": Bounded(float, low=0),
     "seed": Bounded(int, low=0),
     "threads": Bounded(int, low=1),
     "stop_after_epoch": Bounded(int, low=0),
@@ -225,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "adam (default 0)")
     m.add_argument("--label-smoothing", type=RANGES["label_smoothing"], default=0.1,
                    help="share of each target spread evenly over the classes, in [0, 1)")
+    m.add_argument("--mixup", type=RANGES["mixup"], default=0.0, metavar="ALPHA",
+                   help="mixup (Zhang et al., 2018): train on lam * a + (1 - lam) * b for "
+                        "each face a and a random other face b of the batch, with the loss "
+                        "of a's label weighted lam and b's 1 - lam, lam drawn from "
+                        "Beta(ALPHA, ALPHA) for each step (0.2 is usual). 0: off")
     m.add_argument("--class-weights", default="sqrt",
                    choices=["none", "sqrt", "balanced", "capped"],
                    help="loss weight per class (the last warm restart's: see "
@@ -446,6 +452,17 @@ def _first_schedule(cfg: dict, total: int, steps_per_epoch: int):
     return Constant(cfg["lr"])
 
 
+def mix_batch(x: np.ndarray, alpha: float, rng: np.random.Generator,
+              y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Mixup: (lam * x + (1 - lam) * x[perm], y[perm], lam) for lam ~ Beta(alpha, alpha)
+    and a random permutation perm of the batch; the loss is then lam times the loss on y
+    plus (1 - lam) times the loss on y[perm]."""
+    lam = float(rng.beta(alpha, alpha))
+    perm = rng.permutation(len(x))
+    mixed = x * x.dtype.type(lam) + x[perm] * x.dtype.type(1 - lam)
+    return mixed, y[perm], lam
+
+
 def evaluate_split(model, images, labels, tta: str = "none",
                    window: int = 0) -> tuple[float, float, np.ndarray]:
     """(mean cross-entropy, accuracy, probabilities) in eval mode; ``window``: on the
@@ -599,7 +616,8 @@ def save_checkpoint(path: Path, model, opt, rng, cfg: dict, state: dict) -> None
 _MISSING = object()
 # What a checkpoint written before an option existed ran with, where that is not the
 # option's default now.
-ADDED_LATER = {"photo_augment": False, "restart_epochs": 0, "restarts": 1, "crop": 0}
+ADDED_LATER = {"photo_augment": False, "restart_epochs": 0, "restarts": 1, "crop": 0,
+               "mixup": 0.0}
 
 
 def added_later(key: str, saved_cfg: dict):
@@ -991,12 +1009,20 @@ def _train(cfg: dict, say, progress: dict) -> dict:
                 x, y = to_model_input(faces), y_train[idx]
                 if window:  # standardised as a whole face, as at test
                     x = random_windows(x[:, 0], window, rng)[:, None]
+                if cfg.get("mixup"):
+                    x, y_other, lam = mix_batch(x, cfg["mixup"], rng, y)
                 if step in fresh_starts:  # a warm restart: Adam's moments start afresh
                     opt = make_optimizer(cfg, model)
                 opt.lr = schedule(step)
                 logits = model.forward(x)
                 w = final_weights if fresh_starts and step >= max(fresh_starts) else weights
                 loss, dlogits = softmax_cross_entropy(logits, y, cfg["label_smoothing"], w)
+                if cfg.get("mixup"):  # the loss is linear in the two targets: so is its gradient
+                    loss_b, dlogits_b = softmax_cross_entropy(logits, y_other,
+                                                              cfg["label_smoothing"], w)
+                    loss = lam * loss + (1 - lam) * loss_b
+                    dlogits = lam * dlogits + (1 - lam) * dlogits_b
+                    y = y if lam >= 0.5 else y_other  # the larger share, for the accuracy
                 if not math.isfinite(loss) or not np.isfinite(logits).all():
                     what = (f"the loss became {loss}" if not math.isfinite(loss)
                             else "the network's outputs became NaN or infinite")
@@ -1139,6 +1165,8 @@ def train_loss_label(cfg: dict) -> str:
         extras.append(f"{final} class weights in the last restart")
     if cfg["augment"]:
         extras.append("augmented")
+    if cfg.get("mixup"):
+        extras.append(f"mixup {cfg['mixup']:g}")
     return "train" + (f" ({', '.join(extras)})" if extras else "")
 
 

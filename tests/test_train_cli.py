@@ -918,6 +918,75 @@ def test_with_final_class_weights_the_best_epoch_is_one_of_the_last_restart(
     assert "(best.npz the best of the last restart's epochs so far)" in stopped_after(6)
 
 
+def test_mix_batch_mixes_faces_and_returns_the_other_labels():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 1, 4, 4)).astype(np.float32)
+    y = np.arange(6)
+    mixed, other, lam = train_cli.mix_batch(x, 0.4, np.random.default_rng(7), y)
+    again = np.random.default_rng(7)  # the same draws, in the same order
+    assert lam == again.beta(0.4, 0.4) and 0 < lam < 1
+    perm = again.permutation(6)
+    np.testing.assert_array_equal(other, y[perm])
+    np.testing.assert_allclose(mixed, lam * x + (1 - lam) * x[perm], rtol=1e-6)
+    assert mixed.dtype == np.float32
+
+
+def test_mixup_trains_on_the_mixed_loss_and_resumes_bit_for_bit(tmp_path, capsys,
+                                                                 monkeypatch):
+    """Each step's gradient is lam times the gradient on the faces' labels plus 1 - lam
+    times the one on the other faces' labels; a resumed run ends in the same weights;
+    a checkpoint from before the option resumes as without it."""
+    lams, others, losses, grads = [], [], [], []
+    real_mix, real_loss = train_cli.mix_batch, train_cli.softmax_cross_entropy
+    real_backward = minicnn.Sequential.backward
+
+    def spy_mix(*args):
+        out = real_mix(*args)
+        others.append(out[1].copy())
+        lams.append(out[2])
+        return out
+
+    def spy_loss(logits, y, smoothing, weights):
+        out = real_loss(logits, y, smoothing, weights)
+        losses.append((y.copy(), out[1].copy()))
+        return out
+
+    def spy_backward(self, d, **kwargs):
+        grads.append(d.copy())
+        return real_backward(self, d, **kwargs)
+
+    monkeypatch.setattr(train_cli, "mix_batch", spy_mix)
+    monkeypatch.setattr(train_cli, "softmax_cross_entropy", spy_loss)
+    monkeypatch.setattr(minicnn.Sequential, "backward", spy_backward)
+    args = QUICK + ["--epochs", "2", "--mixup", "0.4"]
+    code, out, err = run(args + ["--out", "straight"], capsys)
+    assert code == 0, err
+    assert len(lams) == len(grads) == 2 * 3 and len(losses) == 2 * len(grads)
+    for k, lam in enumerate(lams):
+        (ya, da), (yb, db) = losses[2 * k], losses[2 * k + 1]
+        np.testing.assert_array_equal(yb, others[k])  # the other faces' labels
+        assert not np.array_equal(ya, yb) and sorted(ya) == sorted(yb)
+        np.testing.assert_allclose(grads[k], lam * da + (1 - lam) * db, rtol=1e-5,
+                                   atol=1e-8)
+    assert len(set(lams)) == len(lams) and any(0.1 < lam < 0.9 for lam in lams)
+
+    assert run(args + ["--out", "killed", "--stop-after-epoch", "1"], capsys)[0] == 0
+    code, out, err = run(args + ["--out", "killed", "--resume"], capsys)
+    assert code == 0, err
+    a = read_npz(tmp_path / "straight" / "final.npz")
+    b = read_npz(tmp_path / "killed" / "final.npz")
+    for key in a:
+        if key != "__spec__":
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    code, out, err = run(args[:-2] + ["--out", "killed", "--resume"], capsys)
+    assert code == 2 and "mixup: 0.4 -> 0.0" in err, err
+    assert train_cli.changed_settings({"mixup": 0.0}, {}) == []  # before the option
+    assert train_cli.changed_settings({"mixup": 0.2}, {}) == ["mixup"]
+    with pytest.raises(SystemExit) as exc:
+        train_cli.main(QUICK + ["--mixup", "-1", "--out", "m"])
+    assert exc.value.code == 2 and "--mixup: must be >= 0" in capsys.readouterr().err
+
+
 def test_class_weights_by_mode():
     """FER2013's class counts: every mode averages 1 over the faces; "balanced" gives each
     class the same total weight; "capped" is "balanced" with disgust held to 3x the
