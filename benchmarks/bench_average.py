@@ -15,8 +15,8 @@ Rows, each with accuracy, macro-F1 and per-class recall, for flip and ten-crop T
   mean of them. It costs one network's time.
 
 ``--save`` writes the average as a model file (metadata from the last file); it refuses
-an existing file. The model card's "Averaging the warm restarts' weights" was measured
-with this script. Nothing from FER2013 is written anywhere.
+an existing file. It reproduces the rows of the model card's "Averaging the warm
+restarts' weights". Nothing from FER2013 is written anywhere.
 """
 
 from __future__ import annotations
