@@ -228,9 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of each target spread evenly over the classes, in [0, 1)")
     m.add_argument("--mixup", type=RANGES["mixup"], default=0.0, metavar="ALPHA",
                    help="mixup (Zhang et al., 2018): train on lam * a + (1 - lam) * b for "
-                        "each face a and a random other face b of the batch, with the loss "
-                        "of a's label weighted lam and b's 1 - lam, lam drawn from "
-                        "Beta(ALPHA, ALPHA) for each step (0.2 is usual). 0: off")
+                        "each face a and a randomly paired face b of the batch (possibly "
+                        "a itself), with the loss of a's label weighted lam and b's "
+                        "1 - lam, lam drawn from Beta(ALPHA, ALPHA) for each step (0.2 is "
+                        "usual); the training accuracy counts the label with the larger "
+                        "share. 0: off")
     m.add_argument("--class-weights", default="sqrt",
                    choices=["none", "sqrt", "balanced", "capped"],
                    help="loss weight per class (the last warm restart's: see "
@@ -1017,7 +1019,9 @@ def _train(cfg: dict, say, progress: dict) -> dict:
                 logits = model.forward(x)
                 w = final_weights if fresh_starts and step >= max(fresh_starts) else weights
                 loss, dlogits = softmax_cross_entropy(logits, y, cfg["label_smoothing"], w)
-                if cfg.get("mixup"):  # the loss is linear in the two targets: so is its gradient
+                # the loss is linear in the two targets, so is its gradient (y[perm] has
+                # y's class weights, so the two terms share one normaliser)
+                if cfg.get("mixup"):
                     loss_b, dlogits_b = softmax_cross_entropy(logits, y_other,
                                                               cfg["label_smoothing"], w)
                     loss = lam * loss + (1 - lam) * loss_b

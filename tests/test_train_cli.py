@@ -933,23 +933,30 @@ def test_mix_batch_mixes_faces_and_returns_the_other_labels():
 
 def test_mixup_trains_on_the_mixed_loss_and_resumes_bit_for_bit(tmp_path, capsys,
                                                                  monkeypatch):
-    """Each step's gradient is lam times the gradient on the faces' labels plus 1 - lam
-    times the one on the other faces' labels; a resumed run ends in the same weights;
-    a checkpoint from before the option resumes as without it."""
-    lams, others, losses, grads = [], [], [], []
+    """The network sees the mixed faces; each step's loss and gradient are lam times
+    those on the faces' labels plus 1 - lam times those on the paired faces' labels, and
+    the epoch's training loss is their mean; a resumed run ends in the same weights; a
+    checkpoint from before the option resumes as without it."""
+    lams, others, mixed, seen, losses, grads = [], [], [], [], [], []
     real_mix, real_loss = train_cli.mix_batch, train_cli.softmax_cross_entropy
-    real_backward = minicnn.Sequential.backward
+    real_backward, real_forward = minicnn.Sequential.backward, minicnn.Sequential.forward
 
     def spy_mix(*args):
         out = real_mix(*args)
+        mixed.append(out[0].copy())
         others.append(out[1].copy())
         lams.append(out[2])
         return out
 
     def spy_loss(logits, y, smoothing, weights):
         out = real_loss(logits, y, smoothing, weights)
-        losses.append((y.copy(), out[1].copy()))
+        losses.append((y.copy(), out[1].copy(), out[0]))
         return out
+
+    def spy_forward(self, x, *args, **kwargs):
+        if self.training:
+            seen.append(x.copy())
+        return real_forward(self, x, *args, **kwargs)
 
     def spy_backward(self, d, **kwargs):
         grads.append(d.copy())
@@ -958,17 +965,25 @@ def test_mixup_trains_on_the_mixed_loss_and_resumes_bit_for_bit(tmp_path, capsys
     monkeypatch.setattr(train_cli, "mix_batch", spy_mix)
     monkeypatch.setattr(train_cli, "softmax_cross_entropy", spy_loss)
     monkeypatch.setattr(minicnn.Sequential, "backward", spy_backward)
+    monkeypatch.setattr(minicnn.Sequential, "forward", spy_forward)
     args = QUICK + ["--epochs", "2", "--mixup", "0.4"]
     code, out, err = run(args + ["--out", "straight"], capsys)
     assert code == 0, err
-    assert len(lams) == len(grads) == 2 * 3 and len(losses) == 2 * len(grads)
+    assert len(lams) == len(grads) == len(seen) == 2 * 3 and len(losses) == 2 * len(grads)
+    step_losses = []
     for k, lam in enumerate(lams):
-        (ya, da), (yb, db) = losses[2 * k], losses[2 * k + 1]
+        np.testing.assert_array_equal(seen[k], mixed[k])  # the network sees the mix
+        (ya, da, la), (yb, db, lb) = losses[2 * k], losses[2 * k + 1]
+        step_losses.append(lam * la + (1 - lam) * lb)
         np.testing.assert_array_equal(yb, others[k])  # the other faces' labels
         assert not np.array_equal(ya, yb) and sorted(ya) == sorted(yb)
         np.testing.assert_allclose(grads[k], lam * da + (1 - lam) * db, rtol=1e-5,
                                    atol=1e-8)
     assert len(set(lams)) == len(lams) and any(0.1 < lam < 0.9 for lam in lams)
+    history = json.loads((tmp_path / "straight" / "metrics.json").read_text())["history"]
+    for epoch in (0, 1):  # 3 steps of 32 faces an epoch
+        assert history[epoch]["train_loss"] == pytest.approx(
+            np.mean(step_losses[3 * epoch:3 * epoch + 3]), rel=1e-6)
 
     assert run(args + ["--out", "killed", "--stop-after-epoch", "1"], capsys)[0] == 0
     code, out, err = run(args + ["--out", "killed", "--resume"], capsys)
