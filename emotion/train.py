@@ -999,6 +999,9 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         model.train()
         # the epochs before the first restart train on windows (restarts start at an epoch)
         window = crop if crop and epoch * steps_per_epoch <= first_restart else 0
+        # the last restart trains with its own class weights (a re-plan may move it)
+        last_first = reweighted_from(cfg)
+        w = final_weights if last_first and epoch >= last_first else weights
         order = rng.permutation(len(x_train))
         loss_sum, correct, seen = 0.0, 0, 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg['epochs']}", leave=False,
@@ -1017,7 +1020,6 @@ def _train(cfg: dict, say, progress: dict) -> dict:
                     opt = make_optimizer(cfg, model)
                 opt.lr = schedule(step)
                 logits = model.forward(x)
-                w = final_weights if fresh_starts and step >= max(fresh_starts) else weights
                 loss, dlogits = softmax_cross_entropy(logits, y, cfg["label_smoothing"], w)
                 # the loss is linear in the two targets, so is its gradient (y[perm] has
                 # y's class weights, so the two terms share one normaliser)
@@ -1068,7 +1070,6 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         history.append(record)
         state["train_seconds"] += seconds
         # the last restart's first epoch replaces a best from before it (reweighted_from)
-        last_first = reweighted_from(cfg)  # here: a re-plan may have moved it
         entering = last_first is not None and epoch >= last_first > state["best_epoch"]
         improved = not window and (entering or val_acc > state["best_val_acc"])
         if improved:
@@ -1130,9 +1131,10 @@ def _train(cfg: dict, say, progress: dict) -> dict:
 
 def reweighted_from(cfg: dict) -> int | None:
     """The first epoch of the last warm restart when it trains with other class weights
-    (--final-class-weights), else None. Re-weighting trades a little accuracy for even
-    recall, so over the whole run the best epoch would almost always come before it and
-    leave it out: from this epoch on, best.npz is the best of the last restart's epochs."""
+    (--final-class-weights), else None: from this epoch on the loss takes those weights,
+    and best.npz is the best of the last restart's epochs (re-weighting trades a little
+    accuracy for even recall, so over the whole run the best epoch would almost always
+    come before it and leave it out)."""
     final = cfg.get("final_class_weights") or cfg["class_weights"]
     if final == cfg["class_weights"] or not cfg.get("restart_epochs"):
         return None
