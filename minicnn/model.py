@@ -54,7 +54,7 @@ class Sequential:
       building the model are never silently redrawn.
     * Input must be float32 or float64, of the parameters' dtype (a float64 batch, what
       ``x / 255.0`` gives, is refused by a float32 model with a message, as PyTorch does,
-      rather than silently run 1.7x slower in float64): cast it with
+      rather than silently run at float64's slower speed): cast it with
       ``x.astype(np.float32)``. Each layer checks its input (``Layer.check_input``), so a
       wrong dtype or shape is reported with the layer's name.
     """
@@ -146,9 +146,8 @@ class Sequential:
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
         """Softmax probabilities (N, K) in eval mode, ``batch_size`` samples at a time (which
-        bounds the memory; 128 ran the emotion models faster than 256, whose larger
-        feature maps each cost fresh memory); restores the mode after. N = 0 gives an
-        empty (0, K) array."""
+        bounds the memory: a larger batch's feature maps each cost fresh memory); restores
+        the mode after. N = 0 gives an empty (0, K) array."""
         from minicnn.functional.loss import softmax
 
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
