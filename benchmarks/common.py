@@ -39,7 +39,7 @@ class Config:
     memory_steps: int = 3
     models: tuple[str, ...] = ("default", "seed")  # the first one: inference and memory
     # the training-step zoo (benchmarks/zoo.py), each network at its own input and batch
-    zoo: tuple[str, ...] = ("default", "vggbn", "simpleconvnet", "s2bn", "seed")
+    zoo: tuple[str, ...] = ("default", "vggbn", "simpleconvnet", "s2bn", "seed", "nin")
 
     @classmethod
     def for_mode(cls, mode: str, threads: int) -> Config:
@@ -52,7 +52,7 @@ class Config:
             # the "small" model (5.9 M MACs) stands in for the FER models
             return cls(mode, threads, batch=2, warmup=1, repeat=1, train_steps=1,
                        latency_calls=2, infer_batch=4, memory_steps=1, models=("small",),
-                       zoo=("small", "vggbn", "simpleconvnet", "s2bn"))
+                       zoo=("small", "vggbn", "simpleconvnet", "s2bn", "nin"))
         raise ValueError(f"unknown mode {mode!r}")
 
     @property

@@ -11,6 +11,10 @@ README's layer API, each with the input and batch it is timed at:
                    batch norm and ReLU), global average pool, dense 10
                                                                    batch 64, 3x32x32
     seed           the reference notebook's CNN (emotion.models)   batch 64, 1x48x48
+    nin            Network in Network (Lin et al. 2014, as in Dive into Deep Learning):
+                   blocks of a 3x3 conv and two 1x1 convs (each with ReLU) of 32, 64 and
+                   128 channels, each block ending in a 2x2 max-pool; dropout 0.5, a last
+                   block to the 10 classes, global average pool     batch 64, 3x32x32
     small          a small FER model (emotion.models), for smoke runs
 """
 
@@ -68,12 +72,28 @@ def stride2_bn(rng):
     return Sequential(layers + [GlobalAvgPool2D(), Dense(128, 10)], rng=rng)
 
 
+def network_in_network(rng):
+    from minicnn import Sequential
+    from minicnn.layers import Conv2D, Dropout, GlobalAvgPool2D, MaxPool2D, ReLU
+
+    def block(c_in, c_out):
+        return [Conv2D(c_in, c_out, 3, padding="same"), ReLU(), Conv2D(c_out, c_out, 1),
+                ReLU(), Conv2D(c_out, c_out, 1), ReLU()]
+
+    layers, c = [], 3
+    for width in (32, 64, 128):
+        layers += block(c, width) + [MaxPool2D(2)]
+        c = width
+    return Sequential(layers + [Dropout(0.5)] + block(c, 10) + [GlobalAvgPool2D()], rng=rng)
+
+
 ZOO: dict[str, Net] = {
     "default": Net(_emotion("default"), (1, 48, 48), 64, 7),
     "vggbn": Net(vgg_bn, (1, 48, 48), 64, 7),
     "simpleconvnet": Net(simple_conv_net, (1, 28, 28), 100, 10),
     "s2bn": Net(stride2_bn, (3, 32, 32), 64, 10),
     "seed": Net(_emotion("seed"), (1, 48, 48), 64, 7),
+    "nin": Net(network_in_network, (3, 32, 32), 64, 10),
     "small": Net(_emotion("small"), (1, 48, 48), 64, 7),
 }
 

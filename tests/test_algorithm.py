@@ -61,21 +61,36 @@ def test_only_stride_1_square_convolutions_with_padding_below_the_kernel_run_dir
             assert A.choose(8, 4, 4, KH, KW, stride, padding, 9, 9).name == "im2col"
 
 
+def test_1x1_convolutions_run_pointwise_on_large_maps_and_as_im2col_on_small_ones():
+    """At batch 64 one GEMM an image on the input itself beats im2col's copies where an
+    image has many pixels, and loses where it has few (its GEMMs are then short, and the
+    weight gradient is added up once an image); measured in benchmarks/README.md."""
+    for C, F, S in [(64, 64, 24), (16, 16, 48), (32, 128, 12), (128, 32, 12), (64, 256, 12)]:
+        assert A.choose(64, C, F, 1, 1, 1, 0, S, S).name == "pointwise", (C, F, S)
+    for C, F, S in [(128, 128, 3), (128, 128, 4), (512, 512, 4), (512, 512, 6)]:
+        assert A.choose(64, C, F, 1, 1, 1, 0, S, S).name == "im2col", (C, F, S)
+    # only stride 1 and no padding: otherwise an image's input is not its column matrix
+    for stride, padding in [(2, 0), (1, 1)]:
+        with A.algorithm("pointwise"):
+            assert A.choose(64, 64, 64, 1, 1, stride, padding, 24, 24).name == "im2col"
+
+
 @pytest.mark.parametrize("spec", ["im2col", "direct", "winograd", "winograd:2", "winograd:3",
-                                  "winograd:4", "auto"])
+                                  "winograd:4", "pointwise", "auto"])
 def test_each_forced_algorithm_runs_and_gives_the_reference_output(spec):
     from minicnn import functional as F
 
     name, _, tile = spec.partition(":")
     rng = np.random.default_rng(0)
-    x, w = rng.standard_normal((3, 8, 9, 9)), rng.standard_normal((6, 8, 3, 3))
+    k, p = (1, 0) if name == "pointwise" else (3, 1)
+    x, w = rng.standard_normal((3, 8, 9, 9)), rng.standard_normal((6, 8, k, k))
     with A.algorithm(name, int(tile) if tile else None):
-        out, cache = engine.conv2d_forward(x, w, None, 1, 1)
+        out, cache = engine.conv2d_forward(x, w, None, 1, p)
     if name != "auto":
         assert cache.choice.name == name
     if tile:
         assert cache.choice.tile == int(tile)
-    np.testing.assert_allclose(out, F.conv2d_forward(x, w, None, 1, 1)[0], atol=1e-10)
+    np.testing.assert_allclose(out, F.conv2d_forward(x, w, None, 1, p)[0], atol=1e-10)
     assert A.get_algorithm() == ("auto", None)  # restored after the block
 
 

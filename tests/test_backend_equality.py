@@ -50,11 +50,14 @@ def pixels(padding, k):
 
 
 @st.composite
-def conv_cases(draw, winograd=False):
+def conv_cases(draw, winograd=False, pointwise=False):
     """(N, C, H, W), (F, C, k, k), stride, padding, dtype, seed; ``winograd``: only 3x3,
-    stride 1, padding 0 or 1 ("same", "valid"), the shapes Winograd runs."""
+    stride 1, padding 0 or 1 ("same", "valid"), the shapes Winograd runs; ``pointwise``:
+    only 1x1, stride 1, no padding (0, "same", "valid"), the shapes pointwise GEMMs run."""
     if winograd:
         k, stride, padding = 3, 1, draw(st.sampled_from([0, 1, "same", "valid"]))
+    elif pointwise:
+        k, stride, padding = 1, 1, draw(st.sampled_from([0, "same", "valid"]))
     else:
         k, stride = draw(st.integers(1, 7)), draw(st.integers(1, 3))
         padding = draw(st.sampled_from([0, 1, 2, "same", "valid"]))
@@ -75,7 +78,8 @@ def conv_cases(draw, winograd=False):
 
 
 engine_settings = st.tuples(
-    st.sampled_from([("auto", None), ("im2col", None), ("direct", None), ("winograd", 2),
+    st.sampled_from([("auto", None), ("im2col", None), ("direct", None), ("pointwise", None),
+                     ("winograd", 2),
                      ("winograd", 3), ("winograd", 4), ("winograd", None)]),
     st.sampled_from([1, 30, 1024]),  # GEMM columns per chunk (1: an image a chunk)
     st.integers(1, 3),               # threads the batch is split between
@@ -118,6 +122,8 @@ def check_conv(case, settings, relu):
         assert fast_cache.choice.name == "winograd"  # the engine path really ran
     if name == "direct" and stride == 1 and pad < w_shape[2]:
         assert fast_cache.choice.name == "direct"
+    if name == "pointwise" and w_shape[2] == 1 and stride == 1 and pad == 0:
+        assert fast_cache.choice.name == "pointwise"
     close(got, want)
     for g, r in zip(got_grads, want_grads):
         assert (g is None) == (r is None)
@@ -134,6 +140,14 @@ def test_conv2d_fast_equals_reference(case, settings, relu):
 def test_winograd_shapes_fast_equal_reference(case, settings, relu):
     """3x3, stride 1 convolutions: every algorithm the engine may choose for them."""
     check_conv(case, settings, relu)
+
+
+@given(conv_cases(pointwise=True), st.sampled_from([("pointwise", None), ("auto", None)]),
+       engine_settings, st.booleans())
+def test_pointwise_shapes_fast_equal_reference(case, name, settings, relu):
+    """1x1, stride 1, unpadded convolutions, mostly by pointwise GEMMs (the other algorithms
+    run them in ``test_conv2d_fast_equals_reference``)."""
+    check_conv(case, (name,) + settings[1:], relu)
 
 
 @st.composite

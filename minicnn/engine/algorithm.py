@@ -1,8 +1,11 @@
 """Which algorithm each convolution runs: im2col + one GEMM, Winograd's F(m x m, 3x3)
-with m = 2, 3 or 4, or direct loops, chosen per layer from its shapes by a small cost model.
+with m = 2, 3 or 4, direct loops, or (1x1) GEMMs on the input itself, chosen per layer
+from its shapes by a small cost model.
 
 Every convolution can run as im2col; a 3x3 one with stride 1 and padding 0 or 1 also as
-Winograd, and (with Numba) a square stride-1 one as direct loops. Winograd does fewer
+Winograd, (with Numba) a square stride-1 one as direct loops, and a 1x1 one with stride 1
+and no padding as "pointwise": each image's (C, H*W) input already is its column matrix,
+so one GEMM an image needs no copy, forward or backward. Winograd does fewer
 multiplies (alpha^2 / (9 m^2) of im2col's, alpha = m + 2) but pays for tile transforms,
 one GEMM call per tile position, and a transform of the weights on every call, and its
 GEMMs have only C as their inner dimension. The model adds up, in seconds on one core:
@@ -16,6 +19,12 @@ GEMMs have only C as their inner dimension. The model adds up, in seconds on one
     direct    multiply-adds over flat rows (OH * (OW + KW - 1) outputs a plane) /
               DIRECT (3x3: the 9 taps in one pass) or DIRECT_TAP (a pass a tap or a row),
               + PLANE seconds per pass (image, C, F), + the padded input's copy / COPY
+    pointwise im2col's estimate, scaled by how a whole step of the two compares, as
+              pointwise's backward differs from im2col's most: im2col copies the input
+              (forward), dout and the column gradient (backward), N*P*(2C + F) values /
+              COPY; pointwise's three GEMMs an image run at P / (P + P_HALF) of a long
+              one's (P = OH*OW columns), with a call an image, and it adds the F*C weight
+              gradient up once an image, (N - 1)*F*C / COPY
 
 and takes the cheapest candidate. The constants are round figures for one core of the
 machines of benchmarks/README.md ("Performance chapter"), not a fit; the chapter holds the
@@ -48,20 +57,21 @@ WEIGHT_RATE = 10e9  # multiply-adds per second of the filter transform
 DIRECT = 20e9       # multiply-adds per second of the direct 3x3 loop (all taps in one pass)
 DIRECT_TAP = 15e9   # ... of the direct loop over another kernel size (a pass a tap or a row)
 PLANE = 3e-8        # fixed cost of one direct pass over a plane (one image, C and F), s
+P_HALF = 1          # pointwise: an image's GEMM runs at P / (P + P_HALF) of a long one's
 
-ALGORITHMS = ("auto", "im2col", "winograd", "direct")
+ALGORITHMS = ("auto", "im2col", "winograd", "direct", "pointwise")
 
 
 class Choice(NamedTuple):
-    name: str  # "im2col", "winograd" or "direct"
-    tile: int  # Winograd's output tile m (2, 3 or 4); 0 for im2col and direct
+    name: str  # "im2col", "winograd", "direct" or "pointwise"
+    tile: int  # Winograd's output tile m (2, 3 or 4); 0 for the others
 
 
 def _parse(spec: str) -> tuple[str, int | None]:
     name, _, tile = spec.partition(":")
     if name not in ALGORITHMS or tile not in ("", "2", "3", "4"):
         raise ValueError(f"unknown convolution algorithm {spec!r}: choose auto, im2col, "
-                         "direct, winograd or winograd:2, winograd:3, winograd:4")
+                         "direct, pointwise, winograd or winograd:2, winograd:3, winograd:4")
     return name, int(tile) if tile else None
 
 
@@ -70,8 +80,9 @@ _forced = _parse(os.environ.get("MINICNN_CONV_ALGORITHM", "auto"))
 
 def set_algorithm(name: str = "auto", tile: int | None = None) -> None:
     """Force every convolution's algorithm: "auto" (the cost model), "im2col", "direct"
-    (wherever it applies: stride 1, padding below the kernel size; elsewhere im2col) or
-    "winograd" (wherever it applies: 3x3, stride 1, padding 0 or 1; elsewhere im2col),
+    (wherever it applies: stride 1, padding below the kernel size; elsewhere im2col),
+    "pointwise" (1x1, stride 1, padding 0; elsewhere im2col) or "winograd" (wherever it
+    applies: 3x3, stride 1, padding 0 or 1; elsewhere im2col),
     with m x m output tiles for ``tile`` = m (None: the cheapest tile)."""
     global _forced
     _forced = _parse(name if tile is None else f"{name}:{tile}")
@@ -102,6 +113,10 @@ def direct_applies(KH: int, KW: int, stride: int, padding: int) -> bool:
     return stride == 1 and KH == KW and padding < KH
 
 
+def pointwise_applies(KH: int, KW: int, stride: int, padding: int) -> bool:
+    return KH == KW == 1 and stride == 1 and padding == 0
+
+
 def _gemm_seconds(macs: float, k: int, F: int) -> float:
     return macs / (PEAK * k / (k + K_HALF) * F / (F + F_HALF))
 
@@ -122,6 +137,14 @@ def direct_seconds(N: int, C: int, F: int, KH: int, KW: int, OH: int, OW: int) -
     Hp, Wp = OH + KH - 1, OW + KW - 1
     rate = DIRECT if KH == KW == 3 else DIRECT_TAP
     return N * C * F * (KH * KW * OH * Wp / rate + PLANE) + N * C * Hp * Wp / COPY
+
+
+def pointwise_seconds(N: int, C: int, F: int, OH: int, OW: int) -> float:
+    P = OH * OW
+    gemms = 3 * _gemm_seconds(N * P * C * F, C, F)  # forward, dx and dw
+    im2col_step = gemms + N * P * (2 * C + F) / COPY + 3 * CALL
+    pointwise_step = gemms * (1 + P_HALF / P) + 3 * N * CALL + (N - 1) * F * C / COPY
+    return im2col_seconds(N, C, F, 1, 1, OH, OW) * pointwise_step / im2col_step
 
 
 def choose(N: int, C: int, F: int, KH: int, KW: int, stride: int, padding: int,
@@ -153,6 +176,8 @@ def _choose(N, C, F, KH, KW, stride, padding, OH, OW, forced, compiled=True) -> 
     if (name == "direct" or name == "auto" and compiled) and \
             direct_applies(KH, KW, stride, padding):
         candidates[Choice("direct", 0)] = direct_seconds(N, C, F, KH, KW, OH, OW)
+    if name in ("auto", "pointwise") and pointwise_applies(KH, KW, stride, padding):
+        candidates[Choice("pointwise", 0)] = pointwise_seconds(N, C, F, OH, OW)
     if not candidates:  # the forced algorithm does not apply here
         return Choice("im2col", 0)
     return min(candidates, key=candidates.get)  # on a tie, the first: im2col

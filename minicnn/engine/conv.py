@@ -18,6 +18,11 @@ Direct: a stride-1 convolution with few channels runs as direct loops over each 
 (``kernels/direct.py``), with no columns; its input gradient is the direct convolution of
 dout with the flipped filters, and its weight gradient direct sums, image by image.
 
+Pointwise: a 1x1 convolution with stride 1 and no padding is, image by image, one GEMM
+on the input as it lies: x[n] viewed as (C, H*W) already is im2col's column matrix.
+Forward writes w (F, C) @ x[n] straight into out[n]; backward needs dx[n] = w^T @ dout[n]
+and dw = the sum of dout[n] @ x[n]^T, with no columns, transposes or col2im.
+
 Winograd: a 3x3 convolution with stride 1 and padding 0 or 1 runs as (m + 2)^2 GEMMs on
 transformed tiles (``kernels/winograd.py``). Backward is the same formula in reverse, in
 the Winograd domain too, with the same chunks and threads: dout's tiles are transformed
@@ -113,6 +118,9 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
     if choice.name == "direct":
         _direct(x, w, b, padding, relu, out, plan)
         return out, ConvCache(x, w, stride, padding, plan, choice)
+    if choice.name == "pointwise":
+        _pointwise(x, w, b, relu, out, plan)
+        return out, ConvCache(x, w, stride, padding, plan, choice)
     keep = keep_columns and K * N * P * x.itemsize <= CACHE_COLUMNS_BYTES
     columns, owner = kept_columns(w, K * N * P, x.dtype) if keep else (None, 0)
     w2 = w.reshape(F, K)
@@ -160,6 +168,52 @@ def _direct(x, w, b, padding, relu, out, plan) -> None:
     threads.map_concurrently(run, plan)
 
 
+def _pointwise(x, w, b, relu, out, plan) -> None:
+    """out[n] = w (F, C) @ x[n] (C, H*W) (+ b, ReLU) for a 1x1 convolution, each thread on
+    its own images."""
+    N, C, H, W = x.shape
+    F, P = w.shape[0], H * W
+    w2 = w.reshape(F, C)
+
+    def run(chunks: tuple[Chunk, ...]) -> None:
+        for n in range(chunks[0][0], chunks[-1][1]):
+            dst = out[n].reshape(F, P)
+            np.matmul(w2, x[n].reshape(C, P), out=dst)
+            if b is not None or relu:
+                kernels.regroup_add_bias(dst, b, dst.reshape(1, F, P), relu=relu)
+
+    threads.map_concurrently(run, plan)
+
+
+def _pointwise_backward(dout, cache, need_dx, need_db):
+    """Backward of a 1x1 convolution, image by image: dx[n] = w^T @ dout[n], and per
+    thread dw = the sum of dout[n] @ x[n]^T, db the sum of dout."""
+    x, w = cache.x, cache.w
+    N, C, H, W = x.shape
+    F, P = w.shape[0], H * W
+    w2 = w.reshape(F, C)
+    dout = np.ascontiguousarray(dout)
+    dx = np.empty_like(x) if need_dx else None
+    parts = len(cache.plan)
+    dw_parts = np.zeros((parts, F, C), dtype=x.dtype)
+    db_parts = np.zeros((parts, F), dtype=dout.dtype)
+
+    def run(part: int) -> None:
+        s, e = cache.plan[part][0][0], cache.plan[part][-1][1]
+        product = scratch(F * C, x.dtype, "dw").reshape(F, C)
+        for n in range(s, e):
+            d = dout[n].reshape(F, P)
+            dw_parts[part] += np.matmul(d, x[n].reshape(C, P).T, out=product)
+            if need_dx:
+                np.matmul(w2.T, d, out=dx[n].reshape(C, P))
+        if need_db:
+            db_parts[part] = dout[s:e].sum(axis=(0, 2, 3))
+
+    threads.map_concurrently(run, range(parts))
+    db = db_parts.sum(axis=0) if need_db else None
+    return dx, dw_parts.sum(axis=0).reshape(w.shape), db
+
+
 def _winograd_forward(x, w, b, padding, m, relu, out, plan, keep_tiles):
     """out = the convolution as Winograd F(m x m, 3x3): per chunk, the tiles transformed,
     (m + 2)^2 GEMMs with the transformed weights, the tiles back (+ bias, ReLU) into NCHW.
@@ -205,6 +259,8 @@ def conv2d_backward(
         return _winograd_backward(dout, cache, need_dx, need_db)
     if cache.choice.name == "direct":
         return _direct_backward(dout, cache, need_dx, need_db)
+    if cache.choice.name == "pointwise":
+        return _pointwise_backward(dout, cache, need_dx, need_db)
     P, K = dout.shape[2] * dout.shape[3], C * KH * KW
     w2 = w.reshape(F, K)
     dx = np.empty_like(x) if need_dx else None
