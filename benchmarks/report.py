@@ -70,7 +70,9 @@ def header_lines(mode: str, machine: dict[str, Any], threads: dict[str, Any]) ->
         + (" — THE MACHINE IS BUSY, figures are not trustworthy"
            if load is not None and load > 0.5 * (machine['usable_cores'] or 1) else ""),
         "process : " + (_isolated_line(machine.get("rounds") or 1)
-                        if machine.get("isolated") else "one process for everything"),
+                        if machine.get("isolated") else "one process for everything"
+                        + "".join(f"; {k}={v} was set (NumPy had loaded OpenBLAS with it)"
+                                  for k, v in (machine.get("openblas_env") or {}).items())),
         "ratio   : HIGHER IS BETTER for minicnn in every row (rates: ours/baseline; "
         "times and memory: baseline/ours); each group names its baseline",
     ]

@@ -36,6 +36,10 @@ from benchmarks.common import (
 )
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Some machines set these for old OpenBLAS builds (Haswell kernels, 512 kB L2), which
+# makes NumPy run AVX2 kernels on an AVX-512 CPU, unlike a user's machine: the isolated
+# mode's workers run without them.
+OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 # case name -> module
 CASES: dict[str, str] = {
@@ -100,6 +104,9 @@ def run_all(mode: str = "full", threads: int = 1, only: list[str] | None = None,
             errors[name] = f"{type(e).__name__}: {e}"
             traceback.print_exc(file=sys.stderr)
         seconds[name] = round(time.perf_counter() - t0, 2)
+    # what OpenBLAS was started with: the isolated mode's workers run without these
+    machine["openblas_env"] = {var: os.environ[var] for var in OPENBLAS_VARS
+                               if var in os.environ}
     # minicnn.kernels sets this for Numba when imported; torch started before that
     machine["omp_wait_policy_numba"] = os.environ.get("OMP_WAIT_POLICY", "(unset)")
     try:
@@ -116,9 +123,7 @@ def _run_side(side: str, mode: str, threads: int, only: list[str] | None,
               progress=None) -> dict[str, Any]:
     """``run_all`` in a fresh ``python -m benchmarks --side SIDE`` process; its result."""
     env = dict(os.environ)
-    # Some machines set these for old OpenBLAS builds (Haswell kernels, 512 kB L2), which
-    # makes NumPy run AVX2 kernels on an AVX-512 CPU, unlike a user's machine.
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+    for var in OPENBLAS_VARS:
         env.pop(var, None)
     if side == "minicnn":
         env[NO_TORCH_ENV] = "1"

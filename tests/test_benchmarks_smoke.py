@@ -51,6 +51,12 @@ def test_smoke_run_fills_the_table(restore_threads):
     assert "train step small" in text
     header = "\n".join(report.header_lines("smoke", result["machine"], result["threads"]))
     assert "HIGHER IS BETTER" in header and "threads" in header
+    # one process: OpenBLAS started with this process's variables, and the header says so
+    machine = dict(result["machine"], openblas_env={"OPENBLAS_CORETYPE": "Haswell"})
+    header = "\n".join(report.header_lines("smoke", machine, result["threads"]))
+    assert "OPENBLAS_CORETYPE=Haswell was set" in header
+    assert result["machine"]["openblas_env"] == {
+        k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
 
 
 def test_memory_worker_runs_in_a_fresh_process():

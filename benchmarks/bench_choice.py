@@ -1,0 +1,94 @@
+"""Does the cost model pick the fastest algorithm? For sets of convolution shapes, every
+algorithm that applies (im2col, direct loops, Winograd with each tile, pointwise GEMMs)
+timed forward + backward at training shapes, beside what ``minicnn.engine.algorithm``
+picks. In-process A/B: each round runs every algorithm once, one after the other, and the
+table gives the medians over rounds.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.bench_choice --set 1x1
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from minicnn import engine
+from minicnn.engine import algorithm as A
+
+# (N, C, F, k, padding, S): a k x k kernel over S x S maps, stride 1
+SETS = {
+    "1x1": [(64, 64, 64, 1, 0, 24), (64, 16, 16, 1, 0, 48), (64, 32, 128, 1, 0, 12),
+            (64, 128, 32, 1, 0, 12), (64, 64, 256, 1, 0, 12), (64, 32, 32, 1, 0, 32),
+            (64, 128, 128, 1, 0, 8), (64, 256, 64, 1, 0, 6), (64, 128, 128, 1, 0, 6),
+            (64, 512, 128, 1, 0, 6), (64, 128, 128, 1, 0, 4), (64, 512, 512, 1, 0, 4),
+            (64, 128, 128, 1, 0, 3), (8, 128, 128, 1, 0, 12), (1, 64, 64, 1, 0, 24)],
+    "5x5-7x7": [(64, 3, 32, 5, 2, 32), (64, 16, 16, 5, 2, 24), (64, 32, 64, 5, 2, 16),
+                (64, 64, 64, 5, 2, 8), (100, 1, 30, 5, 0, 28), (64, 3, 16, 7, 3, 32),
+                (64, 16, 32, 7, 3, 16), (64, 64, 64, 7, 3, 8)],
+}
+
+
+def candidates(C, F, k, padding) -> list[tuple[str, int | None]]:
+    names = [("im2col", None)]
+    if A.direct_applies(k, k, 1, padding):
+        names.append(("direct", None))
+    if A.winograd_applies(k, k, 1, padding):
+        names += [("winograd", m) for m in (2, 3, 4)]
+    if A.pointwise_applies(k, k, 1, padding):
+        names.append(("pointwise", None))
+    return names
+
+
+def step_ms(name, tile, x, w, b, padding, dout) -> tuple[float, float]:
+    with A.algorithm(name, tile):
+        t0 = time.perf_counter()
+        _, cache = engine.conv2d_forward(x, w, b, 1, padding)
+        t1 = time.perf_counter()
+        engine.conv2d_backward(dout, cache)
+        t2 = time.perf_counter()
+    assert cache.choice.name == name
+    return 1e3 * (t1 - t0), 1e3 * (t2 - t1)
+
+
+def label(name, tile) -> str:
+    return f"{name}:{tile}" if tile else name
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--set", choices=sorted(SETS), default="1x1")
+    p.add_argument("--rounds", type=int, default=7)
+    args = p.parse_args()
+    rng = np.random.default_rng(0)
+    print("| N, C -> F, kernel, map | fwd + bwd, ms (medians) | fastest | model picks |")
+    print("|---|---|---|---|")
+    for N, C, F, k, padding, S in SETS[args.set]:
+        x = rng.standard_normal((N, C, S, S)).astype(np.float32)
+        w = rng.standard_normal((F, C, k, k)).astype(np.float32)
+        b = rng.standard_normal(F).astype(np.float32)
+        OS = S + 2 * padding - k + 1
+        dout = rng.standard_normal((N, F, OS, OS)).astype(np.float32)
+        names = candidates(C, F, k, padding)
+        times = {nt: [] for nt in names}
+        for _ in range(args.rounds + 1):  # the first round warms up
+            for name, tile in names:
+                times[(name, tile)].append(step_ms(name, tile, x, w, b, padding, dout))
+        med = {nt: np.median(v[1:], axis=0) for nt, v in times.items()}
+        total = {nt: v.sum() for nt, v in med.items()}
+        order = sorted(total, key=total.get)
+        A.forget_choices()
+        pick = A.choose(N, C, F, k, k, 1, padding, OS, OS)
+        pick = (pick.name, pick.tile or None)
+        if pick[0] == "winograd" and pick not in total:
+            pick = ("winograd", None)
+        cells = ", ".join(f"{label(*nt)} {v[0]:.2f} + {v[1]:.2f}" for nt, v in med.items())
+        note = "" if pick == order[0] else \
+            f" ({total[pick] / total[order[0]]:.2f}x the fastest)" if pick in total else ""
+        print(f"| {N}, {C} -> {F}, {k}x{k}, {S}x{S} | {cells} | {label(*order[0])} "
+              f"| {label(*pick)}{note} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
