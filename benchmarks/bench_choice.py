@@ -1,6 +1,7 @@
 """Does the cost model pick the fastest algorithm? For sets of convolution shapes, every
 algorithm that applies (im2col, direct loops, Winograd with each tile, pointwise GEMMs)
-timed forward + backward at training shapes, beside what ``minicnn.engine.algorithm``
+timed forward + backward at training shapes (without the input gradient for a first
+layer, of 1-3 channels), beside what ``minicnn.engine.algorithm``
 picks. In-process A/B: each round runs every algorithm once, one after the other, and the
 table gives the medians over rounds.
 
@@ -17,6 +18,9 @@ import numpy as np
 from minicnn import engine
 from minicnn.engine import algorithm as A
 
+# a layer with this many input channels or fewer is taken for a network's first (an image's
+# channels): its backward computes no input gradient, as in training
+FIRST_LAYER_CHANNELS = 3
 # (N, C, F, k, padding, S): a k x k kernel over S x S maps, stride 1
 SETS = {
     "1x1": [(64, 64, 64, 1, 0, 24), (64, 16, 16, 1, 0, 48), (64, 32, 128, 1, 0, 12),
@@ -26,7 +30,8 @@ SETS = {
             (64, 128, 128, 1, 0, 3), (8, 128, 128, 1, 0, 12), (1, 64, 64, 1, 0, 24)],
     "5x5-7x7": [(64, 3, 32, 5, 2, 32), (64, 16, 16, 5, 2, 24), (64, 32, 64, 5, 2, 16),
                 (64, 64, 64, 5, 2, 8), (100, 1, 30, 5, 0, 28), (64, 3, 16, 7, 3, 32),
-                (64, 16, 32, 7, 3, 16), (64, 64, 64, 7, 3, 8)],
+                (64, 16, 32, 7, 3, 16), (64, 64, 64, 7, 3, 8), (64, 1, 16, 7, 3, 48),
+                (64, 8, 8, 7, 3, 24)],
 }
 
 
@@ -46,7 +51,7 @@ def step_ms(name, tile, x, w, b, padding, dout) -> tuple[float, float]:
         t0 = time.perf_counter()
         _, cache = engine.conv2d_forward(x, w, b, 1, padding)
         t1 = time.perf_counter()
-        engine.conv2d_backward(dout, cache)
+        engine.conv2d_backward(dout, cache, need_dx=x.shape[1] > FIRST_LAYER_CHANNELS)
         t2 = time.perf_counter()
     assert cache.choice.name == name
     return 1e3 * (t1 - t0), 1e3 * (t2 - t1)

@@ -47,6 +47,15 @@ def test_few_channels_run_direct_or_as_im2col_and_many_as_winograd():
         assert A.choose(64, C, F, 3, 3, 1, 1, S, S).name == "winograd", (C, F, S)
 
 
+def test_7x7_kernels_run_as_im2col_as_measured():
+    """Direct loops run a 7-wide kernel a pass a tap (not a row of taps, as for 5 wide),
+    slower than im2col on every 7x7 layer measured, a first layer's included
+    (benchmarks/README.md, "Pointwise 1x1 convolutions")."""
+    for C, F, S in [(3, 16, 32), (1, 16, 48), (8, 8, 24), (16, 32, 16), (64, 64, 8)]:
+        assert A.choose(64, C, F, 7, 7, 1, 3, S, S).name == "im2col", (C, F, S)
+    assert A.direct_seconds(64, 3, 16, 7, 7, 32, 32) > A.direct_seconds(64, 3, 16, 5, 5, 32, 32)
+
+
 def test_cost_estimates_grow_with_the_work():
     assert A.im2col_seconds(64, 32, 32, 3, 3, 24, 24) > A.im2col_seconds(8, 32, 32, 3, 3, 24, 24)
     assert A.winograd_seconds(64, 32, 32, 24, 24, 4) > A.winograd_seconds(8, 32, 32, 24, 24, 4)

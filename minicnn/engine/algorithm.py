@@ -17,7 +17,8 @@ GEMMs have only C as their inner dimension. The model adds up, in seconds on one
     calls     GEMM calls * CALL (Winograd: alpha^2 per chunk of images), + SETUP
     weights   alpha^2 * C * F * 9 / WEIGHT_RATE (Winograd's filter transform)
     direct    multiply-adds over flat rows (OH * (OW + KW - 1) outputs a plane) /
-              DIRECT (3x3: the 9 taps in one pass) or DIRECT_TAP (a pass a tap or a row),
+              DIRECT (3x3: the 9 taps in one pass), DIRECT_ROW (5 wide: a row of taps a
+              pass) or DIRECT_TAP (other sizes: a pass a tap),
               + PLANE seconds per pass (image, C, F), + the padded input's copy / COPY
     pointwise im2col's estimate, scaled by how a whole step of the two compares, as
               pointwise's backward differs from im2col's most: im2col copies the input
@@ -55,7 +56,8 @@ CALL = 5e-6         # fixed cost of one GEMM call, seconds
 SETUP = 4e-4        # Winograd's fixed cost per layer call (buffers, thread counts), seconds
 WEIGHT_RATE = 10e9  # multiply-adds per second of the filter transform
 DIRECT = 20e9       # multiply-adds per second of the direct 3x3 loop (all taps in one pass)
-DIRECT_TAP = 15e9   # ... of the direct loop over another kernel size (a pass a tap or a row)
+DIRECT_ROW = 15e9   # ... of the direct loop over a 5-wide kernel (a row of 5 taps a pass)
+DIRECT_TAP = 7.5e9  # ... over another kernel size (a pass a tap)
 PLANE = 3e-8        # fixed cost of one direct pass over a plane (one image, C and F), s
 P_HALF = 1          # pointwise: an image's GEMM runs at P / (P + P_HALF) of a long one's
 
@@ -135,7 +137,7 @@ def winograd_seconds(N: int, C: int, F: int, OH: int, OW: int, m: int) -> float:
 
 def direct_seconds(N: int, C: int, F: int, KH: int, KW: int, OH: int, OW: int) -> float:
     Hp, Wp = OH + KH - 1, OW + KW - 1
-    rate = DIRECT if KH == KW == 3 else DIRECT_TAP
+    rate = DIRECT if KH == KW == 3 else DIRECT_ROW if KW == 5 else DIRECT_TAP
     return N * C * F * (KH * KW * OH * Wp / rate + PLANE) + N * C * Hp * Wp / COPY
 
 
