@@ -114,9 +114,11 @@ def check_conv(case, settings, relu):
 
     def fast():
         out, cache = engine.conv2d_forward(x, w, b, stride, pad, relu=relu)
-        return out, engine.conv2d_backward(dout, cache, need_db=b is not None), cache
+        # a first layer's backward (no input gradient) must give the same dw and db
+        no_dx = engine.conv2d_backward(dout, cache, need_dx=False, need_db=b is not None)
+        return out, engine.conv2d_backward(dout, cache, need_db=b is not None), cache, no_dx
 
-    got, got_grads, fast_cache = run_engine(settings, fast)
+    got, got_grads, fast_cache, no_dx = run_engine(settings, fast)
     (name, _), _, _ = settings
     if name == "winograd" and w_shape[2] == 3 and stride == 1 and pad in (0, 1):
         assert fast_cache.choice.name == "winograd"  # the engine path really ran
@@ -129,6 +131,10 @@ def check_conv(case, settings, relu):
         assert (g is None) == (r is None)
         if r is not None:
             close(g, r)
+    assert no_dx[0] is None
+    close(no_dx[1], want_grads[1])
+    if b is not None:
+        close(no_dx[2], want_grads[2])
 
 
 @given(conv_cases(), engine_settings, st.booleans())
