@@ -129,3 +129,81 @@ def test_choices_are_remembered_per_shape_and_forced_algorithm():
     finally:
         A.DIRECT = old
         A.forget_choices()
+
+
+def test_measure_mode_keeps_the_fastest_candidate_per_shape(monkeypatch):
+    """``set_algorithm("measure")``: the first call of a shape times every candidate
+    (twice) and keeps the fastest; later calls of that shape reuse it without timing;
+    another shape is timed afresh; ``forget_choices`` drops what was measured."""
+    from minicnn import functional as F
+    from minicnn.engine import conv as engine_conv
+
+    timed = []
+
+    def fake_seconds(run):  # winograd:3 is "fastest" here, whatever the real timings
+        run()
+        timed.append(A.get_algorithm())
+        return 0.1 if A.get_algorithm() == ("winograd", 3) else 1.0
+
+    monkeypatch.setattr(engine_conv, "_seconds", fake_seconds)
+    A.forget_choices()
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((3, 8, 9, 9)), rng.standard_normal((6, 8, 3, 3))
+    try:
+        with A.algorithm("measure"):
+            out, cache = engine.conv2d_forward(x, w, None, 1, 1)
+            assert cache.choice == ("winograd", 3)
+            want = {("im2col", None), ("winograd", 2), ("winograd", 3), ("winograd", 4),
+                    ("direct", None)} if A.dispatch.numba_available() else \
+                {("im2col", None), ("winograd", 2), ("winograd", 3), ("winograd", 4)}
+            assert set(timed) == want and len(timed) == 2 * len(want)
+            engine.conv2d_forward(x, w, None, 1, 1)  # the same shape: no timing
+            assert len(timed) == 2 * len(want)
+            engine.conv2d_forward(x[:2], w, None, 1, 1)  # another batch: timed afresh
+            assert len(timed) == 4 * len(want)
+            np.testing.assert_allclose(out, F.conv2d_forward(x, w, None, 1, 1)[0],
+                                       atol=1e-10)
+            assert A.get_algorithm() == ("measure", None)  # restored after each timing
+        assert A.measured
+        A.forget_choices()
+        assert not A.measured
+    finally:
+        A.forget_choices()
+
+
+def test_measure_mode_trains_like_the_reference():
+    """Every layer of a small network under real measurement gives the reference's
+    outputs and gradients (the timing passes leave no trace in the results)."""
+    from benchmarks.bench_train import make_batch
+
+    import minicnn
+    from minicnn import Sequential
+    from minicnn.layers import Conv2D, Dense, GlobalAvgPool2D, ReLU
+
+    def net():
+        return Sequential([Conv2D(3, 8, 3, padding="same"), ReLU(), Conv2D(8, 8, 1), ReLU(),
+                           Conv2D(8, 4, 5, padding="same"), GlobalAvgPool2D(),
+                           Dense(4, 3)], rng=0).astype(np.float64)
+
+    x, _ = make_batch(4, shape=(3, 10, 10), classes=3)
+    x = x.astype(np.float64)
+    results = []
+    A.forget_choices()
+    try:
+        for name, mode in (("reference", "auto"), ("fast", "measure")):
+            model = net()
+            with minicnn.backend(name), A.algorithm(mode):
+                out = model.forward(x)
+                model.backward(np.ones_like(out))
+            results.append((out, model.gradients()))
+        assert len(A.measured) == 3  # one shape a conv layer
+    finally:
+        A.forget_choices()
+    (want, want_g), (got, got_g) = results
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    for k in want_g:
+        np.testing.assert_allclose(got_g[k], want_g[k], rtol=1e-9, atol=1e-12)
+
+
+def test_measure_is_an_algorithm_name():
+    assert A._parse("measure") == ("measure", None)

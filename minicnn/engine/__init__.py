@@ -2,11 +2,13 @@
 
 It offers the same functions as ``minicnn.functional`` (the reference), computing the
 same results faster: convolutions in chunks of images split between threads, in reused
-memory, as im2col + GEMM, Winograd or direct loops, whichever a cost model chooses per
-layer (``engine.algorithm``); batch norm (with its fused ReLU), max-pool and ReLU in
-single parallel passes of the Numba kernels. Ops that the reference already runs at the speed of one
-NumPy call (dropout, global average pooling, the loss) are the reference's own; dense
-layers split their GEMMs between the engine's threads.
+memory, as im2col + GEMM, Winograd, direct loops or (1x1) pointwise GEMMs, whichever a
+cost model chooses per layer (or, under ``set_algorithm("measure")``, whichever ran
+fastest on the layer's first call; ``engine.algorithm``); batch norm (with its fused
+ReLU), max-pool and ReLU in single parallel passes of the Numba kernels. Ops that the
+reference already runs at the speed of one NumPy call (dropout, global average pooling,
+the loss) are the reference's own; dense layers split their GEMMs between the engine's
+threads.
 tests/test_backend_equality.py checks every op against the reference.
 """
 

@@ -32,6 +32,12 @@ machines of benchmarks/README.md ("Performance chapter"), not a fit; the chapter
 per-layer timings against which to revise them. ``set_algorithm`` (or the environment
 variable MINICNN_CONV_ALGORITHM, e.g. "winograd:4") forces one choice, for tests and
 measurements.
+
+``set_algorithm("measure")`` replaces the model by measurement, as cuDNN's benchmark mode
+does: the first call of each convolution shape times a forward and backward pass of every
+candidate (``candidates``) on this machine, twice, and keeps the fastest for that shape
+(``engine.conv.measured_choice``). It costs those passes once per shape, and which
+algorithm wins a near tie may differ between runs, so results may differ in the last bits.
 """
 
 from __future__ import annotations
@@ -61,7 +67,7 @@ DIRECT_TAP = 7.5e9  # ... over another kernel size (a pass a tap)
 PLANE = 3e-8        # fixed cost of one direct pass over a plane (one image, C and F), s
 P_HALF = 1          # pointwise: an image's GEMM runs at P / (P + P_HALF) of a long one's
 
-ALGORITHMS = ("auto", "im2col", "winograd", "direct", "pointwise")
+ALGORITHMS = ("auto", "measure", "im2col", "winograd", "direct", "pointwise")
 
 
 class Choice(NamedTuple):
@@ -72,8 +78,9 @@ class Choice(NamedTuple):
 def _parse(spec: str) -> tuple[str, int | None]:
     name, _, tile = spec.partition(":")
     if name not in ALGORITHMS or tile not in ("", "2", "3", "4"):
-        raise ValueError(f"unknown convolution algorithm {spec!r}: choose auto, im2col, "
-                         "direct, pointwise, winograd or winograd:2, winograd:3, winograd:4")
+        raise ValueError(f"unknown convolution algorithm {spec!r}: choose auto, measure, "
+                         "im2col, direct, pointwise, winograd or winograd:2, winograd:3, "
+                         "winograd:4")
     return name, int(tile) if tile else None
 
 
@@ -81,7 +88,8 @@ _forced = _parse(os.environ.get("MINICNN_CONV_ALGORITHM", "auto"))
 
 
 def set_algorithm(name: str = "auto", tile: int | None = None) -> None:
-    """Force every convolution's algorithm: "auto" (the cost model), "im2col", "direct"
+    """Force every convolution's algorithm: "auto" (the cost model), "measure" (the
+    fastest candidate, timed on each shape's first call), "im2col", "direct"
     (wherever it applies: stride 1, padding below the kernel size; elsewhere im2col),
     "pointwise" (1x1, stride 1, padding 0; elsewhere im2col) or "winograd" (wherever it
     applies: 3x3, stride 1, padding 0 or 1; elsewhere im2col),
@@ -149,6 +157,24 @@ def pointwise_seconds(N: int, C: int, F: int, OH: int, OW: int) -> float:
     return im2col_seconds(N, C, F, 1, 1, OH, OW) * pointwise_step / im2col_step
 
 
+def candidates(C: int, F: int, KH: int, KW: int, stride: int, padding: int) -> list[Choice]:
+    """Every algorithm that can run this convolution here (direct loops only where they
+    are compiled), Winograd once for each tile."""
+    compiled = dispatch.numba_available() and dispatch.get_tier() == "numba"
+    found = [Choice("im2col", 0)]
+    if winograd_applies(KH, KW, stride, padding):
+        found += [Choice("winograd", m) for m in (2, 3, 4)]
+    if compiled and direct_applies(KH, KW, stride, padding):
+        found.append(Choice("direct", 0))
+    if pointwise_applies(KH, KW, stride, padding):
+        found.append(Choice("pointwise", 0))
+    return found
+
+
+# measure mode's choices, by shape and dtype (``engine.conv.measured_choice`` fills it)
+measured: dict[tuple, Choice] = {}
+
+
 def choose(N: int, C: int, F: int, KH: int, KW: int, stride: int, padding: int,
            OH: int, OW: int) -> Choice:
     """The algorithm for a convolution of N images with C input and F output channels,
@@ -169,20 +195,20 @@ def winograd_tile(N: int, C: int, F: int, OH: int, OW: int) -> int:
 @functools.lru_cache(maxsize=4096)
 def _choose(N, C, F, KH, KW, stride, padding, OH, OW, forced, compiled=True) -> Choice:
     name = forced[0]
-    candidates = {}
+    costs = {}
     if name in ("auto", "im2col"):
-        candidates[Choice("im2col", 0)] = im2col_seconds(N, C, F, KH, KW, OH, OW)
+        costs[Choice("im2col", 0)] = im2col_seconds(N, C, F, KH, KW, OH, OW)
     if name in ("auto", "winograd") and winograd_applies(KH, KW, stride, padding):
         m = _winograd_tile(N, C, F, OH, OW, forced[1])
-        candidates[Choice("winograd", m)] = winograd_seconds(N, C, F, OH, OW, m)
+        costs[Choice("winograd", m)] = winograd_seconds(N, C, F, OH, OW, m)
     if (name == "direct" or name == "auto" and compiled) and \
             direct_applies(KH, KW, stride, padding):
-        candidates[Choice("direct", 0)] = direct_seconds(N, C, F, KH, KW, OH, OW)
+        costs[Choice("direct", 0)] = direct_seconds(N, C, F, KH, KW, OH, OW)
     if name in ("auto", "pointwise") and pointwise_applies(KH, KW, stride, padding):
-        candidates[Choice("pointwise", 0)] = pointwise_seconds(N, C, F, OH, OW)
-    if not candidates:  # the forced algorithm does not apply here
+        costs[Choice("pointwise", 0)] = pointwise_seconds(N, C, F, OH, OW)
+    if not costs:  # the forced algorithm does not apply here
         return Choice("im2col", 0)
-    return min(candidates, key=candidates.get)  # on a tie, the first: im2col
+    return min(costs, key=costs.get)  # on a tie, the first: im2col
 
 
 @functools.lru_cache(maxsize=4096)
@@ -193,6 +219,8 @@ def _winograd_tile(N, C, F, OH, OW, tile) -> int:
 
 
 def forget_choices() -> None:
-    """Drop the remembered choices (after changing PEAK, COPY, ... at run time)."""
+    """Drop the remembered choices (after changing PEAK, COPY, ... at run time), the
+    measured ones too."""
     _choose.cache_clear()
     _winograd_tile.cache_clear()
+    measured.clear()

@@ -38,12 +38,13 @@ The constants' measurements are in benchmarks/README.md ("Performance chapter").
 
 from __future__ import annotations
 
+import time
 from typing import NamedTuple
 
 import numpy as np
 
 from minicnn import kernels
-from minicnn.engine import threads
+from minicnn.engine import algorithm, threads
 from minicnn.engine.algorithm import Choice, choose
 from minicnn.engine.workspace import kept_columns, scratch, still_kept
 from minicnn.kernels import output_hw
@@ -108,7 +109,10 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
     P, K = OH * OW, C * KH * KW
     x = np.ascontiguousarray(x)
     out = np.empty((N, F, OH, OW), dtype=x.dtype)
-    choice = choose(N, C, F, KH, KW, stride, padding, OH, OW)
+    if algorithm.get_algorithm()[0] == "measure":
+        choice = measured_choice(x, w, b, stride, padding)
+    else:
+        choice = choose(N, C, F, KH, KW, stride, padding, OH, OW)
     plan = plan_chunks(N, P, threads.parallel_parts(N) if N >= MIN_SPLIT_IMAGES else 1,
                        K if choice.name == "im2col" else SHORT_COLUMN)
     if choice.name == "winograd":
@@ -148,6 +152,38 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
     kept = threads.map_concurrently(run, plan)
     cols = {s: c for part in kept for s, c in part.items()} if keep else None
     return out, ConvCache(x, w, stride, padding, plan, choice, cols, owner)
+
+
+def _seconds(run) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def measured_choice(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int,
+                    padding: int) -> Choice:
+    """The fastest algorithm for this convolution here, by measurement: on the first call
+    for its shape, each candidate's forward and backward pass (with a random upstream
+    gradient) timed twice, the better time kept; remembered per shape after that. A layer
+    of 1 to 3 input channels is taken for a network's first, on an image, whose backward
+    computes no input gradient."""
+    N, C, H, W = x.shape
+    F, _, KH, KW = w.shape
+    key = (N, C, H, W, F, KH, KW, stride, padding, x.dtype.str)
+    if key in algorithm.measured:
+        return algorithm.measured[key]
+    OH, OW = output_hw(H, W, KH, KW, stride, padding)
+    dout = np.random.default_rng(0).standard_normal((N, F, OH, OW)).astype(x.dtype)
+
+    def step() -> None:
+        conv2d_backward(dout, conv2d_forward(x, w, b, stride, padding)[1], need_dx=C > 3)
+
+    seconds = {}
+    for candidate in algorithm.candidates(C, F, KH, KW, stride, padding):
+        with algorithm.algorithm(candidate.name, candidate.tile or None):
+            seconds[candidate] = min(_seconds(step) for _ in range(2))
+    algorithm.measured[key] = min(seconds, key=seconds.get)
+    return algorithm.measured[key]
 
 
 def _direct(x, w, b, padding, relu, out, plan) -> None:
