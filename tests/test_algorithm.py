@@ -174,9 +174,8 @@ def test_measure_mode_keeps_the_fastest_candidate_per_shape(monkeypatch):
 def test_measure_mode_trains_like_the_reference():
     """Every layer of a small network under real measurement gives the reference's
     outputs and gradients (the timing passes leave no trace in the results)."""
-    from benchmarks.bench_train import make_batch
-
     import minicnn
+    from benchmarks.bench_train import make_batch
     from minicnn import Sequential
     from minicnn.layers import Conv2D, Dense, GlobalAvgPool2D, ReLU
 

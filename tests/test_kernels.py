@@ -153,7 +153,7 @@ def test_channel_moments_match_reference(case, dtype):
     x64 = x.astype(np.float64)
     ref_mean, ref_var = x64.mean(axis=(0, 2, 3)), x64.var(axis=(0, 2, 3))
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    for tier in FAST:
+    for tier in ("naive",) + FAST:
         mean, var = kernels.channel_moments(x, tier=tier)
         assert mean.dtype == dtype and var.dtype == dtype
         np.testing.assert_allclose(mean, ref_mean, rtol=tol, atol=tol, err_msg=tier)
@@ -177,7 +177,7 @@ def test_channel_sums_match_reference(case, dtype, gated, centred):
     # float32: the products' rounding, at the size of the sum of their magnitudes
     tol = 1e-4 if dtype == np.float32 else 1e-12
     floor = tol * float(np.abs(d64 * y64).sum(axis=(0, 2, 3)).max(initial=1.0))
-    for tier in FAST:
+    for tier in ("naive",) + FAST:
         s, sx = kernels.channel_sums(dout, y, relu_out, tier=tier, center=center)
         assert s.dtype == dtype and sx.dtype == dtype
         np.testing.assert_allclose(s, ref_s, rtol=tol, atol=tol, err_msg=tier)
@@ -191,7 +191,7 @@ def test_relu_forward_matches_reference(case, dtype):
     flat = x.reshape(-1)
     flat[rng.integers(0, flat.size, 3)] = [np.nan, -np.inf, np.inf]  # kept as np.maximum does
     ref = np.maximum(x, 0)
-    for tier in FAST:
+    for tier in ("naive",) + FAST:
         out = kernels.relu_forward(x, tier=tier)
         assert out.dtype == dtype and out is not x
         np.testing.assert_array_equal(out, ref, err_msg=tier)
@@ -203,7 +203,7 @@ def test_relu_backward_matches_reference(case, dtype):
     dout = rng.standard_normal(shape).astype(dtype)
     out = np.maximum(rng.standard_normal(shape), 0).astype(dtype)  # ReLU outputs, many zeros
     ref = np.where(out > 0, dout, 0)
-    for tier in FAST:
+    for tier in ("naive",) + FAST:
         dx = kernels.relu_backward(dout, out, tier=tier)
         assert dx.dtype == dtype
         np.testing.assert_array_equal(dx, ref, err_msg=tier)
@@ -232,7 +232,7 @@ def test_channel_affine_kernels_match_reference(case, dtype, relu, centred):
         y64 = y64 - per_channel(center)
     ref2 = x64 * per_channel(a) + y64 * per_channel(b) + per_channel(c)
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    for tier in FAST:
+    for tier in ("naive",) + FAST:
         out = kernels.channel_normalize(x, a, b, g, beta, relu=relu, tier=tier)
         got2 = kernels.channel_affine2(x, a, y, b, c, relu_out, tier=tier, center=center)
         assert out.dtype == got2.dtype == dtype
@@ -243,7 +243,7 @@ def test_channel_affine_kernels_match_reference(case, dtype, relu, centred):
 def test_channel_normalize_relu_keeps_nan():
     x = np.array([np.nan, -1.0, 2.0, np.inf], dtype=np.float32).reshape(1, 1, 2, 2)
     one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
-    for tier in FAST:
+    for tier in ("naive",) + FAST:
         out = kernels.channel_normalize(x, zero, one, one, zero, relu=True, tier=tier)
         np.testing.assert_array_equal(out.ravel(), [np.nan, 0, 2, np.inf], err_msg=tier)
 

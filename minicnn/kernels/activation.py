@@ -1,5 +1,5 @@
-"""ReLU kernels: out = max(x, 0) and its gradient, in the NumPy and Numba tiers (the
-naive tier is NumPy's: the one-line definition is already the reference)."""
+"""ReLU kernels: out = max(x, 0) and its gradient, dx = dout where out > 0, in the naive
+(a loop over the values), NumPy and Numba tiers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,20 @@ import numpy as np
 
 from minicnn.kernels import dispatch
 from minicnn.kernels._numba import parallel_njit, prange
+
+
+def relu_forward_naive(x: np.ndarray) -> np.ndarray:
+    out = np.empty_like(x)
+    for i in np.ndindex(x.shape):
+        out[i] = 0 if x[i] < 0 else x[i]  # NaN is not < 0: it stays NaN
+    return out
+
+
+def relu_backward_naive(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
+    dx = np.empty_like(dout)
+    for i in np.ndindex(dout.shape):
+        dx[i] = dout[i] * (out[i] > 0)
+    return dx
 
 
 def relu_forward_numpy(x: np.ndarray) -> np.ndarray:
@@ -65,13 +79,19 @@ def relu_backward_numba(dout, out):
 
 def relu_forward(x: np.ndarray, tier: str | None = None) -> np.ndarray:
     """max(x, 0), a new array of x's shape and dtype (NaN stays NaN)."""
-    if dispatch.resolve(tier) == "numba" and x.flags.c_contiguous:
+    tier = dispatch.resolve(tier)
+    if tier == "naive":
+        return relu_forward_naive(x)
+    if tier == "numba" and x.flags.c_contiguous:
         return dispatch.run(relu_forward_numba, x.nbytes, x)
     return relu_forward_numpy(x)
 
 
 def relu_backward(dout: np.ndarray, out: np.ndarray, tier: str | None = None) -> np.ndarray:
     """dx = dout where the ReLU output is positive, else 0 (same shape and dtype as dout)."""
-    if dispatch.resolve(tier) == "numba" and dout.flags.c_contiguous and out.flags.c_contiguous:
+    tier = dispatch.resolve(tier)
+    if tier == "naive":
+        return relu_backward_naive(dout, out)
+    if tier == "numba" and dout.flags.c_contiguous and out.flags.c_contiguous:
         return dispatch.run(relu_backward_numba, dout.nbytes, dout, out)
     return relu_backward_numpy(dout, out)

@@ -1,7 +1,8 @@
 """Batch-norm passes: per-channel statistics and per-channel affine maps over NCHW arrays,
-in the NumPy tier (which is also the naive one: each is a line of array maths) and the
-Numba tier, which does each in one parallel pass. ``engine.batchnorm`` combines them into
-batch norm's forward and backward (``functional.batchnorm`` has the maths).
+in the naive tier (loops over the values, the sums written out), the NumPy tier (a line or
+two of array maths each) and the Numba tier, which does each in one parallel pass.
+``engine.batchnorm`` combines them into batch norm's forward and backward
+(``functional.batchnorm`` has the maths).
 
 Shapes: x, y, dout (N, C, H, W); every per-channel vector (C,).
 """
@@ -18,6 +19,54 @@ def _per_channel(v: np.ndarray) -> np.ndarray:
     return v.reshape(1, -1, 1, 1)
 
 
+# --------------------------------------------------------------------------- naive tier
+def channel_moments_naive(x):
+    """mean[c] = sum of x[n, c, h, w] / M and var[c] = sum of (x - mean[c])^2 / M over
+    n, h, w (M = N*H*W values a channel)."""
+    N, C, H, W = x.shape
+    M = N * H * W
+    mean, var = np.zeros(C), np.zeros(C)
+    for n, c, h, w in np.ndindex(x.shape):
+        mean[c] += x[n, c, h, w]
+    mean /= M
+    for n, c, h, w in np.ndindex(x.shape):
+        var[c] += (x[n, c, h, w] - mean[c]) ** 2
+    var /= M
+    return mean.astype(x.dtype), var.astype(x.dtype)
+
+
+def channel_sums_naive(dout, y, relu_out=None, center=None):
+    """s[c] = sum of g and sx[c] = sum of g * (y - center[c]), g = dout (0 where relu_out
+    is given and not positive)."""
+    C = dout.shape[1]
+    s, sx = np.zeros(C), np.zeros(C)
+    for n, c, h, w in np.ndindex(dout.shape):
+        g = dout[n, c, h, w]
+        if relu_out is not None and not relu_out[n, c, h, w] > 0:
+            g = 0.0
+        s[c] += g
+        sx[c] += g * (y[n, c, h, w] - (0.0 if center is None else center[c]))
+    return s.astype(dout.dtype), sx.astype(dout.dtype)
+
+
+def channel_normalize_naive(x, center, scale, gamma, beta, relu=False):
+    out = np.empty_like(x)
+    for n, c, h, w in np.ndindex(x.shape):
+        v = (x[n, c, h, w] - center[c]) * scale[c] * gamma[c] + beta[c]
+        out[n, c, h, w] = 0 if relu and v < 0 else v
+    return out
+
+
+def channel_affine2_naive(x, x_scale, y, y_scale, shift, relu_out=None, center=None):
+    out = np.empty_like(x)
+    for n, c, h, w in np.ndindex(x.shape):
+        xv = x[n, c, h, w] if relu_out is None or relu_out[n, c, h, w] > 0 else 0.0
+        yv = y[n, c, h, w] - (0.0 if center is None else center[c])
+        out[n, c, h, w] = xv * x_scale[c] + yv * y_scale[c] + shift[c]
+    return out
+
+
+# --------------------------------------------------------------------------- NumPy tier
 def channel_moments_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mean, biased variance) per channel over N, H, W; two passes, for accuracy."""
     mean = x.mean(axis=(0, 2, 3))
@@ -59,6 +108,7 @@ def channel_affine2_numpy(x, x_scale, y, y_scale, shift, relu_out=None, center=N
     return out
 
 
+# --------------------------------------------------------------------------- Numba tier
 # Let LLVM reorder the additions of a sum so it can keep several partial sums in SIMD
 # registers; a strict left-to-right float sum is bound by the add latency.
 _REASSOCIATE = {"reassoc", "contract"}
@@ -171,7 +221,10 @@ def channel_affine2_numba(x, x_scale, y, center, y_scale, shift, gate, relu):
 
 def channel_moments(x: np.ndarray, tier: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """x (N, C, H, W) -> (mean (C,), biased variance (C,)) over N, H, W, in x's dtype."""
-    if dispatch.resolve(tier) == "numba":
+    tier = dispatch.resolve(tier)
+    if tier == "naive":
+        return channel_moments_naive(x)
+    if tier == "numba":
         mean, var = dispatch.run(channel_moments_numba, x.nbytes, np.ascontiguousarray(x))
         return mean.astype(x.dtype), var.astype(x.dtype)
     return channel_moments_numpy(x)
@@ -183,7 +236,10 @@ def channel_sums(dout: np.ndarray, y: np.ndarray, relu_out: np.ndarray | None = 
     """dout, y (N, C, H, W) -> (sum(g), sum(g * (y - center))), each (C,) over N, H, W,
     where g = dout, or dout where ``relu_out`` > 0 (a ReLU fused after batch norm:
     ``relu_out`` is its output); center (C,), None: 0."""
-    if dispatch.resolve(tier) == "numba":
+    tier = dispatch.resolve(tier)
+    if tier == "naive":
+        return channel_sums_naive(dout, y, relu_out, center)
+    if tier == "numba":
         gate = y if relu_out is None else np.ascontiguousarray(relu_out)
         center = np.zeros(y.shape[1], y.dtype) if center is None else center.astype(y.dtype)
         s, sx = dispatch.run(channel_sums_numba, dout.nbytes, np.ascontiguousarray(dout),
@@ -199,7 +255,10 @@ def channel_normalize(x: np.ndarray, center: np.ndarray, scale: np.ndarray, gamm
     out = (x - center) * scale * gamma + beta (``relu``: max(that, 0))."""
     center, scale, gamma, beta = (v.astype(x.dtype, copy=False)
                                   for v in (center, scale, gamma, beta))
-    if dispatch.resolve(tier) == "numba":
+    tier = dispatch.resolve(tier)
+    if tier == "naive":
+        return channel_normalize_naive(x, center, scale, gamma, beta, relu)
+    if tier == "numba":
         return dispatch.run(channel_normalize_numba, x.nbytes, np.ascontiguousarray(x),
                             center, scale, gamma, beta, relu)
     return channel_normalize_numpy(x, center, scale, gamma, beta, relu)
@@ -212,7 +271,10 @@ def channel_affine2(x: np.ndarray, x_scale: np.ndarray, y: np.ndarray, y_scale: 
     (C,) factors (center None: 0); with ``relu_out``, x counts only where relu_out > 0 (as
     in ``channel_sums``)."""
     x_scale, y_scale, shift = (v.astype(x.dtype, copy=False) for v in (x_scale, y_scale, shift))
-    if dispatch.resolve(tier) == "numba":
+    tier = dispatch.resolve(tier)
+    if tier == "naive":
+        return channel_affine2_naive(x, x_scale, y, y_scale, shift, relu_out, center)
+    if tier == "numba":
         x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
         gate = y if relu_out is None else np.ascontiguousarray(relu_out)
         center = np.zeros(y.shape[1], y.dtype) if center is None else center.astype(y.dtype)
