@@ -206,3 +206,74 @@ def test_measure_mode_trains_like_the_reference():
 
 def test_measure_is_an_algorithm_name():
     assert A._parse("measure") == ("measure", None)
+
+
+def test_eval_mode_reuses_winograds_weight_transform_while_the_weights_keep_their_values():
+    import gc
+
+    from minicnn import functional as F
+    from minicnn.engine import workspace
+
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((5, 8, 9, 9)), rng.standard_normal((6, 8, 3, 3))
+    calls = []
+    real = engine.conv.kernels.winograd_weights
+
+    def counting(w_, m):
+        calls.append(m)
+        return real(w_, m)
+
+    engine.conv.kernels.winograd_weights = counting
+    try:
+        with A.algorithm("winograd", 2):
+            for _ in range(3):
+                out, _ = engine.conv2d_forward(x, w, None, 1, 1, training=False)
+            assert calls == [2]  # made once, then reused
+            np.testing.assert_allclose(out, F.conv2d_forward(x, w, None, 1, 1)[0], atol=1e-10)
+            w[0, 0, 1, 1] += 1.0  # trained in place between evaluations: transformed again
+            out, _ = engine.conv2d_forward(x, w, None, 1, 1, training=False)
+            assert calls == [2, 2]
+            np.testing.assert_allclose(out, F.conv2d_forward(x, w, None, 1, 1)[0], atol=1e-10)
+            engine.conv2d_forward(x, w, None, 1, 1)  # training: always transformed afresh
+            engine.conv2d_forward(x, w, None, 1, 1)
+            assert calls == [2, 2, 2, 2]
+    finally:
+        engine.conv.kernels.winograd_weights = real
+    key = (id(w), 2)
+    assert key in workspace._transforms
+    del w, _  # the weights and the last ConvCache, which holds them
+    gc.collect()
+    assert key not in workspace._transforms  # the entry goes with its array
+
+
+def test_eval_mode_picks_one_faces_algorithms_by_measurement(monkeypatch):
+    """A model in eval mode on fewer than MEASURE_BELOW images times the candidates once per
+    shape (forward only); in training, or on a larger batch, the cost model decides."""
+    from minicnn import Sequential
+    from minicnn.engine import conv as engine_conv
+    from minicnn.layers import Conv2D
+
+    timed = []
+
+    def fake_seconds(run):
+        run()
+        timed.append(A.get_algorithm())
+        return 0.1 if A.get_algorithm() == ("winograd", 2) else 1.0
+
+    monkeypatch.setattr(engine_conv, "_seconds", fake_seconds)
+    A.forget_choices()
+    model = Sequential([Conv2D(8, 8, 3, padding="same")], rng=0)
+    x = np.random.default_rng(0).standard_normal((1, 8, 12, 12)).astype(np.float32)
+    try:
+        model.train()
+        model.forward(x)
+        model.forward(np.concatenate([x] * engine_conv.MEASURE_BELOW))
+        assert timed == []
+        model.eval()
+        model.forward(np.concatenate([x] * engine_conv.MEASURE_BELOW))  # a larger batch
+        assert timed == []
+        model.forward(x)
+        assert model.layers[0].cache.choice == ("winograd", 2) and len(timed) > 1
+        assert all(key[-1] is False for key in A.measured)  # measured for eval mode
+    finally:
+        A.forget_choices()

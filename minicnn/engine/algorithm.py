@@ -15,7 +15,9 @@ GEMMs have only C as their inner dimension. The model adds up, in seconds on one
     copies    values written by im2col / COPY; by the tile transforms, a C- or F-vector
               per tile position, (C + CHANNEL_HALF) * TRANSFORM / COPY for C (and so for F)
     calls     GEMM calls * CALL (Winograd: alpha^2 per chunk of images), + SETUP
-    weights   alpha^2 * C * F * 9 / WEIGHT_RATE (Winograd's filter transform)
+    weights   alpha^2 * C * F * 9 / WEIGHT_RATE (Winograd's filter transform); in eval mode,
+              where the transform is kept between calls, 2 * C * F * 9 / COPY (the
+              weights compared with the copy it was made from)
     direct    multiply-adds over flat rows (OH * (OW + KW - 1) outputs a plane) /
               DIRECT (3x3: the 9 taps in one pass), DIRECT_ROW (5 wide: a row of taps a
               pass) or DIRECT_TAP (other sizes: a pass a tap),
@@ -136,11 +138,13 @@ def im2col_seconds(N: int, C: int, F: int, KH: int, KW: int, OH: int, OW: int) -
     return _gemm_seconds(N * P * K * F, K, F) + N * P * K / COPY + CALL
 
 
-def winograd_seconds(N: int, C: int, F: int, OH: int, OW: int, m: int) -> float:
+def winograd_seconds(N: int, C: int, F: int, OH: int, OW: int, m: int,
+                     training: bool = True) -> float:
     A2, T = (m + 2) ** 2, N * tile_count(OH, OW, m)
     values = T * A2 * (C + F + 2 * CHANNEL_HALF)  # input tiles (C) and output tiles (F)
+    weights = A2 * C * F * 9 / WEIGHT_RATE if training else 2 * C * F * 9 / COPY
     return (_gemm_seconds(T * A2 * C * F, C, F) + values * TRANSFORM / COPY
-            + A2 * CALL + SETUP + A2 * C * F * 9 / WEIGHT_RATE)
+            + A2 * CALL + SETUP + weights)
 
 
 def direct_seconds(N: int, C: int, F: int, KH: int, KW: int, OH: int, OW: int) -> float:
@@ -176,31 +180,33 @@ measured: dict[tuple, Choice] = {}
 
 
 def choose(N: int, C: int, F: int, KH: int, KW: int, stride: int, padding: int,
-           OH: int, OW: int) -> Choice:
+           OH: int, OW: int, training: bool = True) -> Choice:
     """The algorithm for a convolution of N images with C input and F output channels,
-    a KH x KW kernel and an OH x OW output. Direct loops only where they are compiled:
-    without Numba (or with another kernel tier) the model leaves them out."""
+    a KH x KW kernel and an OH x OW output, in training or (``training=False``) eval
+    mode. Direct loops only where they are compiled: without Numba (or with another
+    kernel tier) the model leaves them out."""
     compiled = dispatch.numba_available() and dispatch.get_tier() == "numba"
-    return _choose(N, C, F, KH, KW, stride, padding, OH, OW, _forced, compiled)
+    return _choose(N, C, F, KH, KW, stride, padding, OH, OW, _forced, compiled, training)
 
 
-def winograd_tile(N: int, C: int, F: int, OH: int, OW: int) -> int:
+def winograd_tile(N: int, C: int, F: int, OH: int, OW: int, training: bool = True) -> int:
     """The cheapest output tile m (2, 3 or 4; the smaller on a tie) of a Winograd
     convolution with an OH x OW output, or the forced one."""
-    return _winograd_tile(N, C, F, OH, OW, _forced[1])
+    return _winograd_tile(N, C, F, OH, OW, _forced[1], training)
 
 
 # Remembered per shape (and forced choice): the model's arithmetic is not free next to a
 # small layer's forward at batch 1. Call ``forget_choices()`` after changing its constants.
 @functools.lru_cache(maxsize=4096)
-def _choose(N, C, F, KH, KW, stride, padding, OH, OW, forced, compiled=True) -> Choice:
+def _choose(N, C, F, KH, KW, stride, padding, OH, OW, forced, compiled=True,
+            training=True) -> Choice:
     name = forced[0]
     costs = {}
     if name in ("auto", "im2col"):
         costs[Choice("im2col", 0)] = im2col_seconds(N, C, F, KH, KW, OH, OW)
     if name in ("auto", "winograd") and winograd_applies(KH, KW, stride, padding):
-        m = _winograd_tile(N, C, F, OH, OW, forced[1])
-        costs[Choice("winograd", m)] = winograd_seconds(N, C, F, OH, OW, m)
+        m = _winograd_tile(N, C, F, OH, OW, forced[1], training)
+        costs[Choice("winograd", m)] = winograd_seconds(N, C, F, OH, OW, m, training)
     if (name == "direct" or name == "auto" and compiled) and \
             direct_applies(KH, KW, stride, padding):
         costs[Choice("direct", 0)] = direct_seconds(N, C, F, KH, KW, OH, OW)
@@ -212,10 +218,10 @@ def _choose(N, C, F, KH, KW, stride, padding, OH, OW, forced, compiled=True) -> 
 
 
 @functools.lru_cache(maxsize=4096)
-def _winograd_tile(N, C, F, OH, OW, tile) -> int:
+def _winograd_tile(N, C, F, OH, OW, tile, training=True) -> int:
     if tile:
         return tile
-    return min((2, 3, 4), key=lambda m: (winograd_seconds(N, C, F, OH, OW, m), m))
+    return min((2, 3, 4), key=lambda m: (winograd_seconds(N, C, F, OH, OW, m, training), m))
 
 
 def forget_choices() -> None:

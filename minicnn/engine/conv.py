@@ -33,6 +33,12 @@ tiles) for backward when they fit in ``CACHE_COLUMNS_BYTES`` (in storage reused 
 steps: ``engine.workspace``); larger ones are recomputed in backward, chunk by chunk,
 which costs less than the memory.
 
+Eval mode (``training=False``): nothing is kept for backward; a Winograd layer reuses its
+transform of the weights between calls while they keep their values
+(``workspace.kept_transform``), and a batch of fewer than ``MEASURE_BELOW`` images (one
+face, or a face and its mirror) picks each layer's algorithm by timing the candidates on
+its first call (``measured_choice``).
+
 The constants' measurements are in benchmarks/README.md ("Performance chapter").
 """
 
@@ -46,7 +52,7 @@ import numpy as np
 from minicnn import kernels
 from minicnn.engine import algorithm, threads
 from minicnn.engine.algorithm import Choice, choose
-from minicnn.engine.workspace import kept_columns, scratch, still_kept
+from minicnn.engine.workspace import kept_columns, kept_transform, scratch, still_kept
 from minicnn.kernels import output_hw
 from minicnn.kernels.winograd import tile_count
 
@@ -57,6 +63,11 @@ CACHE_COLUMNS_BYTES = 16 * 2**20  # keep a layer's columns for backward up to th
 # between threads: faster for 2 or 3 images (a face and its mirror, the webcam's every
 # frame; measured in benchmarks/README.md, under MIN_SPLIT_IMAGES).
 MIN_SPLIT_IMAGES = 4
+# Eval-mode convolutions of fewer images than this (one face, or a face and its mirror)
+# pick their algorithm by measurement, once per shape, rather than by the cost model, which
+# does not see that im2col's GEMM then runs on all threads while Winograd's transforms run
+# on one (measured in benchmarks/README.md, "One face by measurement").
+MEASURE_BELOW = MIN_SPLIT_IMAGES
 
 Chunk = tuple[int, int]  # images [start, stop) of the batch
 
@@ -97,10 +108,11 @@ class ConvCache(NamedTuple):
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int = 1,
                    padding: int = 0, relu: bool = False,
-                   keep_columns: bool = True) -> tuple[np.ndarray, ConvCache]:
+                   training: bool = True) -> tuple[np.ndarray, ConvCache]:
     """``functional.conv2d_forward``, fast: x (N, C, H, W), w (F, C, KH, KW), b (F,) or
     None -> (out (N, F, OH, OW), cache); ``relu``: max(out, 0) in the pass that adds the
-    bias. ``keep_columns=False`` (no backward will follow) never keeps the columns."""
+    bias. ``training=False`` (eval mode: no backward will follow) keeps no columns, and
+    Winograd reuses its transform of w while w keeps its values."""
     N, C, H, W = x.shape
     F, Cw, KH, KW = w.shape
     if C != Cw:
@@ -109,15 +121,16 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
     P, K = OH * OW, C * KH * KW
     x = np.ascontiguousarray(x)
     out = np.empty((N, F, OH, OW), dtype=x.dtype)
-    if algorithm.get_algorithm()[0] == "measure":
-        choice = measured_choice(x, w, b, stride, padding)
+    mode = algorithm.get_algorithm()[0]
+    if mode == "measure" or mode == "auto" and not training and N < MEASURE_BELOW:
+        choice = measured_choice(x, w, b, stride, padding, training)
     else:
-        choice = choose(N, C, F, KH, KW, stride, padding, OH, OW)
+        choice = choose(N, C, F, KH, KW, stride, padding, OH, OW, training)
     plan = plan_chunks(N, P, threads.parallel_parts(N) if N >= MIN_SPLIT_IMAGES else 1,
                        K if choice.name == "im2col" else SHORT_COLUMN)
     if choice.name == "winograd":
         kept, owner = _winograd_forward(x, w, b, padding, choice.tile, relu, out, plan,
-                                        keep_columns)
+                                        training)
         return out, ConvCache(x, w, stride, padding, plan, choice, kept, owner)
     if choice.name == "direct":
         _direct(x, w, b, padding, relu, out, plan)
@@ -125,7 +138,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
     if choice.name == "pointwise":
         _pointwise(x, w, b, relu, out, plan)
         return out, ConvCache(x, w, stride, padding, plan, choice)
-    keep = keep_columns and K * N * P * x.itemsize <= CACHE_COLUMNS_BYTES
+    keep = training and K * N * P * x.itemsize <= CACHE_COLUMNS_BYTES
     columns, owner = kept_columns(w, K * N * P, x.dtype) if keep else (None, 0)
     w2 = w.reshape(F, K)
 
@@ -161,27 +174,29 @@ def _seconds(run) -> float:
 
 
 def measured_choice(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int,
-                    padding: int) -> Choice:
+                    padding: int, training: bool = True) -> Choice:
     """The fastest algorithm for this convolution here, by measurement: on the first call
-    for its shape, each candidate's forward and backward pass (with a random upstream
-    gradient) timed twice, the better time kept; remembered per shape after that. A layer
-    of 1 to 3 input channels is taken for a network's first, on an image, whose backward
-    computes no input gradient."""
+    for its shape, each candidate's forward and (in training) backward pass, with a random
+    upstream gradient, timed a few times, the best time kept; remembered per shape and
+    mode after that. A layer of 1 to 3 input channels is taken for a network's first, on
+    an image, whose backward computes no input gradient."""
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
-    key = (N, C, H, W, F, KH, KW, stride, padding, x.dtype.str)
+    key = (N, C, H, W, F, KH, KW, stride, padding, x.dtype.str, training)
     if key in algorithm.measured:
         return algorithm.measured[key]
     OH, OW = output_hw(H, W, KH, KW, stride, padding)
     dout = np.random.default_rng(0).standard_normal((N, F, OH, OW)).astype(x.dtype)
 
     def step() -> None:
-        conv2d_backward(dout, conv2d_forward(x, w, b, stride, padding)[1], need_dx=C > 3)
+        out, cache = conv2d_forward(x, w, b, stride, padding, training=training)
+        if training:
+            conv2d_backward(dout, cache, need_dx=C > 3)
 
     seconds = {}
     for candidate in algorithm.candidates(C, F, KH, KW, stride, padding):
         with algorithm.algorithm(candidate.name, candidate.tile or None):
-            seconds[candidate] = min(_seconds(step) for _ in range(2))
+            seconds[candidate] = min(_seconds(step) for _ in range(2 if training else 3))
     algorithm.measured[key] = min(seconds, key=seconds.get)
     return algorithm.measured[key]
 
@@ -250,18 +265,28 @@ def _pointwise_backward(dout, cache, need_dx, need_db):
     return dx, dw_parts.sum(axis=0).reshape(w.shape), db
 
 
-def _winograd_forward(x, w, b, padding, m, relu, out, plan, keep_tiles):
+def winograd_weights(w: np.ndarray, m: int, reuse: bool = False) -> np.ndarray:
+    """Winograd's transform U (A2, C, F) of the filters w; ``reuse``: the transform made
+    for this array before, while it holds the same values (``workspace.kept_transform``)."""
+    def make() -> np.ndarray:
+        # the NumPy tier's transform is a GEMM: BLAS on one thread, so that no BLAS worker
+        # spins into the map (the Numba tier uses no BLAS)
+        with threads.blas_threads(1):
+            return kernels.winograd_weights(w, m)
+
+    return kept_transform(w, m, make) if reuse else make()
+
+
+def _winograd_forward(x, w, b, padding, m, relu, out, plan, training):
     """out = the convolution as Winograd F(m x m, 3x3): per chunk, the tiles transformed,
     (m + 2)^2 GEMMs with the transformed weights, the tiles back (+ bias, ReLU) into NCHW.
-    The transformed input tiles are kept for backward as im2col's columns are (returns
-    them by chunk start, or None, and their owner token)."""
+    In training the transformed input tiles are kept for backward as im2col's columns are
+    (returns them by chunk start, or None, and their owner token); in eval mode the
+    weights' transform is reused between calls."""
     N, C, F = x.shape[0], x.shape[1], w.shape[0]
     A2, T = (m + 2) ** 2, tile_count(*out.shape[2:], m)  # tile positions; tiles per image
-    # the NumPy tier's transform is a GEMM: BLAS on one thread, so that no BLAS worker
-    # spins into the map (the Numba tier uses no BLAS)
-    with threads.blas_threads(1):
-        U = kernels.winograd_weights(w, m)  # (A2, C, F)
-    keep = keep_tiles and A2 * N * T * C * x.itemsize <= CACHE_COLUMNS_BYTES
+    U = winograd_weights(w, m, reuse=not training)  # (A2, C, F)
+    keep = training and A2 * N * T * C * x.itemsize <= CACHE_COLUMNS_BYTES
     storage, owner = kept_columns(w, A2 * N * T * C, x.dtype) if keep else (None, 0)
 
     def run(chunks: tuple[Chunk, ...]) -> dict[int, np.ndarray]:

@@ -77,6 +77,31 @@ def still_kept(w: np.ndarray, owner: int) -> bool:
     return entry is not None and entry[0]() is w and entry[2] == owner
 
 
+# Eval mode's Winograd weight transforms, by (id of w, m): (a weak reference to w, a copy
+# of the values w had, their transform). An entry goes with its array, and serves only
+# while the array holds the same values (weights trained in place between evaluations
+# are transformed again).
+_transforms: dict[tuple[int, int], tuple[weakref.ref, np.ndarray, np.ndarray]] = {}
+
+
+def _forget_transform(key: tuple[int, int], ref: weakref.ref) -> None:
+    if key in _transforms and _transforms[key][0] is ref:
+        del _transforms[key]
+
+
+def kept_transform(w: np.ndarray, m: int, make) -> np.ndarray:
+    """``make()``, the transform of the weights w with tile m, or the one made for this
+    very array before, if it still holds the values it had then."""
+    key = (id(w), m)
+    entry = _transforms.get(key)
+    if entry is not None and entry[0]() is w and np.array_equal(entry[1], w):
+        return entry[2]
+    U = make()
+    ref = weakref.ref(w, lambda r, key=key: _forget_transform(key, r))
+    _transforms[key] = (ref, w.copy(), U)
+    return U
+
+
 MMAP_THRESHOLD = 32 * 2**20  # glibc's largest allowed mmap threshold on 64-bit systems
 TRIM_THRESHOLD = 2**30
 

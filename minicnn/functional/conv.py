@@ -40,12 +40,15 @@ class ConvCache(NamedTuple):
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int = 1,
-                   padding: int = 0, relu: bool = False) -> tuple[np.ndarray, ConvCache]:
+                   padding: int = 0, relu: bool = False,
+                   training: bool = True) -> tuple[np.ndarray, ConvCache]:
     """Convolve a batch with F filters.
 
     Inputs: x (N, C, H, W); w (F, C, KH, KW); b (F,) or None (no bias); stride and
     padding (zeros on every side) in pixels; ``relu``: return max(out, 0) instead (a
-    ReLU fused into the layer; its gradient is the caller's, see ``layers.Conv2D``).
+    ReLU fused into the layer; its gradient is the caller's, see ``layers.Conv2D``);
+    ``training``: False in eval mode, where the engine saves work (the reference computes
+    the same either way).
     Returns: out (N, F, OH, OW) and the cache for ``conv2d_backward``.
     """
     N, C, H, W = x.shape

@@ -82,7 +82,8 @@ class Conv2D(Layer):
         self.ops = ops()  # the active backend's functions, kept for backward
         out, self.cache = self.ops.conv2d_forward(x, self.params["W"], self.params.get("b"),
                                                   self.stride, self.pad,
-                                                  relu=self.activation == "relu")
+                                                  relu=self.activation == "relu",
+                                                  training=self.training)
         self.out = out if self.activation == "relu" else None  # for the ReLU's gradient
         return out
 
