@@ -246,34 +246,38 @@ def test_eval_mode_reuses_winograds_weight_transform_while_the_weights_keep_thei
     assert key not in workspace._transforms  # the entry goes with its array
 
 
-def test_eval_mode_picks_one_faces_algorithms_by_measurement(monkeypatch):
-    """A model in eval mode on fewer than MEASURE_BELOW images times the candidates once per
-    shape (forward only); in training, or on a larger batch, the cost model decides."""
+def test_measure_mode_in_eval_times_the_forward_only(monkeypatch):
+    """Under ``set_algorithm("measure")`` a model in eval mode times each candidate's
+    forward alone (no backward will follow), and remembers the pick apart from training's;
+    in "auto" nothing is timed, in either mode."""
     from minicnn import Sequential
     from minicnn.engine import conv as engine_conv
     from minicnn.layers import Conv2D
 
-    timed = []
+    timed, backward = [], []
 
     def fake_seconds(run):
         run()
         timed.append(A.get_algorithm())
         return 0.1 if A.get_algorithm() == ("winograd", 2) else 1.0
 
+    real_backward = engine_conv.conv2d_backward
     monkeypatch.setattr(engine_conv, "_seconds", fake_seconds)
+    monkeypatch.setattr(engine_conv, "conv2d_backward",
+                        lambda *a, **k: backward.append(1) or real_backward(*a, **k))
     A.forget_choices()
     model = Sequential([Conv2D(8, 8, 3, padding="same")], rng=0)
-    x = np.random.default_rng(0).standard_normal((1, 8, 12, 12)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((2, 8, 12, 12)).astype(np.float32)
     try:
-        model.train()
-        model.forward(x)
-        model.forward(np.concatenate([x] * engine_conv.MEASURE_BELOW))
-        assert timed == []
         model.eval()
-        model.forward(np.concatenate([x] * engine_conv.MEASURE_BELOW))  # a larger batch
-        assert timed == []
         model.forward(x)
-        assert model.layers[0].cache.choice == ("winograd", 2) and len(timed) > 1
-        assert all(key[-1] is False for key in A.measured)  # measured for eval mode
+        assert timed == []  # auto: the cost model
+        with A.algorithm("measure"):
+            model.forward(x)
+            assert model.layers[0].cache.choice == ("winograd", 2) and timed
+            assert backward == [] and [k[-1] for k in A.measured] == [False]
+            model.train()
+            model.forward(x)
+            assert backward and sorted(k[-1] for k in A.measured) == [False, True]
     finally:
         A.forget_choices()

@@ -33,11 +33,9 @@ tiles) for backward when they fit in ``CACHE_COLUMNS_BYTES`` (in storage reused 
 steps: ``engine.workspace``); larger ones are recomputed in backward, chunk by chunk,
 which costs less than the memory.
 
-Eval mode (``training=False``): nothing is kept for backward; a Winograd layer reuses its
-transform of the weights between calls while they keep their values
-(``workspace.kept_transform``), and a batch of fewer than ``MEASURE_BELOW`` images (one
-face, or a face and its mirror) picks each layer's algorithm by timing the candidates on
-its first call (``measured_choice``).
+Eval mode (``training=False``): nothing is kept for backward, and a Winograd layer reuses
+its transform of the weights between calls while they keep their values
+(``workspace.kept_transform``).
 
 The constants' measurements are in benchmarks/README.md ("Performance chapter").
 """
@@ -63,11 +61,6 @@ CACHE_COLUMNS_BYTES = 16 * 2**20  # keep a layer's columns for backward up to th
 # between threads: faster for 2 or 3 images (a face and its mirror, the webcam's every
 # frame; measured in benchmarks/README.md, under MIN_SPLIT_IMAGES).
 MIN_SPLIT_IMAGES = 4
-# Eval-mode convolutions of fewer images than this (one face, or a face and its mirror)
-# pick their algorithm by measurement, once per shape, rather than by the cost model, which
-# does not see that im2col's GEMM then runs on all threads while Winograd's transforms run
-# on one (measured in benchmarks/README.md, "One face by measurement").
-MEASURE_BELOW = MIN_SPLIT_IMAGES
 
 Chunk = tuple[int, int]  # images [start, stop) of the batch
 
@@ -121,8 +114,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
     P, K = OH * OW, C * KH * KW
     x = np.ascontiguousarray(x)
     out = np.empty((N, F, OH, OW), dtype=x.dtype)
-    mode = algorithm.get_algorithm()[0]
-    if mode == "measure" or mode == "auto" and not training and N < MEASURE_BELOW:
+    if algorithm.get_algorithm()[0] == "measure":
         choice = measured_choice(x, w, b, stride, padding, training)
     else:
         choice = choose(N, C, F, KH, KW, stride, padding, OH, OW, training)
