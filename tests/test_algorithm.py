@@ -53,7 +53,6 @@ def test_7x7_kernels_run_as_im2col_as_measured():
     (benchmarks/README.md, "Pointwise 1x1 convolutions")."""
     for C, F, S in [(3, 16, 32), (1, 16, 48), (8, 8, 24), (16, 32, 16), (64, 64, 8)]:
         assert A.choose(64, C, F, 7, 7, 1, 3, S, S).name == "im2col", (C, F, S)
-    assert A.direct_seconds(64, 3, 16, 7, 7, 32, 32) > A.direct_seconds(64, 3, 16, 5, 5, 32, 32)
 
 
 def test_cost_estimates_grow_with_the_work():
@@ -131,21 +130,35 @@ def test_choices_are_remembered_per_shape_and_forced_algorithm():
         A.forget_choices()
 
 
+def spy_on_timings(monkeypatch, fastest):
+    """Measure mode's timings scripted: each candidate timed is recorded (as (name, tile))
+    in the returned list, and ``fastest`` takes 0.1 s, every other 1 s."""
+    from minicnn.engine import conv as engine_conv
+
+    timed, running = [], []
+    real_forward = engine_conv._forward
+
+    def forward(*args):
+        running.append(tuple(args[-1]))
+        return real_forward(*args)
+
+    def fake_seconds(run):
+        run()
+        timed.append(running[-1])
+        return 0.1 if running[-1] == fastest else 1.0
+
+    monkeypatch.setattr(engine_conv, "_forward", forward)
+    monkeypatch.setattr(engine_conv, "_seconds", fake_seconds)
+    return timed
+
+
 def test_measure_mode_keeps_the_fastest_candidate_per_shape(monkeypatch):
     """``set_algorithm("measure")``: the first call of a shape times every candidate
     (twice) and keeps the fastest; later calls of that shape reuse it without timing;
     another shape is timed afresh; ``forget_choices`` drops what was measured."""
     from minicnn import functional as F
-    from minicnn.engine import conv as engine_conv
 
-    timed = []
-
-    def fake_seconds(run):  # winograd:3 is "fastest" here, whatever the real timings
-        run()
-        timed.append(A.get_algorithm())
-        return 0.1 if A.get_algorithm() == ("winograd", 3) else 1.0
-
-    monkeypatch.setattr(engine_conv, "_seconds", fake_seconds)
+    timed = spy_on_timings(monkeypatch, fastest=("winograd", 3))
     A.forget_choices()
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((3, 8, 9, 9)), rng.standard_normal((6, 8, 3, 3))
@@ -153,9 +166,9 @@ def test_measure_mode_keeps_the_fastest_candidate_per_shape(monkeypatch):
         with A.algorithm("measure"):
             out, cache = engine.conv2d_forward(x, w, None, 1, 1)
             assert cache.choice == ("winograd", 3)
-            want = {("im2col", None), ("winograd", 2), ("winograd", 3), ("winograd", 4),
-                    ("direct", None)} if A.dispatch.numba_available() else \
-                {("im2col", None), ("winograd", 2), ("winograd", 3), ("winograd", 4)}
+            want = {("im2col", 0), ("winograd", 2), ("winograd", 3), ("winograd", 4),
+                    ("direct", 0)} if A.dispatch.numba_available() else \
+                {("im2col", 0), ("winograd", 2), ("winograd", 3), ("winograd", 4)}
             assert set(timed) == want and len(timed) == 2 * len(want)
             engine.conv2d_forward(x, w, None, 1, 1)  # the same shape: no timing
             assert len(timed) == 2 * len(want)
@@ -204,8 +217,11 @@ def test_measure_mode_trains_like_the_reference():
         np.testing.assert_allclose(got_g[k], want_g[k], rtol=1e-9, atol=1e-12)
 
 
-def test_measure_is_an_algorithm_name():
+def test_measure_is_an_algorithm_name_and_the_model_still_answers_under_it():
     assert A._parse("measure") == ("measure", None)
+    with A.algorithm("measure"):  # what the cost model would pick (bench_choice asks it)
+        assert A.choose(64, 16, 16, 3, 3, 1, 1, 48, 48).name == "direct"
+        assert A.choose(64, 64, 64, 1, 1, 1, 0, 24, 24).name == "pointwise"
 
 
 def test_eval_mode_reuses_winograds_weight_transform_while_the_weights_keep_their_values():
@@ -254,15 +270,9 @@ def test_measure_mode_in_eval_times_the_forward_only(monkeypatch):
     from minicnn.engine import conv as engine_conv
     from minicnn.layers import Conv2D
 
-    timed, backward = [], []
-
-    def fake_seconds(run):
-        run()
-        timed.append(A.get_algorithm())
-        return 0.1 if A.get_algorithm() == ("winograd", 2) else 1.0
-
+    backward = []
+    timed = spy_on_timings(monkeypatch, fastest=("winograd", 2))
     real_backward = engine_conv.conv2d_backward
-    monkeypatch.setattr(engine_conv, "_seconds", fake_seconds)
     monkeypatch.setattr(engine_conv, "conv2d_backward",
                         lambda *a, **k: backward.append(1) or real_backward(*a, **k))
     A.forget_choices()
@@ -281,3 +291,20 @@ def test_measure_mode_in_eval_times_the_forward_only(monkeypatch):
             assert backward and sorted(k[-1] for k in A.measured) == [False, True]
     finally:
         A.forget_choices()
+
+
+def test_an_empty_batch_runs_through_every_kind_of_convolution():
+    """N = 0 gives empty outputs and zero weight gradients, as the reference does, for the
+    layers the cost model would send to pointwise, direct or Winograd at larger batches."""
+    from minicnn import functional as F
+
+    for C, F_, k, p in [(8, 4, 1, 0), (1, 8, 3, 1), (32, 32, 3, 1), (3, 8, 5, 2)]:
+        x = np.zeros((0, C, 12, 12), np.float32)
+        w = np.ones((F_, C, k, k), np.float32)
+        for training in (True, False):
+            out, cache = engine.conv2d_forward(x, w, None, 1, p, training=training)
+            want, ref_cache = F.conv2d_forward(x, w, None, 1, p)
+            assert out.shape == want.shape == (0, F_, 12, 12)
+            dout = np.zeros_like(out)
+            dx, dw, _ = engine.conv2d_backward(dout, cache)
+            assert dx.shape == x.shape and dw.shape == w.shape and not dw.any()

@@ -439,3 +439,27 @@ def test_direct_convolution_tiers_agree_with_im2col(n, C, F, H, W, K, padding, d
             assert got.dtype == dtype and got.shape == ref.shape, tier
             np.testing.assert_allclose(got, ref, rtol=tol,
                                        atol=tol * max(1.0, float(np.abs(ref).max())))
+
+
+@pytest.mark.parametrize("name, call", [
+    ("channel_moments", lambda k, a, t: k.channel_moments(a, tier=t)),
+    ("channel_sums", lambda k, a, t: k.channel_sums(a, a, a, tier=t)),
+    ("channel_normalize", lambda k, a, t: k.channel_normalize(a, *[a[0, :, 0, 0]] * 4, tier=t)),
+    ("channel_affine2", lambda k, a, t: k.channel_affine2(a, a[0, :, 0, 0], a, a[0, :, 0, 0],
+                                                          a[0, :, 0, 0], a, tier=t)),
+    ("relu_forward", lambda k, a, t: k.relu_forward(a, tier=t)),
+    ("relu_backward", lambda k, a, t: k.relu_backward(a, a, tier=t)),
+])
+def test_the_naive_tier_runs_the_naive_loops(monkeypatch, name, call):
+    """tier="naive" reaches the ``*_naive`` function (not the NumPy tier under its name)."""
+    from minicnn.kernels import activation, batchnorm
+
+    module = activation if name.startswith("relu") else batchnorm
+    calls = []
+    real = getattr(module, f"{name}_naive")
+    monkeypatch.setattr(module, f"{name}_naive", lambda *a, **k: calls.append(1) or real(*a, **k))
+    a = np.random.default_rng(0).standard_normal((2, 3, 2, 2)).astype(np.float32)
+    call(kernels, a, "naive")
+    assert calls == [1]
+    call(kernels, a, "numpy")
+    assert calls == [1]

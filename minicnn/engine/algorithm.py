@@ -36,10 +36,11 @@ variable MINICNN_CONV_ALGORITHM, e.g. "winograd:4") forces one choice, for tests
 measurements.
 
 ``set_algorithm("measure")`` replaces the model by measurement, as cuDNN's benchmark mode
-does: the first call of each convolution shape times a forward and backward pass of every
-candidate (``candidates``) on this machine, twice, and keeps the fastest for that shape
-(``engine.conv.measured_choice``). It costs those passes once per shape, and which
-algorithm wins a near tie may differ between runs, so results may differ in the last bits.
+does: the first call of each convolution shape times every candidate (``candidates``) on
+this machine, forward and backward twice in training, forward alone three times in eval
+mode, and keeps the fastest for that shape (``engine.conv.measured_choice``). It costs
+those passes once per shape, and which algorithm wins a near tie may differ between runs,
+so results may differ in the last bits.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def pointwise_seconds(N: int, C: int, F: int, OH: int, OW: int) -> float:
     P = OH * OW
     gemms = 3 * _gemm_seconds(N * P * C * F, C, F)  # forward, dx and dw
     im2col_step = gemms + N * P * (2 * C + F) / COPY + 3 * CALL
-    pointwise_step = gemms * (1 + P_HALF / P) + 3 * N * CALL + (N - 1) * F * C / COPY
+    pointwise_step = gemms * (1 + P_HALF / P) + 3 * N * CALL + max(N - 1, 0) * F * C / COPY
     return im2col_seconds(N, C, F, 1, 1, OH, OW) * pointwise_step / im2col_step
 
 
@@ -200,7 +201,7 @@ def winograd_tile(N: int, C: int, F: int, OH: int, OW: int, training: bool = Tru
 @functools.lru_cache(maxsize=4096)
 def _choose(N, C, F, KH, KW, stride, padding, OH, OW, forced, compiled=True,
             training=True) -> Choice:
-    name = forced[0]
+    name = "auto" if forced[0] == "measure" else forced[0]  # the model's view of a layer
     costs = {}
     if name in ("auto", "im2col"):
         costs[Choice("im2col", 0)] = im2col_seconds(N, C, F, KH, KW, OH, OW)

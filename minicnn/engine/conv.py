@@ -42,6 +42,7 @@ The constants' measurements are in benchmarks/README.md ("Performance chapter").
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import NamedTuple
 
@@ -104,20 +105,32 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
                    training: bool = True) -> tuple[np.ndarray, ConvCache]:
     """``functional.conv2d_forward``, fast: x (N, C, H, W), w (F, C, KH, KW), b (F,) or
     None -> (out (N, F, OH, OW), cache); ``relu``: max(out, 0) in the pass that adds the
-    bias. ``training=False`` (eval mode: no backward will follow) keeps no columns, and
-    Winograd reuses its transform of w while w keeps its values."""
+    bias. ``training=False`` (eval mode, where a backward pass is rare: Grad-CAM's) keeps
+    no columns for it (backward then recomputes them), and Winograd reuses its transform
+    of w while w keeps its values."""
     N, C, H, W = x.shape
     F, Cw, KH, KW = w.shape
     if C != Cw:
         raise ValueError(f"input has {C} channels but the weights expect {Cw}")
     OH, OW = output_hw(H, W, KH, KW, stride, padding)
-    P, K = OH * OW, C * KH * KW
-    x = np.ascontiguousarray(x)
-    out = np.empty((N, F, OH, OW), dtype=x.dtype)
-    if algorithm.get_algorithm()[0] == "measure":
+    if N == 0:  # nothing to compute; backward's loops see no images either
+        choice = Choice("im2col", 0)
+    elif algorithm.get_algorithm()[0] == "measure":
         choice = measured_choice(x, w, b, stride, padding, training)
     else:
         choice = choose(N, C, F, KH, KW, stride, padding, OH, OW, training)
+    return _forward(x, w, b, stride, padding, relu, training, choice)
+
+
+def _forward(x, w, b, stride, padding, relu, training,
+             choice: Choice) -> tuple[np.ndarray, ConvCache]:
+    """``conv2d_forward`` by the given algorithm (``choice``)."""
+    N, C, H, W = x.shape
+    F, _, KH, KW = w.shape
+    OH, OW = output_hw(H, W, KH, KW, stride, padding)
+    P, K = OH * OW, C * KH * KW
+    x = np.ascontiguousarray(x)
+    out = np.empty((N, F, OH, OW), dtype=x.dtype)
     plan = plan_chunks(N, P, threads.parallel_parts(N) if N >= MIN_SPLIT_IMAGES else 1,
                        K if choice.name == "im2col" else SHORT_COLUMN)
     if choice.name == "winograd":
@@ -165,32 +178,36 @@ def _seconds(run) -> float:
     return time.perf_counter() - started
 
 
+_measuring = threading.Lock()  # one measurement at a time: they would time each other
+
+
 def measured_choice(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int,
                     padding: int, training: bool = True) -> Choice:
     """The fastest algorithm for this convolution here, by measurement: on the first call
-    for its shape, each candidate's forward and (in training) backward pass, with a random
-    upstream gradient, timed a few times, the best time kept; remembered per shape and
-    mode after that. A layer of 1 to 3 input channels is taken for a network's first, on
-    an image, whose backward computes no input gradient."""
+    for its shape, each candidate's forward and, in training, backward pass (with a random
+    upstream gradient) timed, twice in training and three times in eval mode, the best
+    time kept; remembered per shape, dtypes, kernel tier, thread split and mode after
+    that. A layer of 1 to 3 input channels is taken for a network's first, on an image,
+    whose backward computes no input gradient."""
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
-    key = (N, C, H, W, F, KH, KW, stride, padding, x.dtype.str, training)
-    if key in algorithm.measured:
-        return algorithm.measured[key]
-    OH, OW = output_hw(H, W, KH, KW, stride, padding)
-    dout = np.random.default_rng(0).standard_normal((N, F, OH, OW)).astype(x.dtype)
+    key = (N, C, H, W, F, KH, KW, stride, padding, x.dtype.str, w.dtype.str,
+           kernels.dispatch.resolve(None), threads.parallel_parts(N), training)
+    with _measuring:
+        if key in algorithm.measured:
+            return algorithm.measured[key]
+        OH, OW = output_hw(H, W, KH, KW, stride, padding)
+        dout = np.random.default_rng(0).standard_normal((N, F, OH, OW)).astype(x.dtype)
+        seconds = {}
+        for candidate in algorithm.candidates(C, F, KH, KW, stride, padding):
+            def step(candidate=candidate) -> None:
+                cache = _forward(x, w, b, stride, padding, False, training, candidate)[1]
+                if training:
+                    conv2d_backward(dout, cache, need_dx=C > 3)
 
-    def step() -> None:
-        out, cache = conv2d_forward(x, w, b, stride, padding, training=training)
-        if training:
-            conv2d_backward(dout, cache, need_dx=C > 3)
-
-    seconds = {}
-    for candidate in algorithm.candidates(C, F, KH, KW, stride, padding):
-        with algorithm.algorithm(candidate.name, candidate.tile or None):
             seconds[candidate] = min(_seconds(step) for _ in range(2 if training else 3))
-    algorithm.measured[key] = min(seconds, key=seconds.get)
-    return algorithm.measured[key]
+        algorithm.measured[key] = min(seconds, key=seconds.get)
+        return algorithm.measured[key]
 
 
 def _direct(x, w, b, padding, relu, out, plan) -> None:
@@ -260,13 +277,13 @@ def _pointwise_backward(dout, cache, need_dx, need_db):
 def winograd_weights(w: np.ndarray, m: int, reuse: bool = False) -> np.ndarray:
     """Winograd's transform U (A2, C, F) of the filters w; ``reuse``: the transform made
     for this array before, while it holds the same values (``workspace.kept_transform``)."""
-    def make() -> np.ndarray:
+    def make(filters: np.ndarray) -> np.ndarray:
         # the NumPy tier's transform is a GEMM: BLAS on one thread, so that no BLAS worker
         # spins into the map (the Numba tier uses no BLAS)
         with threads.blas_threads(1):
-            return kernels.winograd_weights(w, m)
+            return kernels.winograd_weights(filters, m)
 
-    return kept_transform(w, m, make) if reuse else make()
+    return kept_transform(w, m, make) if reuse else make(w)
 
 
 def _winograd_forward(x, w, b, padding, m, relu, out, plan, training):

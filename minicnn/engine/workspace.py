@@ -90,15 +90,16 @@ def _forget_transform(key: tuple[int, int], ref: weakref.ref) -> None:
 
 
 def kept_transform(w: np.ndarray, m: int, make) -> np.ndarray:
-    """``make()``, the transform of the weights w with tile m, or the one made for this
-    very array before, if it still holds the values it had then."""
+    """``make(w)``, the transform of the weights w with tile m (made from a copy), or the
+    one made for this very array before, if it still holds the values it had then."""
     key = (id(w), m)
     entry = _transforms.get(key)
     if entry is not None and entry[0]() is w and np.array_equal(entry[1], w):
         return entry[2]
-    U = make()
+    values = w.copy()  # taken first: the transform is made from exactly these values
+    U = make(values)
     ref = weakref.ref(w, lambda r, key=key: _forget_transform(key, r))
-    _transforms[key] = (ref, w.copy(), U)
+    _transforms[key] = (ref, values, U)
     return U
 
 

@@ -42,8 +42,8 @@ def channel_sums_naive(dout, y, relu_out=None, center=None):
     s, sx = np.zeros(C), np.zeros(C)
     for n, c, h, w in np.ndindex(dout.shape):
         g = dout[n, c, h, w]
-        if relu_out is not None and not relu_out[n, c, h, w] > 0:
-            g = 0.0
+        if relu_out is not None:
+            g = g * (relu_out[n, c, h, w] > 0)  # as the other tiers gate (inf * 0 is NaN)
         s[c] += g
         sx[c] += g * (y[n, c, h, w] - (0.0 if center is None else center[c]))
     return s.astype(dout.dtype), sx.astype(dout.dtype)
@@ -60,7 +60,7 @@ def channel_normalize_naive(x, center, scale, gamma, beta, relu=False):
 def channel_affine2_naive(x, x_scale, y, y_scale, shift, relu_out=None, center=None):
     out = np.empty_like(x)
     for n, c, h, w in np.ndindex(x.shape):
-        xv = x[n, c, h, w] if relu_out is None or relu_out[n, c, h, w] > 0 else 0.0
+        xv = x[n, c, h, w] * (True if relu_out is None else relu_out[n, c, h, w] > 0)
         yv = y[n, c, h, w] - (0.0 if center is None else center[c])
         out[n, c, h, w] = xv * x_scale[c] + yv * y_scale[c] + shift[c]
     return out
