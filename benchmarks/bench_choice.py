@@ -40,30 +40,19 @@ SETS = {
 }
 
 
-def candidates(C, F, k, padding) -> list[tuple[str, int | None]]:
-    names = [("im2col", None)]
-    if A.direct_applies(k, k, 1, padding):
-        names.append(("direct", None))
-    if A.winograd_applies(k, k, 1, padding):
-        names += [("winograd", m) for m in (2, 3, 4)]
-    if A.pointwise_applies(k, k, 1, padding):
-        names.append(("pointwise", None))
-    return names
-
-
-def step_ms(name, tile, x, w, b, padding, dout) -> tuple[float, float]:
-    with A.algorithm(name, tile):
+def step_ms(choice, x, w, b, padding, dout) -> tuple[float, float]:
+    with A.algorithm(choice.name, choice.tile or None):
         t0 = time.perf_counter()
         _, cache = engine.conv2d_forward(x, w, b, 1, padding)
         t1 = time.perf_counter()
         engine.conv2d_backward(dout, cache, need_dx=x.shape[1] > FIRST_LAYER_CHANNELS)
         t2 = time.perf_counter()
-    assert cache.choice.name == name
+    assert cache.choice == choice
     return 1e3 * (t1 - t0), 1e3 * (t2 - t1)
 
 
-def label(name, tile) -> str:
-    return f"{name}:{tile}" if tile else name
+def label(choice) -> str:
+    return f"{choice.name}:{choice.tile}" if choice.tile else choice.name
 
 
 def main() -> None:
@@ -80,24 +69,19 @@ def main() -> None:
         b = rng.standard_normal(F).astype(np.float32)
         OS = S + 2 * padding - k + 1
         dout = rng.standard_normal((N, F, OS, OS)).astype(np.float32)
-        names = candidates(C, F, k, padding)
-        times = {nt: [] for nt in names}
+        times = {c: [] for c in A.candidates(C, F, k, k, 1, padding)}
         for _ in range(args.rounds + 1):  # the first round warms up
-            for name, tile in names:
-                times[(name, tile)].append(step_ms(name, tile, x, w, b, padding, dout))
-        med = {nt: np.median(v[1:], axis=0) for nt, v in times.items()}
-        total = {nt: v.sum() for nt, v in med.items()}
-        order = sorted(total, key=total.get)
+            for choice, runs in times.items():
+                runs.append(step_ms(choice, x, w, b, padding, dout))
+        med = {c: np.median(v[1:], axis=0) for c, v in times.items()}
+        total = {c: v.sum() for c, v in med.items()}
+        fastest = min(total, key=total.get)
         A.forget_choices()
-        pick = A.choose(N, C, F, k, k, 1, padding, OS, OS)
-        pick = (pick.name, pick.tile or None)
-        if pick[0] == "winograd" and pick not in total:
-            pick = ("winograd", None)
-        cells = ", ".join(f"{label(*nt)} {v[0]:.2f} + {v[1]:.2f}" for nt, v in med.items())
-        note = "" if pick == order[0] else \
-            f" ({total[pick] / total[order[0]]:.2f}x the fastest)" if pick in total else ""
-        print(f"| {N}, {C} -> {F}, {k}x{k}, {S}x{S} | {cells} | {label(*order[0])} "
-              f"| {label(*pick)}{note} |", flush=True)
+        pick = A.choose(N, C, F, k, k, 1, padding, OS, OS)  # always one of the candidates
+        cells = ", ".join(f"{label(c)} {v[0]:.2f} + {v[1]:.2f}" for c, v in med.items())
+        note = "" if pick == fastest else f" ({total[pick] / total[fastest]:.2f}x the fastest)"
+        print(f"| {N}, {C} -> {F}, {k}x{k}, {S}x{S} | {cells} | {label(fastest)} "
+              f"| {label(pick)}{note} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -162,14 +162,18 @@ def pointwise_seconds(N: int, C: int, F: int, OH: int, OW: int) -> float:
     return im2col_seconds(N, C, F, 1, 1, OH, OW) * pointwise_step / im2col_step
 
 
+def _compiled() -> bool:
+    """Whether direct loops can run here: Numba present and its kernel tier selected."""
+    return dispatch.numba_available() and dispatch.get_tier() == "numba"
+
+
 def candidates(C: int, F: int, KH: int, KW: int, stride: int, padding: int) -> list[Choice]:
     """Every algorithm that can run this convolution here (direct loops only where they
     are compiled), Winograd once for each tile."""
-    compiled = dispatch.numba_available() and dispatch.get_tier() == "numba"
     found = [Choice("im2col", 0)]
     if winograd_applies(KH, KW, stride, padding):
         found += [Choice("winograd", m) for m in (2, 3, 4)]
-    if compiled and direct_applies(KH, KW, stride, padding):
+    if _compiled() and direct_applies(KH, KW, stride, padding):
         found.append(Choice("direct", 0))
     if pointwise_applies(KH, KW, stride, padding):
         found.append(Choice("pointwise", 0))
@@ -186,8 +190,7 @@ def choose(N: int, C: int, F: int, KH: int, KW: int, stride: int, padding: int,
     a KH x KW kernel and an OH x OW output, in training or (``training=False``) eval
     mode. Direct loops only where they are compiled: without Numba (or with another
     kernel tier) the model leaves them out."""
-    compiled = dispatch.numba_available() and dispatch.get_tier() == "numba"
-    return _choose(N, C, F, KH, KW, stride, padding, OH, OW, _forced, compiled, training)
+    return _choose(N, C, F, KH, KW, stride, padding, OH, OW, _forced, _compiled(), training)
 
 
 def winograd_tile(N: int, C: int, F: int, OH: int, OW: int, training: bool = True) -> int:

@@ -50,9 +50,10 @@ def scratch(size: int, dtype: np.dtype, slot: str = "cols") -> np.ndarray:
     return buf[:size]
 
 
-def _forget(key: int, ref: weakref.ref) -> None:
-    if key in _kept and _kept[key][0] is ref:  # not a newer array that reuses the id
-        del _kept[key]
+def _forget(table: dict, key, ref: weakref.ref) -> None:
+    """Drop ``table[key]`` when its array is gone (the callback of its weak reference)."""
+    if key in table and table[key][0] is ref:  # not a newer array that reuses the id
+        del table[key]
 
 
 def kept_columns(w: np.ndarray, size: int, dtype: np.dtype) -> tuple[np.ndarray, int]:
@@ -64,7 +65,7 @@ def kept_columns(w: np.ndarray, size: int, dtype: np.dtype) -> tuple[np.ndarray,
             entry[1].dtype == dtype:
         ref, storage = entry[0], entry[1]
     else:
-        ref = weakref.ref(w, lambda r, key=key: _forget(key, r))
+        ref = weakref.ref(w, lambda r, key=key: _forget(_kept, key, r))
         storage = np.empty(size, dtype=dtype)
     owner = next(_owners)
     _kept[key] = (ref, storage, owner)
@@ -84,11 +85,6 @@ def still_kept(w: np.ndarray, owner: int) -> bool:
 _transforms: dict[tuple[int, int], tuple[weakref.ref, np.ndarray, np.ndarray]] = {}
 
 
-def _forget_transform(key: tuple[int, int], ref: weakref.ref) -> None:
-    if key in _transforms and _transforms[key][0] is ref:
-        del _transforms[key]
-
-
 def kept_transform(w: np.ndarray, m: int, make) -> np.ndarray:
     """``make(w)``, the transform of the weights w with tile m (made from a copy), or the
     one made for this very array before, if it still holds the values it had then."""
@@ -98,7 +94,7 @@ def kept_transform(w: np.ndarray, m: int, make) -> np.ndarray:
         return entry[2]
     values = w.copy()  # taken first: the transform is made from exactly these values
     U = make(values)
-    ref = weakref.ref(w, lambda r, key=key: _forget_transform(key, r))
+    ref = weakref.ref(w, lambda r, key=key: _forget(_transforms, key, r))
     _transforms[key] = (ref, values, U)
     return U
 
