@@ -164,6 +164,38 @@ def test_two_or_three_images_run_as_one_part_and_four_are_split():
         threads.parallel_parts = old
 
 
+@pytest.mark.parametrize("first_call", ["conv", "dense"])
+def test_the_first_engine_product_warms_blas_on_every_thread_at_once(monkeypatch, first_call):
+    """A cold OpenBLAS buffer runs small products up to 3.6x more slowly, so the engine's
+    first convolution or dense layer runs one WARM_SIZE product on each thread that
+    batch-parallel work uses, all at the same moment (so that each has a buffer of its own),
+    on one-thread BLAS; later calls warm nothing."""
+    monkeypatch.setattr(threads, "_warm", {"threads": 0})
+    monkeypatch.setattr(threads, "WARM_SIZE", 8)
+    parts = max(1, threads.parallel_parts(1 << 30))
+    barrier = threading.Barrier(parts, timeout=10)
+    seen = []
+    real_matmul = np.matmul
+
+    class Probe(np.ndarray):  # sees the warm-up's product, not the layer's
+        def __matmul__(self, other):
+            barrier.wait()  # fails unless every thread's product runs at once
+            seen.append((threading.get_ident(), threads.get_num_threads()["blas"]))
+            return real_matmul(np.asarray(self), np.asarray(other))
+
+    real_ones = np.ones
+    monkeypatch.setattr(threads.np, "ones",
+                        lambda shape, dtype=None: real_ones(shape, dtype).view(Probe))
+    for _ in range(2):  # the second call warms nothing
+        if first_call == "conv":
+            F.conv2d_forward(np.ones((4, 2, 5, 5)), np.ones((3, 2, 3, 3)), None, 1, 1)
+        else:
+            F.dense_forward(np.ones((4, 6)), np.ones((3, 6)), np.zeros(3))
+    assert len(seen) == parts and len({ident for ident, _ in seen}) == parts
+    assert all(blas in (None, 1) for _, blas in seen)
+    assert threads._warm["threads"] == parts
+
+
 def test_blas_threads_sets_and_restores_the_count():
     before = threads.get_num_threads()["blas"]
     if before is None:

@@ -42,6 +42,7 @@ def dense_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarr
     """x (N, D), w (M, D), b (M,) -> (out (N, M), x as the cache), as
     ``functional.dense_forward``; the threads take the rows of x."""
     N, M = x.shape[0], w.shape[0]
+    threads.warm_blas()
     out = np.empty((N, M), dtype=np.result_type(x, w))
 
     parts = _parts(x.size * M, N)
