@@ -39,7 +39,8 @@ class Config:
     memory_steps: int = 3
     models: tuple[str, ...] = ("default", "seed")  # the first one: inference and memory
     # the training-step zoo (benchmarks/zoo.py), each network at its own input and batch
-    zoo: tuple[str, ...] = ("default", "vggbn", "simpleconvnet", "s2bn", "seed", "nin")
+    zoo: tuple[str, ...] = ("default", "vggbn", "simpleconvnet", "s2bn", "seed", "nin",
+                            "lenet5", "cifarkeras")
 
     @classmethod
     def for_mode(cls, mode: str, threads: int) -> Config:

@@ -15,6 +15,13 @@ README's layer API, each with the input and batch it is timed at:
                    blocks of a 3x3 conv and two 1x1 convs (each with ReLU) of 32, 64 and
                    128 channels, each block ending in a 2x2 max-pool; dropout 0.5, a last
                    block to the 10 classes, global average pool     batch 64, 3x32x32
+    lenet5         LeNet-5 as it is usually written today: conv 6 5x5 "same", ReLU, 2x2
+                   max-pool, conv 16 5x5 valid, ReLU, 2x2 max-pool, dense 120, ReLU,
+                   dense 84, ReLU, dense 10                        batch 64, 1x28x28
+    cifarkeras     the Keras CIFAR-10 example: conv 32 "same", conv 32 valid, max-pool,
+                   dropout 0.25, conv 64 "same", conv 64 valid, max-pool, dropout 0.25,
+                   dense 512, ReLU, dropout 0.5, dense 10 (3x3 convs, each with ReLU)
+                                                                   batch 32, 3x32x32
     small          a small FER model (emotion.models), for smoke runs
 """
 
@@ -87,6 +94,27 @@ def network_in_network(rng):
     return Sequential(layers + [Dropout(0.5)] + block(c, 10) + [GlobalAvgPool2D()], rng=rng)
 
 
+def lenet5(rng):
+    from minicnn import Sequential
+    from minicnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+
+    return Sequential([Conv2D(1, 6, 5, padding=2), ReLU(), MaxPool2D(2),
+                       Conv2D(6, 16, 5, padding="valid"), ReLU(), MaxPool2D(2), Flatten(),
+                       Dense(16 * 5 * 5, 120), ReLU(), Dense(120, 84), ReLU(),
+                       Dense(84, 10)], rng=rng)
+
+
+def cifar_keras(rng):
+    from minicnn import Sequential
+    from minicnn.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+
+    return Sequential([Conv2D(3, 32, 3, padding="same"), ReLU(), Conv2D(32, 32, 3), ReLU(),
+                       MaxPool2D(2), Dropout(0.25),
+                       Conv2D(32, 64, 3, padding="same"), ReLU(), Conv2D(64, 64, 3), ReLU(),
+                       MaxPool2D(2), Dropout(0.25), Flatten(), Dense(64 * 6 * 6, 512), ReLU(),
+                       Dropout(0.5), Dense(512, 10)], rng=rng)
+
+
 ZOO: dict[str, Net] = {
     "default": Net(_emotion("default"), (1, 48, 48), 64, 7),
     "vggbn": Net(vgg_bn, (1, 48, 48), 64, 7),
@@ -95,6 +123,8 @@ ZOO: dict[str, Net] = {
     "seed": Net(_emotion("seed"), (1, 48, 48), 64, 7),
     "nin": Net(network_in_network, (3, 32, 32), 64, 10),
     "small": Net(_emotion("small"), (1, 48, 48), 64, 7),
+    "lenet5": Net(lenet5, (1, 28, 28), 64, 10),
+    "cifarkeras": Net(cifar_keras, (3, 32, 32), 32, 10),
 }
 
 

@@ -13,7 +13,8 @@ from benchmarks.zoo import ZOO, net
 ISSUE_ZOO = ["default", "vggbn", "simpleconvnet", "s2bn", "seed"]
 
 
-@pytest.mark.parametrize("name", ["vggbn", "simpleconvnet", "s2bn", "nin"])
+@pytest.mark.parametrize("name", ["vggbn", "simpleconvnet", "s2bn", "nin", "lenet5",
+                                  "cifarkeras"])
 def test_zoo_network_trains_a_step_on_its_input(name):
     spec = net(name)
     model = spec.build(0)
@@ -33,7 +34,8 @@ def test_the_zoo_holds_the_issue_networks_at_their_batches():
     assert len(convs) == 8 and all(c.bias for c in convs)  # two a stage, with bias
 
 
-@pytest.mark.parametrize("name", ["vggbn", "simpleconvnet", "s2bn", "nin"])
+@pytest.mark.parametrize("name", ["vggbn", "simpleconvnet", "s2bn", "nin", "lenet5",
+                                  "cifarkeras"])
 def test_zoo_torch_twin_computes_the_same_function(name):
     torch = pytest.importorskip("torch")
     from benchmarks.torch_models import torch_sequential
