@@ -98,7 +98,7 @@ def lenet5(rng):
     from minicnn import Sequential
     from minicnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 
-    return Sequential([Conv2D(1, 6, 5, padding=2), ReLU(), MaxPool2D(2),
+    return Sequential([Conv2D(1, 6, 5, padding="same"), ReLU(), MaxPool2D(2),
                        Conv2D(6, 16, 5, padding="valid"), ReLU(), MaxPool2D(2), Flatten(),
                        Dense(16 * 5 * 5, 120), ReLU(), Dense(120, 84), ReLU(),
                        Dense(84, 10)], rng=rng)

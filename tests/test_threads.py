@@ -166,34 +166,37 @@ def test_two_or_three_images_run_as_one_part_and_four_are_split():
 
 @pytest.mark.parametrize("first_call", ["conv", "dense"])
 def test_the_first_engine_product_warms_blas_on_every_thread_at_once(monkeypatch, first_call):
-    """A cold OpenBLAS buffer runs small products up to 3.6x more slowly, so the engine's
-    first convolution or dense layer runs one WARM_SIZE product on each thread that
-    batch-parallel work uses, all at the same moment (so that each has a buffer of its own),
-    on one-thread BLAS; later calls warm nothing."""
+    """A cold OpenBLAS buffer runs small products several times more slowly, so the
+    engine's first convolution or dense layer runs one product on each thread that
+    batch-parallel work uses, all at the same moment (so that each has a buffer of its
+    own), on one-thread BLAS; later calls warm nothing."""
+    x, w = np.ones((4, 2, 5, 5)), np.ones((3, 2, 3, 3))
     monkeypatch.setattr(threads, "_warm", {"threads": 0})
-    monkeypatch.setattr(threads, "WARM_SIZE", 8)
     parts = max(1, threads.parallel_parts(1 << 30))
     barrier = threading.Barrier(parts, timeout=10)
     seen = []
-    real_matmul = np.matmul
 
-    class Probe(np.ndarray):  # sees the warm-up's product, not the layer's
-        def __matmul__(self, other):
-            barrier.wait()  # fails unless every thread's product runs at once
-            seen.append((threading.get_ident(), threads.get_num_threads()["blas"]))
-            return real_matmul(np.asarray(self), np.asarray(other))
+    def product(item):
+        barrier.wait()  # fails unless every thread's product runs at once
+        seen.append((threading.get_ident(), threads.get_num_threads()["blas"]))
 
-    real_ones = np.ones
-    monkeypatch.setattr(threads.np, "ones",
-                        lambda shape, dtype=None: real_ones(shape, dtype).view(Probe))
+    monkeypatch.setattr(threads, "_warm_product", product)
     for _ in range(2):  # the second call warms nothing
         if first_call == "conv":
-            F.conv2d_forward(np.ones((4, 2, 5, 5)), np.ones((3, 2, 3, 3)), None, 1, 1)
+            F.conv2d_forward(x, w, None, 1, 1)
         else:
-            F.dense_forward(np.ones((4, 6)), np.ones((3, 6)), np.zeros(3))
+            F.dense_forward(x.reshape(4, -1), np.ones((3, 50)), np.zeros(3))
     assert len(seen) == parts and len({ident for ident, _ in seen}) == parts
     assert all(blas in (None, 1) for _, blas in seen)
     assert threads._warm["threads"] == parts
+
+
+def test_warm_blas_in_a_worker_leaves_the_warming_to_its_caller(monkeypatch):
+    monkeypatch.setattr(threads, "_warm", {"threads": 0})
+    seen = []
+    monkeypatch.setattr(threads, "_warm_product", seen.append)
+    threads.map_concurrently(lambda _: threads.warm_blas(), range(2))
+    assert seen == [] and threads._warm["threads"] == 0
 
 
 def test_blas_threads_sets_and_restores_the_count():

@@ -152,29 +152,34 @@ def parallel_parts(n_items: int) -> int:
     return min(n_items, threads)
 
 
-# OpenBLAS keeps a work buffer for each thread that calls it at the same moment. Until one
-# product of a few hundred rows and columns has run through a buffer, its kernel runs the
-# small products a convolution makes (a Winograd layer's, a late layer's) up to 3.6x more
-# slowly, stalled at a prefetch (benchmarks/README.md, "A cold BLAS buffer"). One such
-# product on every thread that batch-parallel work uses, all at once, warms each buffer.
+# OpenBLAS runs small products several times more slowly through a thread's work buffer
+# until a larger product has gone through it (benchmarks/README.md, "A cold BLAS buffer");
+# one such product on each batch-parallel thread, all at once, warms every buffer.
 WARM_SIZE = 512
 _warm = {"threads": 0}  # how many threads' buffers are warm
 _warm_lock = threading.Lock()
 
 
+def _warm_product(_: int) -> None:
+    a = np.ones((WARM_SIZE, WARM_SIZE), dtype=np.float32)
+    a @ a
+
+
 def warm_blas() -> None:
     """Once per process (again if the thread count grows): one WARM_SIZE x WARM_SIZE
     float32 product on each of the threads batch-parallel work uses, at once, on
-    one-thread BLAS. Cheap to call again: it returns at once when nothing is cold."""
+    one-thread BLAS. Returns at once when nothing is cold, and in a worker (its caller
+    warms the workers; waiting for the lock there could deadlock the pool)."""
+    if getattr(_local, "worker", False):
+        return
     parts = max(1, parallel_parts(1 << 30))
     if parts <= _warm["threads"]:
         return
     with _warm_lock:
         if parts <= _warm["threads"]:
             return
-        a = np.ones((WARM_SIZE, WARM_SIZE), dtype=np.float32)
         with blas_threads(1):
-            map_concurrently(lambda _: a @ a, range(parts))
+            map_concurrently(_warm_product, range(parts))
         _warm["threads"] = parts
 
 
