@@ -12,6 +12,9 @@ images per thread, and each thread does im2col, the GEMMs and col2im for its own
 with Numba and BLAS on one thread each. Each core then keeps its own columns in its own
 cache from im2col to the GEMM, and the cores do not meet at a barrier after every kernel
 and every GEMM (the speed-up is measured in benchmarks/README.md, "Performance chapter").
+
+Warm buffers (``warm_blas``): before the engine's first product, each of those threads
+runs one larger product, so that OpenBLAS's per-thread work buffers are warm.
 """
 
 from __future__ import annotations
