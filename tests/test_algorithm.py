@@ -262,6 +262,28 @@ def test_eval_mode_reuses_winograds_weight_transform_while_the_weights_keep_thei
     assert key not in workspace._transforms  # the entry goes with its array
 
 
+@pytest.mark.parametrize("m", [2, 3, 4])
+def test_winograd_backward_uses_forwards_weight_transform(monkeypatch, m):
+    """Backward's dV = dM U^T takes forward's transform U, transposed, instead of making
+    the transform of the swapped filters again."""
+    from minicnn import functional as F
+
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((5, 4, 10, 10)), rng.standard_normal((7, 4, 3, 3))
+    dout = rng.standard_normal((5, 7, 10, 10))
+    calls = []
+    real = engine.conv.kernels.winograd_weights
+    monkeypatch.setattr(engine.conv.kernels, "winograd_weights",
+                        lambda w_, m_: calls.append(w_.shape) or real(w_, m_))
+    with A.algorithm("winograd", m):
+        _, cache = engine.conv2d_forward(x, w, None, 1, 1)
+        dx, dw, _ = engine.conv2d_backward(dout, cache)
+    assert calls == [w.shape]  # forward's, and no other
+    ref_dx, ref_dw, _ = F.conv2d_backward(dout, F.conv2d_forward(x, w, None, 1, 1)[1])
+    np.testing.assert_allclose(dx, ref_dx, atol=1e-9)
+    np.testing.assert_allclose(dw, ref_dw, atol=1e-9)
+
+
 def test_measure_mode_in_eval_times_the_forward_only(monkeypatch):
     """Under ``set_algorithm("measure")`` a model in eval mode times each candidate's
     forward alone (no backward will follow), and remembers the pick apart from training's;

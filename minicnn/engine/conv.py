@@ -98,6 +98,7 @@ class ConvCache(NamedTuple):
     # None: recompute them
     cols: dict[int, np.ndarray] | None = None
     owner: int = 0  # the kept columns' token (``workspace.still_kept``)
+    U: np.ndarray | None = None  # Winograd's transform of w, (A2, C, F), for backward
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int = 1,
@@ -135,9 +136,9 @@ def _forward(x, w, b, stride, padding, relu, training,
     plan = plan_chunks(N, P, threads.parallel_parts(N) if N >= MIN_SPLIT_IMAGES else 1,
                        K if choice.name == "im2col" else SHORT_COLUMN)
     if choice.name == "winograd":
-        kept, owner = _winograd_forward(x, w, b, padding, choice.tile, relu, out, plan,
-                                        training)
-        return out, ConvCache(x, w, stride, padding, plan, choice, kept, owner)
+        kept, owner, U = _winograd_forward(x, w, b, padding, choice.tile, relu, out, plan,
+                                           training)
+        return out, ConvCache(x, w, stride, padding, plan, choice, kept, owner, U)
     if choice.name == "direct":
         _direct(x, w, b, padding, relu, out, plan)
         return out, ConvCache(x, w, stride, padding, plan, choice)
@@ -314,7 +315,7 @@ def _winograd_forward(x, w, b, padding, m, relu, out, plan, training):
         return kept
 
     kept = threads.map_concurrently(run, plan)
-    return ({s: v for part in kept for s, v in part.items()} if keep else None), owner
+    return ({s: v for part in kept for s, v in part.items()} if keep else None), owner, U
 
 
 def conv2d_backward(
@@ -419,10 +420,8 @@ def _winograd_backward(dout, cache, need_dx, need_db):
     N, C, H, W = x.shape
     F, OH, OW = dout.shape[1:]
     dx = np.empty_like(x) if need_dx else None
-    if need_dx:  # U transposed at each position, (A2, F, C): the transform of the filters
-        # with their two channel axes swapped, written at once in the layout dV's GEMMs want
-        with threads.blas_threads(1):
-            Ut = kernels.winograd_weights(w.transpose(1, 0, 2, 3), m)
+    if need_dx:  # forward's U transposed at each position, (A2, F, C)
+        Ut = cache.U.transpose(0, 2, 1)
     kept = cache.cols if cache.cols is not None and still_kept(w, cache.owner) else None
     parts = len(cache.plan)
     A2 = (m + 2) ** 2
