@@ -171,7 +171,7 @@ def test_the_first_engine_product_warms_blas_on_every_thread_at_once(monkeypatch
     batch-parallel work uses, all at the same moment (so that each has a buffer of its
     own), on one-thread BLAS; later calls warm nothing."""
     x, w = np.ones((4, 2, 5, 5)), np.ones((3, 2, 3, 3))
-    monkeypatch.setattr(threads, "_warm", {"threads": 0})
+    monkeypatch.setattr(threads, "_warm", {"threads": 0, "checked": False})
     parts = max(1, threads.parallel_parts(1 << 30))
     barrier = threading.Barrier(parts, timeout=10)
     seen = []
@@ -191,8 +191,26 @@ def test_the_first_engine_product_warms_blas_on_every_thread_at_once(monkeypatch
     assert threads._warm["threads"] == parts
 
 
+def test_set_num_threads_has_warm_blas_warm_the_threads_it_adds(monkeypatch):
+    before = threads.get_num_threads()
+    if threads.set_num_threads(2)["numba"] != 2 or threads.parallel_parts(64) != 2:
+        threads.set_num_threads(before["numba"] or before["blas"] or 1)
+        pytest.skip("two batch-parallel threads cannot run here")
+    seen = []
+    monkeypatch.setattr(threads, "_warm_product", seen.append)
+    try:
+        monkeypatch.setattr(threads, "_warm", {"threads": 1, "checked": True})
+        threads.warm_blas()
+        assert seen == []  # checked: a flag test, nothing more
+        threads.set_num_threads(2)
+        threads.warm_blas()
+        assert sorted(seen) == [0, 1] and threads._warm == {"threads": 2, "checked": True}
+    finally:
+        threads.set_num_threads(before["numba"] or before["blas"] or 1)
+
+
 def test_warm_blas_in_a_worker_leaves_the_warming_to_its_caller(monkeypatch):
-    monkeypatch.setattr(threads, "_warm", {"threads": 0})
+    monkeypatch.setattr(threads, "_warm", {"threads": 0, "checked": False})
     seen = []
     monkeypatch.setattr(threads, "_warm_product", seen.append)
     threads.map_concurrently(lambda _: threads.warm_blas(), range(2))

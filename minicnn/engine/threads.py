@@ -75,6 +75,7 @@ def set_num_threads(n: int) -> dict[str, int | None]:
         setter, getter = blas
         setter(ctypes.c_int(n))
         result["blas"] = int(getter())
+    _warm["checked"] = False  # more threads may need warm buffers (``warm_blas``)
     return result
 
 
@@ -159,7 +160,8 @@ def parallel_parts(n_items: int) -> int:
 # until a larger product has gone through it (benchmarks/README.md, "A cold BLAS buffer");
 # one such product on each batch-parallel thread, all at once, warms every buffer.
 WARM_SIZE = 512
-_warm = {"threads": 0}  # how many threads' buffers are warm
+_warm = {"threads": 0,  # how many threads' buffers are warm
+         "checked": False}  # whether that count was checked since the thread count last changed
 _warm_lock = threading.Lock()
 
 
@@ -169,21 +171,20 @@ def _warm_product(_: int) -> None:
 
 
 def warm_blas() -> None:
-    """Once per process (again if the thread count grows): one WARM_SIZE x WARM_SIZE
-    float32 product on each of the threads batch-parallel work uses, at once, on
-    one-thread BLAS. Returns at once when nothing is cold, and in a worker (its caller
-    warms the workers; waiting for the lock there could deadlock the pool)."""
-    if getattr(_local, "worker", False):
-        return
-    parts = max(1, parallel_parts(1 << 30))
-    if parts <= _warm["threads"]:
+    """Once per process (again if ``set_num_threads`` raises the count): one WARM_SIZE x
+    WARM_SIZE float32 product on each of the threads batch-parallel work uses, at once, on
+    one-thread BLAS. After that a flag test, as it runs before every engine product; in a
+    worker it returns at once (its caller warms the workers; waiting for the lock there
+    could deadlock the pool)."""
+    if _warm["checked"] or getattr(_local, "worker", False):
         return
     with _warm_lock:
-        if parts <= _warm["threads"]:
-            return
-        with blas_threads(1):
-            map_concurrently(_warm_product, range(parts))
-        _warm["threads"] = parts
+        parts = max(1, parallel_parts(1 << 30))
+        if parts > _warm["threads"]:
+            with blas_threads(1):
+                map_concurrently(_warm_product, range(parts))
+            _warm["threads"] = parts
+        _warm["checked"] = True
 
 
 def map_concurrently(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
