@@ -83,6 +83,9 @@ VALIDATION_SPLITS = ("test", "val", "private")
 # in --minutes (REAL_MINUTES) with the restarts, else as many as fit, at least
 # REAL_FIRST_CYCLE_MIN; the run's own step time decides (``plan_first_cycle``).
 REAL_FIRST_CYCLE, REAL_FIRST_CYCLE_MIN, REAL_MINUTES = 35, 10, 150
+# Where even that floor does not fit, the recipe's restarts are shortened, to no fewer than
+# REAL_RESTART_MIN epochs each (``plan_epochs``).
+REAL_RESTART_MIN = 5
 SYNTHETIC_EPOCHS = 10
 # Share of --minutes the plan fills: epochs vary by several percent on a shared machine.
 PLAN_SHARE = 0.95
@@ -190,7 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="without --epochs on FER2013: shorten the recipe's first cycle (of "
                         f"{REAL_FIRST_CYCLE} epochs) to what fits in M minutes here, measured "
                         "by timing a few steps before the run, and planned again from the "
-                        f"times of its first {REPLAN_EPOCHS} epochs (default: {REAL_MINUTES})")
+                        f"times of its first {REPLAN_EPOCHS} epochs; below "
+                        f"{REAL_FIRST_CYCLE_MIN} first-cycle epochs, shorten the restarts "
+                        f"instead, to {REAL_RESTART_MIN} epochs each at least (default: "
+                        f"{REAL_MINUTES})")
     m.add_argument("--batch-size", type=RANGES["batch_size"], default=64, metavar="N",
                    help="images per step (at least 1)")
     m.add_argument("--optimizer", default="adamw", choices=["sgd", "adam", "adamw"],
@@ -767,6 +773,23 @@ def plan_first_cycle(epoch_seconds: float, seconds_left: float, restart_epochs: 
     return max(REAL_FIRST_CYCLE_MIN, min(REAL_FIRST_CYCLE, fit))
 
 
+def plan_epochs(epoch_seconds: float, seconds_left: float, restarts: int,
+                restart_epochs: int) -> tuple[int, int]:
+    """(first-cycle epochs, epochs of each of the ``restarts`` restarts) that fit in
+    ``seconds_left``: the first cycle shrinks first (``plan_first_cycle``); only where its
+    floor and the restarts do not fit are the restarts shortened, evenly, to no fewer than
+    ``REAL_RESTART_MIN`` epochs each (the restarts bring most of the accuracy of a short
+    run), and an epoch the split leaves over goes to the first cycle. Where even that does
+    not fit, the shortest plan: the caller says so."""
+    first = plan_first_cycle(epoch_seconds, seconds_left, restarts * restart_epochs)
+    fit = int(seconds_left // max(epoch_seconds, 1e-9)) - first
+    if restarts and fit < restarts * restart_epochs:
+        restart_epochs = max(min(REAL_RESTART_MIN, restart_epochs), fit // restarts)
+        # what the even split leaves over goes to the first cycle
+        first = plan_first_cycle(epoch_seconds, seconds_left, restarts * restart_epochs)
+    return first, restart_epochs
+
+
 def time_epoch(cfg: dict, x_train, y_train, x_val, batch: int, steps_per_epoch: int,
                weights, aug: AugmentConfig) -> tuple[float, float, float]:
     """(seconds of a training step, of a validation pass, of an epoch) on this machine now:
@@ -824,12 +847,12 @@ def saved_config(out: Path) -> dict | None:
 
 def saved_plan(out: Path) -> dict:
     """The plan of a run in ``out``: {"epochs": ..., "planned_first": ... (where the run
-    re-planned)}, from ``saved_config``."""
+    re-planned), "restart_epochs": ...}, from ``saved_config``."""
     try:
         saved = saved_config(out)
         return {"epochs": int(saved["epochs"]),
-                **({"planned_first": int(saved["planned_first"])} if "planned_first" in saved
-                   else {})}
+                **({key: int(saved[key]) for key in ("planned_first", "restart_epochs")
+                    if key in saved})}
     except (KeyError, TypeError, ValueError):
         pass
     raise TrainingError(f"{out / 'config.json'}: missing or unreadable, so the run's "
@@ -863,28 +886,44 @@ def sync_config(out: Path, plan: dict) -> None:
 
 
 def plan_run(cfg: dict, out: Path, x_train, y_train, x_val, batch: int, steps_per_epoch: int,
-             weights, elapsed: float, say) -> int:
+             weights, elapsed: float, say, own_restarts: int | None = None) -> int:
     """The first cycle's epochs of a run sized by --minutes: a resumed run keeps its own
-    (``saved_epochs``); a new one times an epoch here (``time_epoch``) and fits the run,
+    (``saved_plan``); a new one times an epoch here (``time_epoch``) and fits the run,
     with the final report (three validation passes), in ``PLAN_SHARE`` of --minutes less
-    the ``elapsed`` seconds of loading."""
-    restarts = cfg["restarts"] * cfg["restart_epochs"]
+    the ``elapsed`` seconds of loading. Unless the user gave --restart-epochs
+    (``own_restarts``), it may shorten the recipe's restarts too (``plan_epochs``), in
+    ``cfg["restart_epochs"]``."""
     if cfg["resume"]:
         plan = saved_plan(out)
         sync_config(out, plan)
         if "planned_first" in plan:
             cfg["planned_first"] = plan["planned_first"]
-        return plan["epochs"] - restarts
+        if own_restarts is None and "restart_epochs" in plan:  # as the run shortened them
+            cfg["restart_epochs"] = plan["restart_epochs"]
+        return plan["epochs"] - cfg["restarts"] * cfg["restart_epochs"]
     step, val, epoch = time_epoch(cfg, x_train, y_train, x_val, batch, steps_per_epoch,
                                   weights, augment_config(cfg))
     left = cfg["minutes"] * 60 * PLAN_SHARE - elapsed - 3 * val
-    first = plan_first_cycle(epoch, left, restarts)
-    total = first + restarts
+    restarts = cfg["restarts"] * cfg["restart_epochs"]
+    if own_restarts is None:  # the recipe's restarts: shortened where the floor does not fit
+        first, cfg["restart_epochs"] = plan_epochs(epoch, left, cfg["restarts"],
+                                                   cfg["restart_epochs"])
+    else:
+        first = plan_first_cycle(epoch, left, restarts)
+    shortened = cfg["restarts"] * cfg["restart_epochs"] < restarts
+    total = first + cfg["restarts"] * cfg["restart_epochs"]
     say(f"--minutes {cfg['minutes']:g}: a step takes {1e3 * step:.0f} ms here and a "
         f"validation {val:.1f} s, so an epoch about {epoch:.0f} s; first cycle "
         f"{first} epochs" + (" (the shipped model's)" if first == REAL_FIRST_CYCLE else
                              f" (the shipped model had {REAL_FIRST_CYCLE})")
+        + (f", restarts of {cfg['restart_epochs']} (the shipped model's: {REAL_RESTART})"
+           if shortened else "")
         + f", {total} in all: about {total * epoch / 60:.0f} minutes")
+    if total * epoch > left:
+        say(f"warning: even the shortest plan takes longer than --minutes {cfg['minutes']:g} "
+            f"on this machine now (about {(total * epoch + elapsed + 3 * val) / 60:.0f} "
+            "minutes in all); it runs anyway (stop it, and pass --epochs, for a shorter "
+            "plan of your own)")
     return first
 
 
@@ -920,14 +959,14 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         # its one set), whatever the recipe's default is now
         saved = saved_config(out) or {}
         cfg["final_class_weights"] = saved.get("final_class_weights", saved.get("class_weights"))
+    own_restarts = cfg.get("restart_epochs")
     fill_recipe(cfg)
     if sized:
         cfg["minutes"] = cfg.get("minutes") or REAL_MINUTES
-        restarts = cfg["restarts"] * cfg["restart_epochs"]
-        cfg["epochs"] = restarts + plan_run(cfg, out, x_train, y_train, val_split.images, batch,
-                                            steps_per_epoch, weights,
-                                            time.perf_counter() - began, say)
-        planned = cfg.get("planned_first", cfg["epochs"] - restarts)  # the probe's plan
+        first = plan_run(cfg, out, x_train, y_train, val_split.images, batch, steps_per_epoch,
+                         weights, time.perf_counter() - began, say, own_restarts)
+        cfg["epochs"] = first + cfg["restarts"] * cfg["restart_epochs"]
+        planned = cfg.get("planned_first", first)  # the probe's plan
 
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.npz"

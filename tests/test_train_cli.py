@@ -532,6 +532,66 @@ def test_the_first_cycle_is_what_fits_in_the_minutes_between_a_floor_and_v4s():
     assert plan(600.0, 150 * 60 * 0.95, 30) == train_cli.REAL_FIRST_CYCLE_MIN  # the floor
 
 
+def test_below_the_first_cycles_floor_the_restarts_are_shortened_to_fit():
+    """Where 10 first-cycle epochs and the recipe's restarts do not fit, the restarts are
+    shortened evenly, never below REAL_RESTART_MIN each; where they fit, they keep theirs."""
+    plan = train_cli.plan_epochs
+    budget = 150 * 60 * 0.95
+    assert plan(100.0, budget, 2, 15) == (35, 15)  # v4's recipe, unchanged
+    assert plan(200.0, budget, 2, 15) == (12, 15)  # only the first cycle is shorter
+    assert plan(210.0, budget, 2, 15) == (10, 15)  # 40 epochs fit: the floor and all 30
+    assert plan(214.0, budget, 2, 15) == (11, 14)  # 39 fit: 2 x 14, and the odd one first
+    assert plan(250.0, budget, 2, 15) == (10, 12)  # 34 fit: 10 + 2 x 12 (restarts shorter)
+    assert plan(366.0, budget, 2, 15) == (11, 6)  # 23 fit, the `deep` run's 2026-12-04 pace
+    assert plan(900.0, budget, 2, 15) == (10, train_cli.REAL_RESTART_MIN)  # nothing shorter
+    assert plan(900.0, budget, 2, 3) == (10, 3)  # restarts already shorter keep theirs
+    assert plan(900.0, budget, 0, 15) == (10, 15)  # no restarts: nothing to shorten
+    for seconds in (150.0, 214.0, 250.0, 300.0, 366.0):  # each fits (or is the shortest)
+        first, each = plan(seconds, budget, 2, 15)
+        assert (first + 2 * each) * seconds <= budget or each == train_cli.REAL_RESTART_MIN
+        assert (first + 1 + 2 * each) * seconds > budget or first == 35  # and it fills it
+
+
+def test_a_slow_machine_shortens_the_restarts_says_so_and_a_resume_keeps_them(
+        tmp_path, capsys, monkeypatch):
+    """A sized run on a machine too slow for the first cycle's floor and the recipe's
+    restarts shortens the restarts, says so, and saves them; a resume keeps them; where even
+    the shortest plan is too long it warns; --restart-epochs of one's own is never changed."""
+    data = kaggle_folder(tmp_path / "kaggle")
+    # an epoch of 60 s: 0.95 * 16 minutes less the report's 3 s hold 15 epochs: 10 + 5
+    monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: (0.5, 1.0, 60.0))
+    monkeypatch.setattr(train_cli, "replan_first_cycle", lambda cfg, *a: cfg["epochs"]
+                        - cfg["restarts"] * cfg["restart_epochs"])
+    monkeypatch.setattr(train_cli, "REAL_RESTART", 8)  # the recipe's: 10 + 8 would not fit
+    args = ["--data", str(data), "--arch", "small", "--batch-size", "32", "--no-progress",
+            "--restarts", "1", "--minutes", "16"]
+    code, out, err = run(args + ["--out", "m", "--stop-after-epoch", "1"], capsys)
+    assert code == 0, err
+    assert "first cycle 10 epochs (the shipped model had 35), restarts of 5 (the shipped " \
+           "model's: 8), 15 in all: about 15 minutes" in out
+    assert "ending in 1 warm restart of 5" in out and "warning" not in out
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["epochs"] == 15 and saved["restart_epochs"] == 5
+    monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: pytest.fail("timed"))
+    code, out, err = run(args + ["--out", "m", "--resume", "--stop-after-epoch", "2"], capsys)
+    assert code == 0, err  # not refused as a run with other settings (8 against 5)
+    assert "after epoch 1 of 15" in out and "ending in 1 warm restart of 5" in out
+
+    # 90-s epochs: 10 epochs fit, so even 10 + 5 is too long, and it says so
+    monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: (0.5, 1.0, 90.0))
+    code, out, err = run(args + ["--out", "s", "--stop-after-epoch", "1"], capsys)
+    assert code == 0, err
+    assert "restarts of 5" in out and "15 in all: about 22 minutes" in out
+    assert "warning: even the shortest plan takes longer than --minutes 16" in out
+
+    # restarts of one's own are the user's: only the first cycle is sized
+    code, out, err = run(args + ["--restart-epochs", "8", "--out", "o",
+                                 "--stop-after-epoch", "1"], capsys)
+    assert code == 0, err
+    assert "first cycle 10 epochs (the shipped model had 35), 18 in all" in out
+    assert "restarts of" not in out and "warning: even the shortest plan" in out
+
+
 def kaggle_folder(root: Path) -> Path:
     """A tiny Kaggle-layout FER2013 folder of synthetic faces (21 a split)."""
     import cv2
