@@ -859,16 +859,31 @@ def saved_plan(out: Path) -> dict:
                         "epochs are unknown; resume with the run's --epochs")
 
 
+def measured_pace(cfg: dict, history: list[dict], elapsed: float) -> tuple[float, float]:
+    """(seconds an epoch, seconds the whole run's epochs may take) from the median time of
+    the epochs run so far (``history``) and the ``elapsed`` seconds since the start: what
+    ``plan_run`` would have planned with, knowing that pace."""
+    epoch = float(np.median([r["seconds"] for r in history]))
+    val = float(np.median([r["seconds"] - r["train_seconds"] for r in history]))
+    left = cfg["minutes"] * 60 * PLAN_SHARE - elapsed - 3 * val
+    return epoch, left + len(history) * epoch
+
+
+def replan_restarts(cfg: dict, history: list[dict], elapsed: float) -> int:
+    """The recipe's restart length again at the measured pace (``plan_epochs``, at most
+    ``REAL_RESTART``): shorter where the machine turned slower than the probe said, back
+    towards the recipe's where it turned faster."""
+    epoch, budget = measured_pace(cfg, history, elapsed)
+    return plan_epochs(epoch, budget, cfg["restarts"], REAL_RESTART)[1]
+
+
 def replan_first_cycle(cfg: dict, history: list[dict], elapsed: float, planned: int) -> int:
     """The first cycle's epochs again, from the median time of the epochs run so far
     (``history``) and the ``elapsed`` seconds since the start, as ``plan_run`` would plan
     them knowing that pace; the fall of the ``planned`` first plan's one-cycle moves by at
     most ``REPLAN_BAND``, and the rise is kept."""
-    epoch = float(np.median([r["seconds"] for r in history]))
-    val = float(np.median([r["seconds"] - r["train_seconds"] for r in history]))
-    left = cfg["minutes"] * 60 * PLAN_SHARE - elapsed - 3 * val
-    first = plan_first_cycle(epoch, left + len(history) * epoch,
-                             cfg["restarts"] * cfg["restart_epochs"])
+    epoch, budget = measured_pace(cfg, history, elapsed)
+    first = plan_first_cycle(epoch, budget, cfg["restarts"] * cfg["restart_epochs"])
     rise = ONECYCLE_RISE * planned
     band = max(1, round(REPLAN_BAND * (planned - rise)))
     return max(min(first, planned + band), planned - band, math.ceil(rise) + 1)
@@ -1120,11 +1135,19 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         replanned = None
         # (not on windows: a window epoch is faster than the restarts' whole-face ones)
         if sized and not cfg["resume"] and not crop and epoch <= REPLAN_EPOCHS:
-            restarts = cfg["restarts"] * cfg["restart_epochs"]
-            first = replan_first_cycle(cfg, history, time.perf_counter() - began, planned)
-            if first + restarts != cfg["epochs"]:
-                replanned = f"{cfg['epochs']} -> {first + restarts}"
+            elapsed = time.perf_counter() - began
+            # the recipe's restarts have not begun yet: their length follows the pace too
+            each = (replan_restarts(cfg, history, elapsed) if own_restarts is None
+                    else cfg["restart_epochs"])
+            first = replan_first_cycle({**cfg, "restart_epochs": each}, history, elapsed,
+                                       planned)
+            restarts = cfg["restarts"] * each
+            if first + restarts != cfg["epochs"] or each != cfg["restart_epochs"]:
+                replanned = (f"{cfg['epochs']} -> {first + restarts} epochs, the first cycle "
+                             f"{first}" + (f", restarts of {cfg['restart_epochs']} -> {each}"
+                                           if each != cfg["restart_epochs"] else ""))
                 cfg["epochs"], cfg["planned_first"] = first + restarts, planned
+                cfg["restart_epochs"] = each
                 schedule = make_schedule(cfg, steps_per_epoch)
                 fresh_starts = set(restart_steps(cfg, steps_per_epoch))
                 first_restart = min(fresh_starts, default=cfg["epochs"] * steps_per_epoch)
@@ -1142,7 +1165,7 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         if replanned:
             say(f"--minutes {cfg['minutes']:g}: re-planned from the epochs so far "
                 f"({np.median([r['seconds'] for r in history]):.0f} s each): "
-                f"{replanned} epochs, the first cycle {cfg['epochs'] - restarts}")
+                f"{replanned}")
         if cfg["stop_after_epoch"] and epoch >= cfg["stop_after_epoch"]:
             say(f"stopping after epoch {epoch} as asked; continue with --resume")
             return {"stopped_at": epoch}

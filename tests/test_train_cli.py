@@ -562,6 +562,7 @@ def test_a_slow_machine_shortens_the_restarts_says_so_and_a_resume_keeps_them(
     monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: (0.5, 1.0, 60.0))
     monkeypatch.setattr(train_cli, "replan_first_cycle", lambda cfg, *a: cfg["epochs"]
                         - cfg["restarts"] * cfg["restart_epochs"])
+    monkeypatch.setattr(train_cli, "replan_restarts", lambda cfg, *a: cfg["restart_epochs"])
     monkeypatch.setattr(train_cli, "REAL_RESTART", 8)  # the recipe's: 10 + 8 would not fit
     args = ["--data", str(data), "--arch", "small", "--batch-size", "32", "--no-progress",
             "--restarts", "1", "--minutes", "16"]
@@ -664,6 +665,58 @@ def test_the_plan_is_made_again_from_the_first_epochs_measured_times():
     assert epochs(120.0, 125.0) == 29 and epochs(190.0) == 21
     assert epochs(120.0, planned=33) == 35  # never more than v4's first cycle
     assert epochs(900.0, planned=11) == train_cli.REAL_FIRST_CYCLE_MIN  # nor below the floor
+
+
+def test_the_re_plan_sizes_the_recipes_restarts_at_the_measured_pace_too():
+    """After its first epochs a sized run also sizes the recipe's restarts again: shorter
+    where the epochs turned out slower than the probe said, back to the recipe's 15 where
+    they are fast enough."""
+    cfg = {"minutes": 150.0, "restarts": 2, "restart_epochs": 9}
+
+    def each(*seconds, val=8.0, loading=60.0):
+        history = [{"seconds": s, "train_seconds": s - val} for s in seconds]
+        return train_cli.replan_restarts(cfg, history, loading + sum(seconds))
+
+    # 8,466 s for the epochs (8,550 less loading and the report): 240-s epochs fit 35,
+    # 10 + 2 x 12; 300-s ones 28, 10 + 2 x 9; 150-s ones all 15s; 900-s ones the floor
+    assert each(240.0) == 12 and each(300.0) == 9 and each(150.0) == 15
+    assert each(900.0) == train_cli.REAL_RESTART_MIN
+    assert each(240.0, 240.0, 500.0) == 12  # the median pace: one slow epoch does not decide
+
+
+def test_a_re_plan_that_shortens_the_restarts_runs_them_so_and_a_resume_keeps_them(
+        tmp_path, capsys, monkeypatch):
+    """Where the re-plan changes the recipe's restarts, the loop runs the new ones (the
+    fresh optimizer at each), says so and saves them; a resume keeps them."""
+    data = kaggle_folder(tmp_path / "kaggle")  # 21 faces: one step an epoch
+    monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: (0.5, 1.0, 60.0))
+    # 60-s epochs: 0.95 * 15 minutes less the report's 3 s hold 14, so the probe's plan is
+    # 10 + 2 x 2 (the recipe's 3 made short enough here by a floor of 1)
+    monkeypatch.setattr(train_cli, "REAL_RESTART", 3)
+    monkeypatch.setattr(train_cli, "REAL_RESTART_MIN", 1)
+    monkeypatch.setattr(train_cli, "replan_restarts", lambda cfg, *a: 1)
+    monkeypatch.setattr(train_cli, "replan_first_cycle",
+                        lambda cfg, *a: 10 if cfg["restart_epochs"] == 1 else pytest.fail(
+                            "the first cycle was planned with the old restarts"))
+    fresh = []
+    real_optimizer = train_cli.make_optimizer
+    monkeypatch.setattr(train_cli, "make_optimizer",
+                        lambda *a: fresh.append(1) or real_optimizer(*a))
+    args = ["--data", str(data), "--arch", "small", "--batch-size", "32", "--no-progress",
+            "--minutes", "15"]
+    code, out, err = run(args + ["--out", "m", "--stop-after-epoch", "11"], capsys)
+    assert code == 0, err
+    assert "first cycle 10 epochs (the shipped model had 35), restarts of 2 (the shipped " \
+           "model's: 3), 14 in all" in out
+    assert "14 -> 12 epochs, the first cycle 10, restarts of 2 -> 1" in out
+    assert "epoch  11/12" in out and len(fresh) == 2  # the first restart began at epoch 11
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["epochs"] == 12 and saved["restart_epochs"] == 1
+    monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: pytest.fail("timed"))
+    monkeypatch.setattr(train_cli, "replan_restarts", lambda *a: pytest.fail("re-planned"))
+    code, out, err = run(args + ["--out", "m", "--resume"], capsys)
+    assert code == 0, err
+    assert "after epoch 11 of 12" in out and "epoch  12/12" in out and len(fresh) == 4
 
 
 def test_a_re_plan_moves_the_end_of_the_run_keeps_the_rise_and_a_resume_keeps_it(
