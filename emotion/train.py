@@ -859,14 +859,19 @@ def saved_plan(out: Path) -> dict:
                         "epochs are unknown; resume with the run's --epochs")
 
 
+def seconds_for_epochs(cfg: dict, elapsed: float, val: float) -> float:
+    """Seconds the epochs still to run may take: ``PLAN_SHARE`` of --minutes, less the
+    ``elapsed`` seconds and the final report's three validation passes of ``val`` s."""
+    return cfg["minutes"] * 60 * PLAN_SHARE - elapsed - 3 * val
+
+
 def measured_pace(cfg: dict, history: list[dict], elapsed: float) -> tuple[float, float]:
     """(seconds an epoch, seconds the whole run's epochs may take) from the median time of
     the epochs run so far (``history``) and the ``elapsed`` seconds since the start: what
     ``plan_run`` would have planned with, knowing that pace."""
     epoch = float(np.median([r["seconds"] for r in history]))
     val = float(np.median([r["seconds"] - r["train_seconds"] for r in history]))
-    left = cfg["minutes"] * 60 * PLAN_SHARE - elapsed - 3 * val
-    return epoch, left + len(history) * epoch
+    return epoch, seconds_for_epochs(cfg, elapsed, val) + len(history) * epoch
 
 
 def replan_restarts(cfg: dict, history: list[dict], elapsed: float) -> int:
@@ -918,7 +923,7 @@ def plan_run(cfg: dict, out: Path, x_train, y_train, x_val, batch: int, steps_pe
         return plan["epochs"] - cfg["restarts"] * cfg["restart_epochs"]
     step, val, epoch = time_epoch(cfg, x_train, y_train, x_val, batch, steps_per_epoch,
                                   weights, augment_config(cfg))
-    left = cfg["minutes"] * 60 * PLAN_SHARE - elapsed - 3 * val
+    left = seconds_for_epochs(cfg, elapsed, val)
     restarts = cfg["restarts"] * cfg["restart_epochs"]
     if own_restarts is None:  # the recipe's restarts: shortened where the floor does not fit
         first, cfg["restart_epochs"] = plan_epochs(epoch, left, cfg["restarts"],
