@@ -96,8 +96,10 @@ PLAN_SHARE = 0.95
 REPLAN_EPOCHS, REPLAN_BAND = 3, 0.2
 ONECYCLE_RISE = 0.3  # OneCycle's default pct_start
 WEIGHT_CAP = 3.0  # --class-weights capped: no class above 3x the median class's weight
-# the shipped model's recipe ends in REAL_RESTARTS warm restarts of REAL_RESTART epochs each
-REAL_RESTART, REAL_RESTARTS, REAL_RESTART_LR = 15, 2, 1e-3
+# the shipped model's recipe ends in REAL_RESTARTS warm restarts of REAL_RESTART epochs each,
+# the last with capped class weights; where the first cycle's 35 epochs would not fit with
+# all of them, it runs REAL_RESTARTS_MIN (v4's two) instead (``plan_restart_count``).
+REAL_RESTART, REAL_RESTARTS, REAL_RESTARTS_MIN, REAL_RESTART_LR = 15, 3, 2, 1e-3
 REAL_ARCH, SYNTHETIC_ARCH = "wide", "small"
 # Options that may differ between a run and its --resume without changing the result
 # (threads: only in the last bits, see the module docstring; out: the folder may move;
@@ -186,12 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "new learning-rate cycle on a trained model")
     m.add_argument("--epochs", type=RANGES["epochs"], default=None, metavar="N",
                    help="at least 1; default on FER2013: the shipped model's recipe, "
-                        f"{REAL_FIRST_CYCLE} one-cycle epochs and the warm restarts (65 in all), "
-                        "with a shorter first cycle where that would not fit in --minutes on "
-                        f"this machine; {SYNTHETIC_EPOCHS} on the synthetic set")
+                        f"{REAL_FIRST_CYCLE} one-cycle epochs and {REAL_RESTARTS} warm restarts of "
+                        f"{REAL_RESTART} ({REAL_FIRST_CYCLE + REAL_RESTARTS * REAL_RESTART} in "
+                        f"all), with {REAL_RESTARTS_MIN} restarts, then a shorter first cycle, "
+                        "where that would not fit in --minutes on this machine; "
+                        f"{SYNTHETIC_EPOCHS} on the synthetic set")
     m.add_argument("--minutes", type=RANGES["minutes"], default=None, metavar="M",
-                   help="without --epochs on FER2013: shorten the recipe's first cycle (of "
-                        f"{REAL_FIRST_CYCLE} epochs) to what fits in M minutes here, measured "
+                   help="without --epochs on FER2013: run the recipe's last warm restart only "
+                        f"where its first cycle of {REAL_FIRST_CYCLE} epochs fits with it, "
+                        "then shorten that first cycle to what fits in M minutes here, measured "
                         "by timing a few steps before the run, and planned again from the "
                         f"times of its first {REPLAN_EPOCHS} epochs; below "
                         f"{REAL_FIRST_CYCLE_MIN} first-cycle epochs, shorten the restarts "
@@ -219,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "FER2013 without --epochs (the shipped model's recipe), else 0")
     m.add_argument("--restarts", type=RANGES["restarts"], default=None, metavar="K",
                    help=f"how many warm restarts of --restart-epochs (default: "
-                        f"{REAL_RESTARTS} in the shipped model's recipe, else 1)")
+                        f"{REAL_RESTARTS} in the shipped model's recipe, or "
+                        f"{REAL_RESTARTS_MIN} where --minutes has no time for the last; "
+                        "else 1)")
     m.add_argument("--restart-lr", type=RANGES["restart_lr"], default=REAL_RESTART_LR,
                    help="peak learning rate of each warm restart")
     m.add_argument("--step-epochs", type=RANGES["step_epochs"], default=10,
@@ -773,6 +780,19 @@ def plan_first_cycle(epoch_seconds: float, seconds_left: float, restart_epochs: 
     return max(REAL_FIRST_CYCLE_MIN, min(REAL_FIRST_CYCLE, fit))
 
 
+def plan_restart_count(epoch_seconds: float, seconds_left: float, restarts: int,
+                       restart_epochs: int) -> int:
+    """How many of the recipe's ``restarts`` warm restarts of ``restart_epochs`` to run:
+    all where they fit in ``seconds_left`` after a whole first cycle
+    (``REAL_FIRST_CYCLE``), else one fewer at a time down to ``REAL_RESTARTS_MIN`` (v4's
+    two): the first cycle's epochs are worth more than a third restart's."""
+    fit = int(seconds_left // max(epoch_seconds, 1e-9))
+    while (restart_epochs and restarts > REAL_RESTARTS_MIN
+           and fit < REAL_FIRST_CYCLE + restarts * restart_epochs):
+        restarts -= 1
+    return restarts
+
+
 def plan_epochs(epoch_seconds: float, seconds_left: float, restarts: int,
                 restart_epochs: int) -> tuple[int, int]:
     """(first-cycle epochs, epochs of each of the ``restarts`` restarts) that fit in
@@ -847,12 +867,12 @@ def saved_config(out: Path) -> dict | None:
 
 def saved_plan(out: Path) -> dict:
     """The plan of a run in ``out``: {"epochs": ..., "planned_first": ... (where the run
-    re-planned), "restart_epochs": ...}, from ``saved_config``."""
+    re-planned), "restarts": ..., "restart_epochs": ...}, from ``saved_config``."""
     try:
         saved = saved_config(out)
         return {"epochs": int(saved["epochs"]),
-                **({key: int(saved[key]) for key in ("planned_first", "restart_epochs")
-                    if key in saved})}
+                **({key: int(saved[key]) for key in ("planned_first", "restarts",
+                                                     "restart_epochs") if key in saved})}
     except (KeyError, TypeError, ValueError):
         pass
     raise TrainingError(f"{out / 'config.json'}: missing or unreadable, so the run's "
@@ -872,6 +892,14 @@ def measured_pace(cfg: dict, history: list[dict], elapsed: float) -> tuple[float
     epoch = float(np.median([r["seconds"] for r in history]))
     val = float(np.median([r["seconds"] - r["train_seconds"] for r in history]))
     return epoch, seconds_for_epochs(cfg, elapsed, val) + len(history) * epoch
+
+
+def replan_restart_count(cfg: dict, history: list[dict], elapsed: float, each: int) -> int:
+    """How many of the recipe's warm restarts of ``each`` epochs to run, again at the
+    measured pace (``plan_restart_count``): fewer where the machine turned slower than
+    the probe said, back to all of them where it turned faster."""
+    epoch, budget = measured_pace(cfg, history, elapsed)
+    return plan_restart_count(epoch, budget, REAL_RESTARTS, each)
 
 
 def replan_restarts(cfg: dict, history: list[dict], elapsed: float) -> int:
@@ -906,13 +934,15 @@ def sync_config(out: Path, plan: dict) -> None:
 
 
 def plan_run(cfg: dict, out: Path, x_train, y_train, x_val, batch: int, steps_per_epoch: int,
-             weights, elapsed: float, say, own_restarts: int | None = None) -> int:
+             weights, elapsed: float, say, own_restarts: int | None = None,
+             own_count: int | None = None) -> int:
     """The first cycle's epochs of a run sized by --minutes: a resumed run keeps its own
     (``saved_plan``); a new one times an epoch here (``time_epoch``) and fits the run,
     with the final report (three validation passes), in ``PLAN_SHARE`` of --minutes less
-    the ``elapsed`` seconds of loading. Unless the user gave --restart-epochs
-    (``own_restarts``), it may shorten the recipe's restarts too (``plan_epochs``), in
-    ``cfg["restart_epochs"]``."""
+    the ``elapsed`` seconds of loading. Unless the user gave --restarts (``own_count``),
+    it may run fewer of the recipe's restarts (``plan_restart_count``), in
+    ``cfg["restarts"]``; unless the user gave --restart-epochs (``own_restarts``), it may
+    shorten them too (``plan_epochs``), in ``cfg["restart_epochs"]``."""
     if cfg["resume"]:
         plan = saved_plan(out)
         sync_config(out, plan)
@@ -920,24 +950,28 @@ def plan_run(cfg: dict, out: Path, x_train, y_train, x_val, batch: int, steps_pe
             cfg["planned_first"] = plan["planned_first"]
         if own_restarts is None and "restart_epochs" in plan:  # as the run shortened them
             cfg["restart_epochs"] = plan["restart_epochs"]
+        if own_count is None and "restarts" in plan:  # as many as the run planned
+            cfg["restarts"] = plan["restarts"]
         return plan["epochs"] - cfg["restarts"] * cfg["restart_epochs"]
     step, val, epoch = time_epoch(cfg, x_train, y_train, x_val, batch, steps_per_epoch,
                                   weights, augment_config(cfg))
     left = seconds_for_epochs(cfg, elapsed, val)
-    restarts = cfg["restarts"] * cfg["restart_epochs"]
+    recipe_count, recipe_each = cfg["restarts"], cfg["restart_epochs"]
+    if own_count is None:
+        cfg["restarts"] = plan_restart_count(epoch, left, recipe_count, recipe_each)
     if own_restarts is None:  # the recipe's restarts: shortened where the floor does not fit
-        first, cfg["restart_epochs"] = plan_epochs(epoch, left, cfg["restarts"],
-                                                   cfg["restart_epochs"])
+        first, cfg["restart_epochs"] = plan_epochs(epoch, left, cfg["restarts"], recipe_each)
     else:
-        first = plan_first_cycle(epoch, left, restarts)
-    shortened = cfg["restarts"] * cfg["restart_epochs"] < restarts
+        first = plan_first_cycle(epoch, left, cfg["restarts"] * recipe_each)
     total = first + cfg["restarts"] * cfg["restart_epochs"]
     say(f"--minutes {cfg['minutes']:g}: a step takes {1e3 * step:.0f} ms here and a "
         f"validation {val:.1f} s, so an epoch about {epoch:.0f} s; first cycle "
         f"{first} epochs" + (" (the shipped model's)" if first == REAL_FIRST_CYCLE else
                              f" (the shipped model had {REAL_FIRST_CYCLE})")
+        + (f", {cfg['restarts']} warm restarts (the recipe's {recipe_count} where its first "
+           "cycle fits with them)" if cfg["restarts"] < recipe_count else "")
         + (f", restarts of {cfg['restart_epochs']} (the shipped model's: {REAL_RESTART})"
-           if shortened else "")
+           if cfg["restart_epochs"] < recipe_each else "")
         + f", {total} in all: about {total * epoch / 60:.0f} minutes")
     if total * epoch > left:
         say(f"warning: even the shortest plan takes longer than --minutes {cfg['minutes']:g} "
@@ -979,12 +1013,12 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         # its one set), whatever the recipe's default is now
         saved = saved_config(out) or {}
         cfg["final_class_weights"] = saved.get("final_class_weights", saved.get("class_weights"))
-    own_restarts = cfg.get("restart_epochs")
+    own_restarts, own_count = cfg.get("restart_epochs"), cfg.get("restarts")
     fill_recipe(cfg)
     if sized:
         cfg["minutes"] = cfg.get("minutes") or REAL_MINUTES
         first = plan_run(cfg, out, x_train, y_train, val_split.images, batch, steps_per_epoch,
-                         weights, time.perf_counter() - began, say, own_restarts)
+                         weights, time.perf_counter() - began, say, own_restarts, own_count)
         cfg["epochs"] = first + cfg["restarts"] * cfg["restart_epochs"]
         planned = cfg.get("planned_first", first)  # the probe's plan
 
@@ -1141,18 +1175,24 @@ def _train(cfg: dict, say, progress: dict) -> dict:
         # (not on windows: a window epoch is faster than the restarts' whole-face ones)
         if sized and not cfg["resume"] and not crop and epoch <= REPLAN_EPOCHS:
             elapsed = time.perf_counter() - began
-            # the recipe's restarts have not begun yet: their length follows the pace too
-            each = (replan_restarts(cfg, history, elapsed) if own_restarts is None
-                    else cfg["restart_epochs"])
-            first = replan_first_cycle({**cfg, "restart_epochs": each}, history, elapsed,
-                                       planned)
-            restarts = cfg["restarts"] * each
-            if first + restarts != cfg["epochs"] or each != cfg["restart_epochs"]:
+            # the recipe's restarts have not begun yet: their number and length follow
+            # the pace too
+            count = cfg["restarts"] if own_count is not None else replan_restart_count(
+                cfg, history, elapsed, REAL_RESTART if own_restarts is None else own_restarts)
+            each = (replan_restarts({**cfg, "restarts": count}, history, elapsed)
+                    if own_restarts is None else cfg["restart_epochs"])
+            first = replan_first_cycle({**cfg, "restarts": count, "restart_epochs": each},
+                                       history, elapsed, planned)
+            restarts = count * each
+            if first + restarts != cfg["epochs"] or (count, each) != (
+                    cfg["restarts"], cfg["restart_epochs"]):
                 replanned = (f"{cfg['epochs']} -> {first + restarts} epochs, the first cycle "
-                             f"{first}" + (f", restarts of {cfg['restart_epochs']} -> {each}"
-                                           if each != cfg["restart_epochs"] else ""))
+                             f"{first}" + (f", warm restarts {cfg['restarts']} -> {count}"
+                                           if count != cfg["restarts"] else "")
+                             + (f", restarts of {cfg['restart_epochs']} -> {each}"
+                                if each != cfg["restart_epochs"] else ""))
                 cfg["epochs"], cfg["planned_first"] = first + restarts, planned
-                cfg["restart_epochs"] = each
+                cfg["restarts"], cfg["restart_epochs"] = count, each
                 schedule = make_schedule(cfg, steps_per_epoch)
                 fresh_starts = set(restart_steps(cfg, steps_per_epoch))
                 first_restart = min(fresh_starts, default=cfg["epochs"] * steps_per_epoch)

@@ -487,10 +487,10 @@ def test_photo_augment_trains_with_the_photo_faults(tmp_path, capsys, monkeypatc
 
 
 def test_the_defaults_on_fer2013_are_the_shipped_models_recipe():
-    """The README's command (no options) trains the recipe: ``wide``, 65 epochs of which
-    the last 30 two warm restarts of 15 (before --minutes shortens the first cycle: see
-    below), photo faults on; the synthetic quickstart stays small and without them; either
-    can be overridden."""
+    """The README's command (no options) trains the recipe: ``wide``, 80 epochs of which
+    the last 45 three warm restarts of 15 (before --minutes drops the last restart or
+    shortens the first cycle: see below), photo faults on; the synthetic quickstart stays
+    small and without them; either can be overridden."""
     def filled(args, synthetic):
         cfg = train_cli.resolve_config(train_cli.build_parser().parse_args(args))
         cfg["synthetic"] = synthetic
@@ -500,13 +500,13 @@ def test_the_defaults_on_fer2013_are_the_shipped_models_recipe():
         return (cfg["arch"], cfg["epochs"], cfg["restart_epochs"], cfg["restarts"],
                 cfg["photo_augment"])
 
-    assert recipe(filled([], synthetic=False)) == ("wide", 65, 15, 2, True)
+    assert recipe(filled([], synthetic=False)) == ("wide", 80, 15, 3, True)
     assert recipe(filled([], synthetic=True)) == ("small", 10, 0, 1, False)
     cfg = filled(["--arch", "default", "--epochs", "30", "--no-photo-augment"], False)
     assert recipe(cfg) == ("default", 30, 0, 1, False)  # epochs of one's own: no restart
     assert recipe(filled(["--epochs", "30", "--restart-epochs", "10"], False))[1:4] == (30, 10, 1)
     # restarts of one's own with the recipe's epochs: the recipe's first cycle before them
-    assert recipe(filled(["--restart-epochs", "10"], False))[1:4] == (55, 10, 2)
+    assert recipe(filled(["--restart-epochs", "10"], False))[1:4] == (65, 10, 3)
     assert filled(["--photo-augment"], synthetic=True)["photo_augment"] is True
     with pytest.raises(train_cli.TrainingError, match="1 x --restart-epochs 5 must be fewer"):
         filled(["--epochs", "5", "--restart-epochs", "5"], False)
@@ -593,6 +593,70 @@ def test_a_slow_machine_shortens_the_restarts_says_so_and_a_resume_keeps_them(
     assert "restarts of" not in out and "warning: even the shortest plan" in out
 
 
+def test_the_recipe_runs_its_third_restart_only_where_a_whole_first_cycle_fits_with_it():
+    """The recipe's three warm restarts run where its first cycle's 35 epochs fit with them
+    in the budget; elsewhere v4's two, before the first cycle is shortened; a count of
+    one's own, or restarts of no epochs, are never changed."""
+    count = train_cli.plan_restart_count
+    budget = 150 * 60 * 0.95  # 8,550 s
+    assert count(98.0, budget, 3, 15) == 3  # 87 epochs fit: 35 + 3 x 15
+    assert count(106.8, budget, 3, 15) == 3 and count(107.0, budget, 3, 15) == 2  # 80 / 79
+    assert count(111.0, budget, 3, 15) == 2  # 77 fit: 35 + 2 x 15, v4's recipe
+    assert count(155.0, budget, 3, 15) == 2  # never fewer than v4's two
+    assert count(155.0, budget, 1, 15) == 1 and count(155.0, budget, 3, 0) == 3
+    assert train_cli.plan_epochs(111.0, budget, 2, 15) == (35, 15)
+    assert train_cli.plan_epochs(155.0, budget, 2, 15) == (25, 15)  # then a shorter first
+
+
+def test_a_sized_run_drops_the_last_restart_where_it_does_not_fit_and_a_re_plan_adds_it(
+        tmp_path, capsys, monkeypatch):
+    """Where the first cycle would be shortened, the probe's plan runs v4's two restarts,
+    says so, and saves them; a resume keeps them; a re-plan at a faster pace adds the third
+    back (each with its fresh optimizer); --restarts of one's own is never changed."""
+    data = kaggle_folder(tmp_path / "kaggle")  # 21 faces: one step an epoch
+    # 60-s epochs: 0.95 * 16 minutes less the report's 3 s hold 15 epochs, not 35 + 3 x 2
+    monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: (0.5, 1.0, 60.0))
+    monkeypatch.setattr(train_cli, "REAL_RESTART", 2)
+    monkeypatch.setattr(train_cli, "replan_first_cycle", lambda cfg, *a: 11)
+    monkeypatch.setattr(train_cli, "replan_restart_count", lambda cfg, *a: 2)
+    fresh = []
+    real_optimizer = train_cli.make_optimizer
+    monkeypatch.setattr(train_cli, "make_optimizer",
+                        lambda *a: fresh.append(1) or real_optimizer(*a))
+    args = ["--data", str(data), "--arch", "small", "--batch-size", "32", "--no-progress",
+            "--minutes", "16"]
+    code, out, err = run(args + ["--out", "m", "--stop-after-epoch", "1"], capsys)
+    assert code == 0, err
+    assert "first cycle 11 epochs (the shipped model had 35), 2 warm restarts (the recipe's " \
+           "3 where its first cycle fits with them), 15 in all" in out
+    assert "ending in 2 warm restarts of 2" in out and "re-planned" not in out
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert (saved["epochs"], saved["restarts"], saved["restart_epochs"]) == (15, 2, 2)
+    monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: pytest.fail("timed"))
+    code, out, err = run(args + ["--out", "m", "--resume", "--stop-after-epoch", "2"], capsys)
+    assert code == 0, err  # not refused as a run with other settings (3 against 2)
+    assert "after epoch 1 of 15" in out and "ending in 2 warm restarts of 2" in out
+
+    monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: (0.5, 1.0, 60.0))
+    monkeypatch.setattr(train_cli, "replan_restart_count", lambda cfg, *a: 3)
+    fresh.clear()
+    code, out, err = run(args + ["--out", "r"], capsys)
+    assert code == 0, err
+    assert "15 -> 17 epochs, the first cycle 11, warm restarts 2 -> 3" in out
+    assert "epoch  17/17" in out and len(fresh) == 1 + 3  # the first optimizer, 3 restarts'
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert (saved["epochs"], saved["restarts"], saved["restart_epochs"]) == (17, 3, 2)
+
+    # a count of one's own is the user's: planned and re-planned as given
+    monkeypatch.setattr(train_cli, "replan_restart_count", lambda *a: pytest.fail("counted"))
+    monkeypatch.setattr(train_cli, "replan_first_cycle", lambda cfg, *a: 13)
+    code, out, err = run(args + ["--restarts", "1", "--out", "o", "--stop-after-epoch", "1"],
+                         capsys)
+    assert code == 0, err
+    assert "first cycle 13 epochs (the shipped model had 35), 15 in all" in out
+    assert "warm restarts (the recipe's" not in out and "ending in 1 warm restart of 2" in out
+
+
 def kaggle_folder(root: Path) -> Path:
     """A tiny Kaggle-layout FER2013 folder of synthetic faces (21 a split)."""
     import cv2
@@ -670,7 +734,8 @@ def test_the_plan_is_made_again_from_the_first_epochs_measured_times():
 def test_the_re_plan_sizes_the_recipes_restarts_at_the_measured_pace_too():
     """After its first epochs a sized run also sizes the recipe's restarts again: shorter
     where the epochs turned out slower than the probe said, back to the recipe's 15 where
-    they are fast enough."""
+    they are fast enough; and counts them again: the third only where a whole first cycle
+    fits with it."""
     cfg = {"minutes": 150.0, "restarts": 2, "restart_epochs": 9}
 
     def each(*seconds, val=8.0, loading=60.0):
@@ -683,6 +748,14 @@ def test_the_re_plan_sizes_the_recipes_restarts_at_the_measured_pace_too():
     assert each(900.0) == train_cli.REAL_RESTART_MIN
     assert each(240.0, 240.0, 500.0) == 12  # the median pace: one slow epoch does not decide
 
+    def count(*seconds, val=8.0, loading=60.0):
+        history = [{"seconds": s, "train_seconds": s - val} for s in seconds]
+        return train_cli.replan_restart_count(cfg, history, loading + sum(seconds), 15)
+
+    # and how many: 98-s epochs fit 86, so 35 + 3 x 15; 106-s ones 79, so v4's 35 + 2 x 15
+    assert count(98.0) == 3 and count(105.8) == 3 and count(106.0) == 2
+    assert count(98.0, 98.0, 300.0) == 3 and count(150.0) == 2
+
 
 def test_a_re_plan_that_shortens_the_restarts_runs_them_so_and_a_resume_keeps_them(
         tmp_path, capsys, monkeypatch):
@@ -691,10 +764,12 @@ def test_a_re_plan_that_shortens_the_restarts_runs_them_so_and_a_resume_keeps_th
     data = kaggle_folder(tmp_path / "kaggle")  # 21 faces: one step an epoch
     monkeypatch.setattr(train_cli, "time_epoch", lambda *a, **k: (0.5, 1.0, 60.0))
     # 60-s epochs: 0.95 * 15 minutes less the report's 3 s hold 14, so the probe's plan is
-    # 10 + 2 x 2 (the recipe's 3 made short enough here by a floor of 1)
+    # 10 + 2 x 2 (two of the recipe's three restarts, its 3 epochs made short enough here
+    # by a floor of 1)
     monkeypatch.setattr(train_cli, "REAL_RESTART", 3)
     monkeypatch.setattr(train_cli, "REAL_RESTART_MIN", 1)
     monkeypatch.setattr(train_cli, "replan_restarts", lambda cfg, *a: 1)
+    monkeypatch.setattr(train_cli, "replan_restart_count", lambda cfg, *a: 2)
     monkeypatch.setattr(train_cli, "replan_first_cycle",
                         lambda cfg, *a: 10 if cfg["restart_epochs"] == 1 else pytest.fail(
                             "the first cycle was planned with the old restarts"))
@@ -706,8 +781,9 @@ def test_a_re_plan_that_shortens_the_restarts_runs_them_so_and_a_resume_keeps_th
             "--minutes", "15"]
     code, out, err = run(args + ["--out", "m", "--stop-after-epoch", "11"], capsys)
     assert code == 0, err
-    assert "first cycle 10 epochs (the shipped model had 35), restarts of 2 (the shipped " \
-           "model's: 3), 14 in all" in out
+    assert "first cycle 10 epochs (the shipped model had 35), 2 warm restarts (the recipe's " \
+           "3 where its first cycle fits with them), restarts of 2 (the shipped model's: 3), " \
+           "14 in all" in out
     assert "14 -> 12 epochs, the first cycle 10, restarts of 2 -> 1" in out
     assert "epoch  11/12" in out and len(fresh) == 2  # the first restart began at epoch 11
     saved = json.loads((tmp_path / "m" / "config.json").read_text())
