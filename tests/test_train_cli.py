@@ -593,6 +593,14 @@ def test_a_slow_machine_shortens_the_restarts_says_so_and_a_resume_keeps_them(
     assert "restarts of" not in out and "warning: even the shortest plan" in out
 
 
+def count_optimizers(monkeypatch) -> list:
+    """A list that grows by one at each optimizer the run makes (a fresh state: the start,
+    a resume, each warm restart)."""
+    made, real = [], train_cli.make_optimizer
+    monkeypatch.setattr(train_cli, "make_optimizer", lambda *a: made.append(1) or real(*a))
+    return made
+
+
 def test_the_recipe_runs_its_third_restart_only_where_a_whole_first_cycle_fits_with_it():
     """The recipe's three warm restarts run where its first cycle's 35 epochs fit with them
     in the budget; elsewhere v4's two, before the first cycle is shortened; a count of
@@ -619,10 +627,7 @@ def test_a_sized_run_drops_the_last_restart_where_it_does_not_fit_and_a_re_plan_
     monkeypatch.setattr(train_cli, "REAL_RESTART", 2)
     monkeypatch.setattr(train_cli, "replan_first_cycle", lambda cfg, *a: 11)
     monkeypatch.setattr(train_cli, "replan_restart_count", lambda cfg, *a: 2)
-    fresh = []
-    real_optimizer = train_cli.make_optimizer
-    monkeypatch.setattr(train_cli, "make_optimizer",
-                        lambda *a: fresh.append(1) or real_optimizer(*a))
+    fresh = count_optimizers(monkeypatch)
     args = ["--data", str(data), "--arch", "small", "--batch-size", "32", "--no-progress",
             "--minutes", "16"]
     code, out, err = run(args + ["--out", "m", "--stop-after-epoch", "1"], capsys)
@@ -773,10 +778,7 @@ def test_a_re_plan_that_shortens_the_restarts_runs_them_so_and_a_resume_keeps_th
     monkeypatch.setattr(train_cli, "replan_first_cycle",
                         lambda cfg, *a: 10 if cfg["restart_epochs"] == 1 else pytest.fail(
                             "the first cycle was planned with the old restarts"))
-    fresh = []
-    real_optimizer = train_cli.make_optimizer
-    monkeypatch.setattr(train_cli, "make_optimizer",
-                        lambda *a: fresh.append(1) or real_optimizer(*a))
+    fresh = count_optimizers(monkeypatch)
     args = ["--data", str(data), "--arch", "small", "--batch-size", "32", "--no-progress",
             "--minutes", "15"]
     code, out, err = run(args + ["--out", "m", "--stop-after-epoch", "11"], capsys)
@@ -810,10 +812,7 @@ def test_a_re_plan_moves_the_end_of_the_run_keeps_the_rise_and_a_resume_keeps_it
         return next(plans)
 
     monkeypatch.setattr(train_cli, "replan_first_cycle", replan)
-    fresh = []
-    real_optimizer = train_cli.make_optimizer
-    monkeypatch.setattr(train_cli, "make_optimizer",
-                        lambda *a: fresh.append(1) or real_optimizer(*a))
+    fresh = count_optimizers(monkeypatch)
     args = ["--data", str(data), "--arch", "small", "--batch-size", "32", "--no-progress",
             "--restart-epochs", "1", "--restarts", "2", "--minutes", "16"]
     code, out, err = run(args + ["--out", "m", "--stop-after-epoch", "8"], capsys)
