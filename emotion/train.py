@@ -785,7 +785,7 @@ def plan_restart_count(epoch_seconds: float, seconds_left: float, restarts: int,
     """How many of the recipe's ``restarts`` warm restarts of ``restart_epochs`` to run:
     all where they fit in ``seconds_left`` after a whole first cycle
     (``REAL_FIRST_CYCLE``), else one fewer at a time down to ``REAL_RESTARTS_MIN`` (v4's
-    two): the first cycle's epochs are worth more than a third restart's."""
+    two): where not all fit, v4's own recipe comes before a shorter first cycle."""
     fit = int(seconds_left // max(epoch_seconds, 1e-9))
     while (restart_epochs and restarts > REAL_RESTARTS_MIN
            and fit < REAL_FIRST_CYCLE + restarts * restart_epochs):
