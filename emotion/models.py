@@ -10,11 +10,11 @@
     head   3x3    global average pool -> dropout 0.3 -> dense 256->7
     total         1.17 M parameters (4.7 MB float32), 96 M multiply-accumulates
 
-``wide``: the network of models v2 to v4 (v4 ships) and the one ``python -m emotion.train``
+``wide``: the network of models v2 to v5 (v5 ships) and the one ``python -m emotion.train``
 trains by default on FER2013: the same shape 1.25x wider (40-80-160-320: 1.82 M
 parameters, 150 M MACs, 1.56x the compute). v2 (35 epochs with the photo faults, 100
-minutes on 2 cores) scored 67.46% on PublicTest with flip TTA; v4, two warm restarts
-later, 69.41% with flip and 69.88% with ten crops (see the model card).
+minutes on 2 cores) scored 67.46% on PublicTest with flip TTA; v5, three warm restarts
+later, 69.49% with flip and 69.82% with ten crops (see the model card).
 
 Every conv is followed by batch norm and ReLU (so convs carry no bias: batch norm's beta
 plays that role); the ReLU is the batch norm's fused ``activation="relu"``. (The shipped

@@ -79,7 +79,7 @@ DATA_ENV_VAR = "FER2013_DIR"
 DEFAULT_DATA_LOCATIONS = (Path("data/fer2013"), Path("~/data/fer2013"),
                           Path("~/.cache/minicnn-emotion/fer2013"))
 VALIDATION_SPLITS = ("test", "val", "private")
-# The recipe's first one-cycle on FER2013: the shipped model v4's 35 epochs where they fit
+# The recipe's first one-cycle on FER2013: the shipped model's 35 epochs where they fit
 # in --minutes (REAL_MINUTES) with the restarts, else as many as fit, at least
 # REAL_FIRST_CYCLE_MIN; the run's own step time decides (``plan_first_cycle``).
 REAL_FIRST_CYCLE, REAL_FIRST_CYCLE_MIN, REAL_MINUTES = 35, 10, 150
